@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// `npm run dev`: everything a newcomer needs for a working local gateway, in one command.
+// 1. creates .dev.vars from .dev.vars.example when absent (local secrets only);
+// 2. applies the D1 migrations to the local database;
+// 3. starts `wrangler dev` on http://localhost:8787 with local D1, KV and Durable Objects.
+import { spawnSync, spawn } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+
+if (!existsSync(".dev.vars")) {
+  copyFileSync(".dev.vars.example", ".dev.vars");
+  console.log("Created .dev.vars from .dev.vars.example (local secrets).");
+}
+const bootstrap = /BOOTSTRAP_SECRET="?([^"\n]+)"?/.exec(readFileSync(".dev.vars", "utf8"))?.[1] ?? "<BOOTSTRAP_SECRET>";
+
+const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"], { stdio: "inherit" });
+if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+
+const port = process.env.PORT ?? "8787";
+console.log(`
+  keygate is starting on http://localhost:${port}
+  Create an organization and its first admin key:
+
+    curl -s -X POST http://localhost:${port}/v1/orgs \\
+      -H 'authorization: Bearer ${bootstrap}' -H 'content-type: application/json' \\
+      -d '{"name":"Acme"}'
+`);
+const extra = process.argv.slice(2);
+const dev = spawn("npx", ["wrangler", "dev", "--port", port, ...extra], { stdio: "inherit" });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
+dev.on("exit", (code) => process.exit(code ?? 0));

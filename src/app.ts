@@ -1,0 +1,109 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { AppEnv } from "./context";
+import { ApiError, ERROR_STATUS, errorBody, type ErrorCode } from "./errors";
+import { StorageUnavailableError } from "./verification/verify-key";
+
+export type App = OpenAPIHono<AppEnv>;
+
+/** Largest accepted request body. Key requests are small; this keeps parsing cheap and bounded. */
+export const MAX_BODY_BYTES = 64 * 1024;
+/** How long a client should wait after a storage fault before retrying, in seconds. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+/** Answers `err` with the one error envelope. Unexpected errors are logged without their message. */
+export function onError(err: Error, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId") ?? "unknown";
+  let code: ErrorCode;
+  let message: string;
+  let details: unknown;
+  const headers: Record<string, string> = {};
+  if (err instanceof ApiError) {
+    ({ code, message, details } = err);
+    Object.assign(headers, err.headers);
+  } else if (err instanceof StorageUnavailableError) {
+    code = "SERVICE_UNAVAILABLE";
+    message = "Storage is unavailable; nothing was changed. Retry shortly.";
+    headers["Retry-After"] = String(STORAGE_RETRY_AFTER_SECONDS);
+  } else if (err instanceof HTTPException && err.status < 500) {
+    // Hono's own client errors, such as malformed JSON in a request body.
+    code = err.status === 413 ? "PAYLOAD_TOO_LARGE" : "INVALID_REQUEST";
+    message = err.message || "The request is invalid.";
+  } else {
+    code = "INTERNAL";
+    message = "Internal error.";
+    console.error(JSON.stringify({ level: "error", requestId, error: err.name }));
+  }
+  return c.json(errorBody(code, message, requestId, details), ERROR_STATUS[code], headers);
+}
+
+/**
+ * The app factory: request ids, body limits, the validation hook that turns zod failures into the
+ * error envelope, the error handler, and `/openapi.json`.
+ *
+ * @example
+ * const app = newApp();
+ * registerRoutes(app);
+ */
+export function newApp(): App {
+  const app = new OpenAPIHono<AppEnv>({
+    strict: true,
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issues = result.error.issues.map((i) => ({
+          field: i.path.join(".") || (result.target === "json" ? "(body)" : `(${result.target})`),
+          message: i.message,
+        }));
+        throw new ApiError("INVALID_REQUEST", `Invalid ${result.target === "json" ? "body" : result.target}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
+      }
+    },
+  });
+
+  app.use("*", async (c, next) => {
+    c.set("requestId", `req_${crypto.randomUUID().replaceAll("-", "")}`);
+    await next();
+    c.header("x-request-id", c.get("requestId"));
+  });
+
+  app.use("/v1/*", async (c, next) => {
+    const method = c.req.method;
+    if (method === "POST" || method === "PUT" || method === "PATCH") {
+      const type = c.req.header("content-type");
+      const length = c.req.header("content-length");
+      const hasBody = (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
+      if ((hasBody || type !== undefined) && !/^application\/json\s*(;|$)/i.test(type ?? "")) {
+        throw new ApiError("UNSUPPORTED_MEDIA_TYPE", "Request bodies must be JSON: send Content-Type: application/json.");
+      }
+    }
+    await next();
+  });
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new ApiError("PAYLOAD_TOO_LARGE", `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`);
+      },
+    }),
+  );
+
+  app.onError(onError);
+  app.notFound((c) => c.json(errorBody("NOT_FOUND", "No such route.", c.get("requestId")), 404));
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "An API key: `Authorization: Bearer kgw_…`.",
+  });
+  app.doc("/openapi.json", {
+    openapi: "3.0.3",
+    info: {
+      title: "keygate",
+      version: "1.0.0",
+      description: "Edge API-key gateway: organization API keys with RBAC roles, scopes and legacy modes.",
+    },
+  });
+  return app;
+}

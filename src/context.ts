@@ -1,0 +1,11 @@
+import type { VerifiedKey } from "./verification/verify-key";
+
+/** Hono's environment for every route: the Worker bindings plus per-request variables. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: {
+    requestId: string;
+    /** The authenticated caller's key, set by `authenticate()`. */
+    caller: VerifiedKey;
+  };
+}

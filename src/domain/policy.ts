@@ -1,0 +1,48 @@
+/**
+ * Org key policy: require an expiration and/or cap a key's lifetime. Enforced at create, at edit
+ * and at use; at use it is evaluated on every request, never trusted from a cache.
+ */
+
+export interface OrgPolicy {
+  requireExpiration: boolean;
+  /** Longest allowed lifetime, from the key's creation, in days; null for no cap. */
+  maxLifetimeDays: number | null;
+}
+
+export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null };
+export const MAX_LIFETIME_DAYS_LIMIT = 3650;
+const DAY_MS = 86_400_000;
+
+export type PolicyViolation = { code: "EXPIRATION_REQUIRED" | "LIFETIME_TOO_LONG"; message: string };
+
+/**
+ * Why a key with this creation time and expiry breaks `policy`, or null when it complies.
+ * @example policyViolation(policy, { createdAt, expiresAt: null }) // { code: "EXPIRATION_REQUIRED", … }
+ */
+export function policyViolation(
+  policy: OrgPolicy,
+  key: { createdAt: number; expiresAt: number | null },
+): PolicyViolation | null {
+  if (policy.requireExpiration && key.expiresAt === null) {
+    return { code: "EXPIRATION_REQUIRED", message: "The organization's policy requires keys to have an expiration date." };
+  }
+  if (policy.maxLifetimeDays !== null) {
+    const limit = key.createdAt + policy.maxLifetimeDays * DAY_MS;
+    if (key.expiresAt === null || key.expiresAt > limit) {
+      return {
+        code: "LIFETIME_TOO_LONG",
+        message: `The organization's policy caps key lifetime at ${policy.maxLifetimeDays} days.`,
+      };
+    }
+  }
+  return null;
+}
+
+/** An expiration as the API accepts it: none, a preset number of days, or a timestamp. */
+export type ExpirationInput = null | { days: 30 | 60 | 90 | 365 } | { at: number };
+
+/** The absolute expiry (ms) of an expiration input, counted from `now`. */
+export function resolveExpiry(input: ExpirationInput | undefined, now: number): number | null {
+  if (!input) return null;
+  return "days" in input ? now + input.days * DAY_MS : input.at;
+}

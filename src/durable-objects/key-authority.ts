@@ -1,0 +1,218 @@
+import { DurableObject } from "cloudflare:workers";
+import { and, eq } from "drizzle-orm";
+import { encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
+import { displayPrefix, mintKey } from "../domain/key-format";
+import { db } from "../storage/db";
+import {
+  keyRecordName,
+  loadKeyRow,
+  recordOf,
+  TOMBSTONE_TTL_SECONDS,
+  type KeyRecord,
+  type KeyRow,
+} from "../storage/key-record";
+import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
+
+/** Who asked for a change, for the audit entry written in the same D1 batch as the change. */
+export interface AuditContext {
+  actorKeyId: string | null;
+  requestId: string;
+}
+
+/** A change of a key's access or metadata, applied by {@link KeyAuthority.update}. */
+export interface KeyChange {
+  name?: string;
+  orgRole?: "none" | "member" | "admin";
+  appRoles?: Record<string, "reader" | "uploader" | "developer" | "admin">;
+  scopes?: string[];
+  expiresAt?: number | null;
+}
+
+/**
+ * One object per key, named by the key id carried in the key itself. It serializes everything that
+ * writes the key's KV record: cache fills on a miss, regenerate, revoke and every edit. Each change
+ * commits D1, then replaces the KV record, then answers, so when a management call returns the old
+ * record is gone, and a fill queued behind the change reads the new D1 state.
+ *
+ * D1 and KV calls are I/O that let other requests into the object, so a promise chain, not the
+ * input gate, is what serializes them.
+ */
+export class KeyAuthority extends DurableObject<Env> {
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The key's row as of the last serialized operation: strict verification answers from it. */
+  private row: KeyRow | null | undefined;
+
+  /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
+  fillPause: (() => Promise<void>) | null = null;
+
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private get database() {
+    return db(this.env.DB);
+  }
+
+  private async currentRow(keyId: string): Promise<KeyRow | null> {
+    if (this.row === undefined) this.row = await loadKeyRow(this.database, keyId);
+    return this.row;
+  }
+
+  /** The record for `hash` from D1, without touching KV. */
+  private async recordFor(keyId: string, hash: string): Promise<KeyRecord> {
+    const row = await this.currentRow(keyId);
+    if (!row || !timingSafeEqual(row.keyHash, hash)) return { status: "unknown" };
+    return recordOf(row);
+  }
+
+  /**
+   * Fills the KV record of `hash` from D1 after a cache miss, and returns it. Unknown and revoked
+   * hashes get a short-lived negative record, so repeated guesses do not reach the object again.
+   */
+  fill(keyId: string, hash: string): Promise<KeyRecord> {
+    return this.serialized(async () => {
+      this.row = undefined; // a fill always reads D1: it is the cache's way back to the truth
+      const record = await this.recordFor(keyId, hash);
+      if (this.fillPause) await this.fillPause();
+      await this.env.KEYS_KV.put(
+        keyRecordName(hash),
+        JSON.stringify(record),
+        record.status === "active" ? undefined : { expirationTtl: TOMBSTONE_TTL_SECONDS },
+      );
+      return record;
+    });
+  }
+
+  /** Strict verification: the authority's own view, with no cache in between. */
+  check(keyId: string, hash: string): Promise<KeyRecord> {
+    return this.serialized(() => this.recordFor(keyId, hash));
+  }
+
+  /** Revokes the key, irreversibly: D1 first, then the KV record becomes a tombstone. */
+  revoke(keyId: string, orgId: string, audit: AuditContext): Promise<boolean> {
+    return this.serialized(async () => {
+      const row = await loadKeyRow(this.database, keyId, orgId);
+      if (!row || row.revokedAt !== null) return false;
+      const now = Date.now();
+      await this.database.batch([
+        this.database.update(apiKeys).set({ revokedAt: now, updatedAt: now }).where(eq(apiKeys.id, keyId)),
+        this.database.insert(auditLog).values(auditEntry(orgId, audit, "key.revoke", keyId, { name: row.name })),
+      ]);
+      this.row = { ...row, revokedAt: now, updatedAt: now };
+      await this.env.KEYS_KV.put(keyRecordName(row.keyHash), JSON.stringify(recordOf(this.row)), {
+        expirationTtl: TOMBSTONE_TTL_SECONDS,
+      });
+      return true;
+    });
+  }
+
+  /**
+   * Gives the key a new secret and returns it (the only time it is shown). The old secret's record
+   * becomes a tombstone before this returns; id, name and access stay.
+   */
+  regenerate(keyId: string, orgId: string, audit: AuditContext): Promise<{ key: string; row: KeyRow } | null> {
+    return this.serialized(async () => {
+      const row = await loadKeyRow(this.database, keyId, orgId);
+      if (!row || row.revokedAt !== null) return null;
+      const key = mintKey(keyId);
+      const now = Date.now();
+      const next: KeyRow = {
+        ...row,
+        keyHash: await hashKey(key),
+        keyPrefix: displayPrefix(key),
+        secretCiphertext: row.secure ? null : await encryptSecret(this.env.KEY_ENCRYPTION_SECRET, key, keyId),
+        updatedAt: now,
+      };
+      await this.database.batch([
+        this.database
+          .update(apiKeys)
+          .set({ keyHash: next.keyHash, keyPrefix: next.keyPrefix, secretCiphertext: next.secretCiphertext, updatedAt: now })
+          .where(eq(apiKeys.id, keyId)),
+        this.database.insert(auditLog).values(auditEntry(orgId, audit, "key.regenerate", keyId, { name: row.name })),
+      ]);
+      this.row = next;
+      await this.env.KEYS_KV.put(
+        keyRecordName(row.keyHash),
+        JSON.stringify({ status: "revoked", keyId, orgId } satisfies KeyRecord),
+        { expirationTtl: TOMBSTONE_TTL_SECONDS },
+      );
+      await this.env.KEYS_KV.put(keyRecordName(next.keyHash), JSON.stringify(recordOf(next)));
+      return { key, row: next };
+    });
+  }
+
+  /** Applies an edit of name, access or expiry, then replaces the KV record with the new access. */
+  update(keyId: string, orgId: string, change: KeyChange, audit: AuditContext): Promise<KeyRow | null> {
+    return this.serialized(async () => {
+      const row = await loadKeyRow(this.database, keyId, orgId);
+      if (!row || row.revokedAt !== null) return null;
+      const now = Date.now();
+      const next: KeyRow = {
+        ...row,
+        name: change.name ?? row.name,
+        orgRole: change.orgRole ?? row.orgRole,
+        scopes: change.scopes ?? row.scopes,
+        expiresAt: change.expiresAt !== undefined ? change.expiresAt : row.expiresAt,
+        appRoles: change.appRoles ?? row.appRoles,
+        updatedAt: now,
+      };
+      if (next.orgRole === "admin") next.appRoles = {};
+      const statements = [
+        this.database
+          .update(apiKeys)
+          .set({ name: next.name, orgRole: next.orgRole, scopes: next.scopes, expiresAt: next.expiresAt, updatedAt: now })
+          .where(eq(apiKeys.id, keyId)),
+        this.database.insert(auditLog).values(auditEntry(orgId, audit, "key.update", keyId, { changed: Object.keys(change) })),
+      ] as const;
+      const roleStatements =
+        change.appRoles !== undefined || next.orgRole === "admin"
+          ? [
+              this.database.delete(keyAppRoles).where(eq(keyAppRoles.keyId, keyId)),
+              ...Object.entries(next.appRoles).map(([appId, role]) =>
+                this.database.insert(keyAppRoles).values({ keyId, appId, role }),
+              ),
+            ]
+          : [];
+      await this.database.batch([...statements, ...roleStatements]);
+      this.row = next;
+      await this.env.KEYS_KV.put(keyRecordName(next.keyHash), JSON.stringify(recordOf(next)));
+      return next;
+    });
+  }
+
+  /**
+   * Drops app roles on a deleted app from this key and refreshes its record. Called for each key
+   * that held a role on the app, so the app's deletion is a change of access like any other.
+   */
+  dropApp(keyId: string, appId: string): Promise<void> {
+    return this.serialized(async () => {
+      await this.database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId)));
+      this.row = undefined;
+      const row = await this.currentRow(keyId);
+      if (!row || row.revokedAt !== null) return;
+      await this.env.KEYS_KV.put(keyRecordName(row.keyHash), JSON.stringify(recordOf(row)));
+    });
+  }
+}
+
+export function auditEntry(
+  orgId: string,
+  audit: AuditContext,
+  action: string,
+  targetId: string,
+  details?: Record<string, unknown>,
+  targetType = "key",
+): typeof auditLog.$inferInsert {
+  return {
+    orgId,
+    actorKeyId: audit.actorKeyId,
+    action,
+    targetType,
+    targetId,
+    requestId: audit.requestId,
+    details: details ?? null,
+    createdAt: Date.now(),
+  };
+}

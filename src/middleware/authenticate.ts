@@ -1,0 +1,53 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../context";
+import type { Permission } from "../domain/catalog";
+import { allows } from "../domain/permissions";
+import { ApiError } from "../errors";
+import { verifyKey } from "../verification/verify-key";
+
+export const WWW_AUTHENTICATE_REALM = 'Bearer realm="keygate"';
+
+/**
+ * The presented credential: `Authorization: Bearer <key>` or `x-api-key`, never the query string.
+ * `undefined` when absent; the raw value otherwise (the verifier judges its shape).
+ */
+export function presentedKey(headers: Headers): string | undefined {
+  const auth = headers.get("authorization");
+  if (auth !== null) {
+    const match = /^Bearer[ ]+(\S+)\s*$/i.exec(auth);
+    return match ? match[1] : "";
+  }
+  return headers.get("x-api-key") ?? undefined;
+}
+
+/** A 401 in the envelope, with the `WWW-Authenticate` challenge RFC 6750 asks for. */
+export function unauthorized(message: string, reason: string): ApiError {
+  const error = reason === "MISSING" ? "" : ', error="invalid_token"';
+  return new ApiError("UNAUTHORIZED", message, { reason }, { "WWW-Authenticate": WWW_AUTHENTICATE_REALM + error });
+}
+
+/**
+ * Authenticates a management call with the one verifier and checks it against the `{orgId}` in the
+ * path: another organization's objects answer 404 (existence does not leak), a missing permission
+ * answers 403.
+ *
+ * @example
+ * createRoute({ ..., middleware: [authenticate({ permission: "apiKeyManagement" })] })
+ */
+export function authenticate(options: { permission?: Permission } = {}): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const key = presentedKey(c.req.raw.headers);
+    if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
+    const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    if (!result.valid) throw unauthorized(result.message, result.code);
+    const orgId = c.req.param("orgId");
+    if (orgId !== undefined && orgId !== result.key.orgId) throw new ApiError("NOT_FOUND", "No such organization.");
+    if (options.permission && !allows(result.key.grants, options.permission)) {
+      throw new ApiError("FORBIDDEN", `This key lacks the ${options.permission} permission.`, {
+        required: options.permission,
+      });
+    }
+    c.set("caller", result.key);
+    await next();
+  };
+}

@@ -1,0 +1,51 @@
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { timingSafeEqual } from "../../domain/crypto";
+import { NO_POLICY } from "../../domain/policy";
+import { unauthorized } from "../../middleware/authenticate";
+import { db } from "../../storage/db";
+import { policyRecordName } from "../../storage/key-record";
+import { createOrgWithAdminKey, toKeyObject } from "../../storage/keys";
+import { errorResponses, Id, json, KeyWithSecret, Name, Timestamp } from "../schemas";
+
+export const OrgObject = z
+  .object({ id: Id, name: z.string(), createdAt: Timestamp })
+  .openapi("Org");
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/orgs",
+  tags: ["Organizations"],
+  summary: "Create an organization and its first admin key",
+  description:
+    "Authenticated with the deployment's bootstrap secret (`Authorization: Bearer <BOOTSTRAP_SECRET>`), not an API key. " +
+    "The response carries the organization's first admin key in full, shown only this once.",
+  security: [{ apiKey: [] }],
+  request: {
+    body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "Acme Inc" }) }) } }, required: true },
+  },
+  responses: {
+    201: json(z.object({ org: OrgObject, key: KeyWithSecret }), "The organization and its first admin key."),
+    ...errorResponses,
+  },
+});
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const presented = /^Bearer[ ]+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+  if (!presented) throw unauthorized("The bootstrap secret is required: Authorization: Bearer <BOOTSTRAP_SECRET>.", "MISSING");
+  if (!c.env.BOOTSTRAP_SECRET || !timingSafeEqual(presented, c.env.BOOTSTRAP_SECRET)) {
+    throw unauthorized("The bootstrap secret is wrong.", "NOT_FOUND");
+  }
+  const { name } = c.req.valid("json");
+  const { org, row, key } = await createOrgWithAdminKey(db(c.env.DB), c.env.KEY_ENCRYPTION_SECRET, name, c.get("requestId"));
+  // The verifier reads the org's policy from KV on every request; seed it so that read never misses.
+  await c.env.KEYS_KV.put(policyRecordName(org.id), JSON.stringify(NO_POLICY));
+  c.header("Cache-Control", "no-store");
+  return c.json(
+    { org: { id: org.id, name: org.name, createdAt: new Date(org.createdAt).toISOString() }, key: { ...toKeyObject(row), key } },
+    201,
+  );
+};
+
+export const registerCreateOrg = (app: App) => app.openapi(route, handler);

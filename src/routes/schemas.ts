@@ -1,0 +1,119 @@
+import { z } from "@hono/zod-openapi";
+import { APP_ROLES, EXPIRY_PRESETS_DAYS, LEGACY_MODES, ORG_ROLES, SCOPES } from "../domain/catalog";
+import { ID_PATTERN, KEY_PATTERN_SOURCE } from "../domain/key-format";
+import { MAX_LIFETIME_DAYS_LIMIT } from "../domain/policy";
+import { ERROR_STATUS } from "../errors";
+
+/**
+ * Schemas shared by several endpoints. Each endpoint's own request and response schemas live in its
+ * route file; these are the building blocks, and their `.openapi()` text is the API documentation.
+ */
+
+export const NAME_MAX_LENGTH = 100;
+// Control characters (C0, DEL, C1) and lone surrogates make names unreadable in lists and logs.
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** A display name: trimmed, 1–100 characters, no control characters. */
+export const Name = z
+  .string()
+  .trim()
+  .min(1, "must not be empty")
+  .max(NAME_MAX_LENGTH, `must be at most ${NAME_MAX_LENGTH} characters`)
+  .refine((s) => !CONTROL_CHARS.test(s), "must not contain control characters")
+  .refine((s) => s.isWellFormed(), "must be valid Unicode")
+  .openapi({ example: "CI/CD Deploy" });
+
+export const Id = z.string().regex(ID_PATTERN, "must be an id (20 characters of lowercase base32)");
+
+export const OrgIdParam = z.object({
+  orgId: Id.openapi({ param: { name: "orgId", in: "path" }, example: "01jd8x6w2m9k3v7q4r5t" }),
+});
+export const KeyIdParams = OrgIdParam.extend({
+  keyId: Id.openapi({ param: { name: "keyId", in: "path" }, example: "01jd8x7a0b1c2d3e4f5g" }),
+});
+
+export const Timestamp = z.string().datetime().openapi({ example: "2026-11-22T14:00:00.000Z" });
+export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export const OrgRoleSchema = z.enum(ORG_ROLES).openapi({
+  description: "Organization-wide role: `none` (only per-app access), `member` (read), `admin` (everything, every app).",
+});
+export const AppRoleSchema = z.enum(APP_ROLES).openapi({
+  description: "Role on one app: `reader` ⊂ `uploader` ⊂ `developer` ⊂ `admin`.",
+});
+export const ScopeSchema = z.enum(SCOPES).openapi({ description: "A scope from the fixed catalog." });
+export const LegacyModeSchema = z.enum(LEGACY_MODES).openapi({ description: "Legacy mode: `read` ⊂ `upload` ⊂ `write` ⊂ `all`." });
+
+export const AppRoleAssignment = z.strictObject({ appId: Id, role: AppRoleSchema });
+
+export const KindSchema = z.enum(["rbac", "scoped", "legacy"]);
+
+/** How a request sets an expiration: a preset number of days or an explicit future time. */
+export const ExpirationFields = {
+  expiresInDays: z
+    .union(EXPIRY_PRESETS_DAYS.map((d) => z.literal(d)) as unknown as [z.ZodLiteral<30>, z.ZodLiteral<60>, z.ZodLiteral<90>, z.ZodLiteral<365>])
+    .optional()
+    .openapi({ description: "Expire after a preset number of days.", example: 90 }),
+  expiresAt: Timestamp.nullable()
+    .optional()
+    .openapi({ description: "Expire at this time (must be in the future), or null for no expiry." }),
+};
+
+export const KeyObject = z
+  .object({
+    id: Id,
+    orgId: Id,
+    name: z.string(),
+    kind: KindSchema,
+    secure: z.boolean().openapi({ description: "Secure keys are stored only as a hash and can never be revealed." }),
+    prefix: z.string().openapi({ description: "The non-secret start of the key.", example: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9" }),
+    orgRole: OrgRoleSchema.nullable(),
+    appRoles: z.array(z.object({ appId: Id, role: AppRoleSchema })),
+    scopes: z.array(ScopeSchema).nullable(),
+    mode: LegacyModeSchema.nullable(),
+    status: z.enum(["active", "expired"]),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+    lastUsedAt: Timestamp.nullable(),
+    expiresAt: Timestamp.nullable(),
+  })
+  .openapi("Key");
+
+export const KeyWithSecret = KeyObject.extend({
+  key: z.string().openapi({
+    description: `The full key, shown only in this response. Format: \`${KEY_PATTERN_SOURCE}\`.`,
+    example: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9kQ2mN8pL4xR7vB1cZ6dW0sY5tG2j4UaP9e",
+  }),
+}).openapi("KeyWithSecret");
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS]),
+      message: z.string(),
+      requestId: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .openapi("Error");
+
+const errorResponse = (description: string) => ({ content: { "application/json": { schema: ErrorSchema } }, description });
+
+/** The error responses every authenticated endpoint can give. */
+export const errorResponses = {
+  400: errorResponse("Invalid request: `details.issues` names each bad field."),
+  401: errorResponse("Missing, malformed, unknown, expired or revoked key."),
+  403: errorResponse("The key lacks the permission this needs."),
+  404: errorResponse("No such object in the caller's organization."),
+  413: errorResponse("Request body too large."),
+  415: errorResponse("Request body is not JSON."),
+  503: errorResponse("Storage unavailable; nothing was changed."),
+} as const;
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  content: { "application/json": { schema } },
+  description,
+});
+
+export const MAX_LIFETIME = MAX_LIFETIME_DAYS_LIMIT;

@@ -1,0 +1,117 @@
+import type { Scope } from "../domain/catalog";
+import { encryptSecret, hashKey } from "../domain/crypto";
+import { displayPrefix, mintKey, newId } from "../domain/key-format";
+import type { KeyAccess } from "../domain/permissions";
+import { auditEntry, type AuditContext } from "../durable-objects/key-authority";
+import type { Db } from "./db";
+import type { KeyRow } from "./key-record";
+import { apiKeys, auditLog, keyAppRoles, orgs, orgPolicies } from "./schema";
+import { iso } from "../routes/schemas";
+
+export interface NewKey {
+  orgId: string;
+  name: string;
+  secure: boolean;
+  expiresAt: number | null;
+  access: KeyAccess;
+  createdBy: string | null;
+}
+
+/** The row for a new key and its secret; nothing is written yet. */
+export async function prepareKey(encryptionSecret: string, input: NewKey, now = Date.now()) {
+  const id = newId(now);
+  const key = mintKey(id);
+  const { access } = input;
+  const row: KeyRow = {
+    id,
+    orgId: input.orgId,
+    name: input.name,
+    kind: access.kind,
+    secure: input.secure,
+    keyHash: await hashKey(key),
+    keyPrefix: displayPrefix(key),
+    secretCiphertext: input.secure ? null : await encryptSecret(encryptionSecret, key, id),
+    orgRole: access.kind === "rbac" ? access.orgRole : null,
+    mode: access.kind === "legacy" ? access.mode : null,
+    scopes: access.kind === "scoped" ? access.scopes : null,
+    appRoles: access.kind === "rbac" && access.orgRole !== "admin" ? access.appRoles : {},
+    expiresAt: input.expiresAt,
+    createdAt: now,
+    updatedAt: now,
+    lastUsedAt: null,
+    revokedAt: null,
+    createdBy: input.createdBy,
+  };
+  return { key, row };
+}
+
+/** The D1 statements that insert a prepared key with its app roles and audit entry. */
+export function insertKeyStatements(database: Db, row: KeyRow, audit: AuditContext) {
+  const { appRoles, ...columns } = row;
+  return [
+    database.insert(apiKeys).values(columns),
+    ...Object.entries(appRoles).map(([appId, role]) => database.insert(keyAppRoles).values({ keyId: row.id, appId, role })),
+    database
+      .insert(auditLog)
+      .values(auditEntry(row.orgId, audit, "key.create", row.id, { name: row.name, kind: row.kind, secure: row.secure })),
+  ] as const;
+}
+
+/**
+ * Creates a key in one D1 batch (row, app roles and audit entry together, or nothing) and returns
+ * the row and the full key, which the caller shows once. No KV write: the first verification fills
+ * the cache through the key's authority.
+ */
+export async function createKey(database: Db, encryptionSecret: string, input: NewKey, audit: AuditContext) {
+  const prepared = await prepareKey(encryptionSecret, input);
+  const [first, ...rest] = insertKeyStatements(database, prepared.row, audit);
+  await database.batch([first, ...rest]);
+  return prepared;
+}
+
+/**
+ * Creates an organization with its first admin key, in one batch.
+ */
+export async function createOrgWithAdminKey(database: Db, encryptionSecret: string, name: string, requestId: string) {
+  const now = Date.now();
+  const org = { id: newId(now), name, createdAt: now };
+  const prepared = await prepareKey(encryptionSecret, {
+    orgId: org.id,
+    name: "Admin key",
+    secure: true,
+    expiresAt: null,
+    access: { kind: "rbac", orgRole: "admin", appRoles: {} },
+    createdBy: null,
+  }, now);
+  const audit = { actorKeyId: null, requestId };
+  const [first, ...rest] = insertKeyStatements(database, prepared.row, audit);
+  await database.batch([
+    database.insert(orgs).values(org),
+    database.insert(orgPolicies).values({ orgId: org.id, requireExpiration: false, maxLifetimeDays: null, updatedAt: now }),
+    database.insert(auditLog).values(auditEntry(org.id, audit, "org.create", org.id, { name }, "org")),
+    first,
+    ...rest,
+  ]);
+  return { org, ...prepared };
+}
+
+/** The API's view of a key: never its hash or ciphertext. */
+export function toKeyObject(row: KeyRow, now = Date.now()) {
+  return {
+    id: row.id,
+    orgId: row.orgId,
+    name: row.name,
+    kind: row.kind,
+    secure: row.secure,
+    prefix: row.keyPrefix,
+    orgRole: row.orgRole,
+    appRoles: Object.entries(row.appRoles).map(([appId, role]) => ({ appId, role })),
+    scopes: (row.scopes ?? null) as Scope[] | null,
+    mode: row.mode,
+    status: row.expiresAt !== null && row.expiresAt <= now ? ("expired" as const) : ("active" as const),
+    createdAt: iso(row.createdAt)!,
+    updatedAt: iso(row.updatedAt)!,
+    lastUsedAt: iso(row.lastUsedAt),
+    expiresAt: iso(row.expiresAt),
+  };
+}

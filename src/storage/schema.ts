@@ -1,0 +1,103 @@
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * The D1 schema: the source of truth for organizations, apps, keys, policy and the audit log.
+ * `docs/storage.md` describes every table; `test/schema-drift.test.ts` proves `migrations/` matches it.
+ * Times are integer milliseconds since the epoch (UTC).
+ */
+
+export const orgs = sqliteTable("orgs", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+export const apps = sqliteTable(
+  "apps",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => orgs.id),
+    name: text("name").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [uniqueIndex("apps_org_name").on(t.orgId, t.name)],
+);
+
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    /** Time-ordered id, also carried inside the secret so the hot path can address its authority. */
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => orgs.id),
+    name: text("name").notNull(),
+    kind: text("kind", { enum: ["rbac", "scoped", "legacy"] }).notNull(),
+    /** Secure keys keep only `keyHash`; others also keep `secretCiphertext` (AES-GCM) for reveal. */
+    secure: integer("secure", { mode: "boolean" }).notNull(),
+    /** Hex SHA-256 of the full key string; the KV cache is keyed by it. */
+    keyHash: text("key_hash").notNull(),
+    /** The short, non-secret start of the key shown in lists. */
+    keyPrefix: text("key_prefix").notNull(),
+    secretCiphertext: text("secret_ciphertext"),
+    orgRole: text("org_role", { enum: ["none", "member", "admin"] }),
+    mode: text("mode", { enum: ["read", "upload", "write", "all"] }),
+    /** JSON array of scope names, for scoped keys. */
+    scopes: text("scopes", { mode: "json" }).$type<string[]>(),
+    expiresAt: integer("expires_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    lastUsedAt: integer("last_used_at"),
+    revokedAt: integer("revoked_at"),
+    createdBy: text("created_by"),
+  },
+  (t) => [
+    uniqueIndex("api_keys_hash").on(t.keyHash),
+    // Cursor pagination of one org's keys (optionally by kind) walks these indexes, newest first.
+    index("api_keys_org_id").on(t.orgId, t.revokedAt, t.id),
+    index("api_keys_org_kind_id").on(t.orgId, t.kind, t.revokedAt, t.id),
+  ],
+);
+
+export const keyAppRoles = sqliteTable(
+  "key_app_roles",
+  {
+    keyId: text("key_id")
+      .notNull()
+      .references(() => apiKeys.id),
+    appId: text("app_id")
+      .notNull()
+      .references(() => apps.id),
+    role: text("role", { enum: ["reader", "uploader", "developer", "admin"] }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.appId] }), index("key_app_roles_app").on(t.appId)],
+);
+
+export const orgPolicies = sqliteTable("org_policies", {
+  orgId: text("org_id")
+    .primaryKey()
+    .references(() => orgs.id),
+  requireExpiration: integer("require_expiration", { mode: "boolean" }).notNull().default(false),
+  maxLifetimeDays: integer("max_lifetime_days"),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    orgId: text("org_id").notNull(),
+    actorKeyId: text("actor_key_id"),
+    action: text("action").notNull(),
+    targetType: text("target_type").notNull(),
+    targetId: text("target_id").notNull(),
+    requestId: text("request_id").notNull(),
+    /** JSON object of non-secret facts about the change (never key material). */
+    details: text("details", { mode: "json" }).$type<Record<string, unknown>>(),
+    createdAt: integer("created_at").notNull().default(sql`(unixepoch() * 1000)`),
+  },
+  (t) => [index("audit_log_org_id").on(t.orgId, t.id)],
+);

@@ -1,0 +1,129 @@
+import type { Permission } from "../domain/catalog";
+import { hashKey } from "../domain/crypto";
+import { parseKey } from "../domain/key-format";
+import { allows, grantsOf, type Grant, type KeyAccess } from "../domain/permissions";
+import { policyViolation, type OrgPolicy } from "../domain/policy";
+import { db } from "../storage/db";
+import { keyRecordName, loadPolicy, policyRecordName, type KeyRecord } from "../storage/key-record";
+import { recordLastUsed } from "./last-used";
+
+export const VERIFY_CODES = [
+  "VALID",
+  "MALFORMED",
+  "NOT_FOUND",
+  "EXPIRED",
+  "REVOKED",
+  "POLICY_VIOLATION",
+  "INSUFFICIENT_PERMISSIONS",
+] as const;
+export type VerifyCode = (typeof VERIFY_CODES)[number];
+
+/** The identity and access of a key that exists and is not revoked. */
+export type VerifiedKey = {
+  keyId: string;
+  orgId: string;
+  name: string;
+  expiresAt: number | null;
+  createdAt: number;
+  grants: Grant[];
+} & KeyAccess;
+
+export type Verification =
+  | { valid: true; code: "VALID"; key: VerifiedKey }
+  | { valid: false; code: VerifyCode; message: string; key?: VerifiedKey };
+
+export interface VerifyOptions {
+  /** The permission the request needs, if any. */
+  permission?: Permission;
+  /** The app the permission is needed on; without it only org-wide grants count. */
+  app?: string;
+  /** Ask the key's authority directly instead of the KV cache: zero staleness, more latency. */
+  strict?: boolean;
+  /** Where `lastUsedAt` writes are deferred to, off the response path. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  now?: number;
+}
+
+/** A storage fault during verification: callers must fail closed (503), never treat it as valid. */
+export class StorageUnavailableError extends Error {
+  constructor(readonly store: "kv" | "d1" | "authority", cause: unknown) {
+    super(`${store} unavailable`, { cause });
+  }
+}
+
+async function guarded<T>(store: StorageUnavailableError["store"], work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw new StorageUnavailableError(store, err);
+  }
+}
+
+// keyId → orgId never changes, so the policy read can start alongside the key read once an isolate
+// has seen a key. Bounded so a flood of distinct keys cannot grow it without limit.
+const ORG_OF_KEY_LIMIT = 50_000;
+const orgOfKey = new Map<string, string>();
+
+async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
+  const cached = await guarded("kv", () => env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), "json"));
+  return cached ?? (await guarded("d1", () => loadPolicy(db(env.DB), orgId)));
+}
+
+/**
+ * The one verifier: the verify endpoint, management authentication and the gateway all call it.
+ * Format and checksum first (no storage read when they fail), then SHA-256, then the KV record,
+ * filled through the key's authority on a miss; expiry and org policy are decided now, from the
+ * current time and the current policy, never from the cache.
+ *
+ * @example
+ * const result = await verifyKey(env, presented, { permission: "app:upload", app: appId });
+ * if (!result.valid) return deny(result.code);
+ */
+export async function verifyKey(env: Env, presented: string, options: VerifyOptions = {}): Promise<Verification> {
+  const parsed = parseKey(presented);
+  if (!parsed) return { valid: false, code: "MALFORMED", message: "The key is not a well-formed API key." };
+  const hash = await hashKey(presented);
+
+  const knownOrg = orgOfKey.get(parsed.keyId);
+  const policyRead = knownOrg ? readPolicy(env, knownOrg) : undefined;
+  policyRead?.catch(() => undefined); // awaited below; keep an early rejection from going unhandled
+
+  let record: KeyRecord;
+  const authority = () => env.KEY_AUTHORITY.get(env.KEY_AUTHORITY.idFromName(parsed.keyId));
+  if (options.strict) {
+    record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(parsed.keyId, hash));
+  } else {
+    const cached = await guarded("kv", () => env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json"));
+    record = cached ?? (await guarded("authority", async (): Promise<KeyRecord> => await authority().fill(parsed.keyId, hash)));
+  }
+
+  if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
+  if (record.status === "revoked") return { valid: false, code: "REVOKED", message: "The key has been revoked." };
+
+  if (!knownOrg) {
+    if (orgOfKey.size >= ORG_OF_KEY_LIMIT) orgOfKey.clear();
+    orgOfKey.set(record.keyId, record.orgId);
+  }
+  const { status: _status, ...rest } = record;
+  const key: VerifiedKey = { ...rest, grants: grantsOf(record) };
+  const now = options.now ?? Date.now();
+
+  if (record.expiresAt !== null && record.expiresAt <= now) {
+    return { valid: false, code: "EXPIRED", message: "The key has expired.", key };
+  }
+  const policy = await (policyRead && knownOrg === record.orgId ? policyRead : readPolicy(env, record.orgId));
+  const violation = policyViolation(policy, record);
+  if (violation) return { valid: false, code: "POLICY_VIOLATION", message: violation.message, key };
+
+  if (options.permission && !allows(key.grants, options.permission, options.app)) {
+    const where = options.app ? ` on app ${options.app}` : "";
+    return {
+      valid: false,
+      code: "INSUFFICIENT_PERMISSIONS",
+      message: `The key lacks the ${options.permission} permission${where}.`,
+      key,
+    };
+  }
+  recordLastUsed(env, key.keyId, now, options.waitUntil);
+  return { valid: true, code: "VALID", key };
+}
