@@ -216,3 +216,12 @@ export function auditEntry(
     createdAt: Date.now(),
   };
 }
+
+/**
+ * The stub of `keyId`'s authority. The id is carried in the key itself, so the verifier needs no
+ * lookup to find it.
+ * @example await authorityFor(env, keyId).revoke(keyId, orgId, audit)
+ */
+export function authorityFor(env: Env, keyId: string) {
+  return env.KEY_AUTHORITY.get(env.KEY_AUTHORITY.idFromName(keyId));
+}

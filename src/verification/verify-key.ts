@@ -3,6 +3,7 @@ import { hashKey } from "../domain/crypto";
 import { parseKey } from "../domain/key-format";
 import { allows, grantsOf, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
+import { authorityFor } from "../durable-objects/key-authority";
 import { db } from "../storage/db";
 import { keyRecordName, loadPolicy, policyRecordName, type KeyRecord } from "../storage/key-record";
 import { recordLastUsed } from "./last-used";
@@ -89,7 +90,7 @@ export async function verifyKey(env: Env, presented: string, options: VerifyOpti
   policyRead?.catch(() => undefined); // awaited below; keep an early rejection from going unhandled
 
   let record: KeyRecord;
-  const authority = () => env.KEY_AUTHORITY.get(env.KEY_AUTHORITY.idFromName(parsed.keyId));
+  const authority = () => authorityFor(env, parsed.keyId);
   if (options.strict) {
     record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(parsed.keyId, hash));
   } else {
