@@ -19,6 +19,8 @@ export default defineConfig(async () => {
     ],
     test: {
       setupFiles: ["./test/setup.ts"],
+      // Every request logs one JSON line; show them only for failing tests.
+      silent: "passed-only",
       include: ["test/**/*.test.ts"],
     },
   };

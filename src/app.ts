@@ -2,6 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { routePath } from "hono/route";
 import type { AppEnv } from "./context";
 import { ApiError, ERROR_STATUS, errorBody, type ErrorCode } from "./errors";
 import { StorageUnavailableError } from "./verification/verify-key";
@@ -12,6 +13,19 @@ export type App = OpenAPIHono<AppEnv>;
 export const MAX_BODY_BYTES = 64 * 1024;
 /** How long a client should wait after a storage fault before retrying, in seconds. */
 export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * Headers on every response unless a route set its own (the console sets a CSP with its nonce).
+ * API responses are private data: never cached by browsers or intermediaries.
+ */
+export const SECURITY_HEADERS: Record<string, string> = {
+  "Cache-Control": "no-store",
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Referrer-Policy": "no-referrer",
+  "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+  "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+};
 
 /** Answers `err` with the one error envelope. Unexpected errors are logged without their message. */
 export function onError(err: Error, c: Context<AppEnv>): Response {
@@ -24,6 +38,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
     ({ code, message, details } = err);
     Object.assign(headers, err.headers);
   } else if (err instanceof StorageUnavailableError) {
+    console.error(JSON.stringify({ level: "error", requestId, error: "storage_unavailable", store: err.store }));
     code = "SERVICE_UNAVAILABLE";
     message = "Storage is unavailable; nothing was changed. Retry shortly.";
     headers["Retry-After"] = String(STORAGE_RETRY_AFTER_SECONDS);
@@ -36,6 +51,7 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
     message = "Internal error.";
     console.error(JSON.stringify({ level: "error", requestId, error: err.name }));
   }
+  c.set("outcome", code);
   return c.json(errorBody(code, message, requestId, details), ERROR_STATUS[code], headers);
 }
 
@@ -62,9 +78,24 @@ export function newApp(): App {
   });
 
   app.use("*", async (c, next) => {
+    const started = Date.now();
     c.set("requestId", `req_${crypto.randomUUID().replaceAll("-", "")}`);
     await next();
     c.header("x-request-id", c.get("requestId"));
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+      if (!c.res.headers.has(name)) c.header(name, value);
+    }
+    // One structured line per request. Never the URL's query or any header: keys may be in them.
+    console.log(
+      JSON.stringify({
+        requestId: c.get("requestId"),
+        method: c.req.method,
+        route: routePath(c, -1),
+        status: c.res.status,
+        outcome: c.get("outcome") ?? (c.res.ok ? "OK" : String(c.res.status)),
+        latencyMs: Date.now() - started,
+      }),
+    );
   });
 
   app.use("/v1/*", async (c, next) => {
@@ -90,7 +121,10 @@ export function newApp(): App {
   );
 
   app.onError(onError);
-  app.notFound((c) => c.json(errorBody("NOT_FOUND", "No such route.", c.get("requestId")), 404));
+  app.notFound((c) => {
+    c.set("outcome", "NOT_FOUND");
+    return c.json(errorBody("NOT_FOUND", "No such route.", c.get("requestId")), 404);
+  });
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
     type: "http",

@@ -7,5 +7,7 @@ export interface AppEnv {
     requestId: string;
     /** The authenticated caller's key, set by `authenticate()`. */
     caller: VerifiedKey;
+    /** The outcome code for the request's log line (an error code or a verification code). */
+    outcome: string;
   };
 }
