@@ -1,0 +1,237 @@
+import { z } from "@hono/zod-openapi";
+import { and, eq, inArray } from "drizzle-orm";
+import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
+import { grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
+import { policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
+import { ApiError } from "../../errors";
+import type { Db } from "../../storage/db";
+import { accessOf, type KeyRow } from "../../storage/key-record";
+import { apps } from "../../storage/schema";
+import type { VerifiedKey } from "../../verification/verify-key";
+import { AppRoleAssignment, ScopeSchema } from "../schemas";
+
+/**
+ * The one translation from a key request body (create or edit) to the evaluator's `KeyAccess`, with
+ * the checks every key route shares: field-level validation the schema cannot express, expiry and
+ * policy, apps of the org, and escalation (a caller never hands out or touches more than it holds).
+ */
+
+/** A bad field, in the same shape the validation hook uses for zod failures. */
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+/**
+ * A 400 naming each bad field in `details.issues`, like a schema failure.
+ * @example throw invalidFields([{ field: "expiresAt", message: "must be in the future" }]);
+ */
+export function invalidFields(issues: FieldIssue[], extra: Record<string, unknown> = {}): ApiError {
+  const message = `Invalid body: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
+  return new ApiError("INVALID_REQUEST", message, { issues, ...extra });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request fields shared by create and edit
+// ---------------------------------------------------------------------------------------------
+
+export const AppRolesField = z
+  .array(AppRoleAssignment)
+  .max(100, "must list at most 100 apps")
+  .openapi({
+    description:
+      "Per-app roles, for RBAC keys whose org role is not `admin` (an org admin already holds every app). " +
+      "Each app must belong to the organization and appear once; granting a role needs `app:admin` on that app.",
+    example: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "developer" }],
+  });
+
+export const ScopesField = z
+  .array(ScopeSchema)
+  .min(1, "must list at least one scope")
+  .max(50, "must list at most 50 scopes")
+  .openapi({
+    description: "Scopes of a scoped key: at least one, from the fixed catalog. Granting a scope needs the caller to hold it.",
+    example: ["app:publish", "project:deploy"],
+  });
+
+export type AppRoleInput = z.infer<typeof AppRoleAssignment>;
+
+// ---------------------------------------------------------------------------------------------
+// Access
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * RBAC access from an org role and a list of app roles: each app once, no app roles beside `admin`,
+ * and never a key with no access at all.
+ * @example rbacAccess("none", [{ appId, role: "reader" }])
+ */
+export function rbacAccess(orgRole: OrgRole, appRoles: readonly AppRoleInput[] | Record<string, AppRole>): KeyAccess {
+  const list = Array.isArray(appRoles)
+    ? appRoles
+    : Object.entries(appRoles).map(([appId, role]) => ({ appId, role }));
+  const issues: FieldIssue[] = [];
+  if (orgRole === "admin" && list.length > 0) {
+    issues.push({ field: "appRoles", message: "must be empty when orgRole is admin (an org admin already holds every app)" });
+  }
+  const seen = new Set<string>();
+  list.forEach(({ appId }, i) => {
+    if (seen.has(appId)) issues.push({ field: `appRoles.${i}.appId`, message: "lists an app that is already listed" });
+    seen.add(appId);
+  });
+  if (issues.length) throw invalidFields(issues);
+  const access: KeyAccess = {
+    kind: "rbac",
+    orgRole,
+    appRoles: orgRole === "admin" ? {} : Object.fromEntries(list.map((r) => [r.appId, r.role])),
+  };
+  if (hasNoAccess(access)) {
+    throw invalidFields([
+      { field: "orgRole", message: "is none and no app roles are given: the key would have no access at all" },
+    ]);
+  }
+  return access;
+}
+
+/** Scoped access, each scope once (duplicates add nothing and are dropped). */
+export function scopedAccess(scopes: readonly Scope[]): KeyAccess {
+  return { kind: "scoped", scopes: [...new Set(scopes)] };
+}
+
+export function legacyAccess(mode: LegacyMode): KeyAccess {
+  return { kind: "legacy", mode };
+}
+
+/** The access fields an edit may carry. */
+export interface AccessEdit {
+  orgRole?: OrgRole;
+  appRoles?: readonly AppRoleInput[];
+  scopes?: readonly Scope[];
+}
+
+const RBAC_ONLY = ["orgRole", "appRoles"] as const;
+const SCOPED_ONLY = ["scopes"] as const;
+
+/**
+ * The access a key has after `edit`, or the unchanged access when the edit touches none of it.
+ * Fields that do not apply to the key's kind are a 400 naming them. Legacy keys are refused by the
+ * caller before this (409): they are never edited.
+ */
+export function editedAccess(current: KeyAccess, edit: AccessEdit): KeyAccess {
+  const wrong = (fields: readonly (keyof AccessEdit)[], kind: string) =>
+    fields
+      .filter((f) => edit[f] !== undefined)
+      .map((field) => ({ field, message: `does not apply to ${kind} keys` }));
+  switch (current.kind) {
+    case "rbac": {
+      const issues = wrong(SCOPED_ONLY, "RBAC");
+      if (issues.length) throw invalidFields(issues);
+      const orgRole = edit.orgRole ?? current.orgRole;
+      // Raising a key to org admin drops its app roles (admin already holds every app); otherwise
+      // an edit that leaves app roles out keeps the current ones.
+      const appRoles = edit.appRoles ?? (orgRole === "admin" ? [] : current.appRoles);
+      return rbacAccess(orgRole, appRoles);
+    }
+    case "scoped": {
+      const issues = wrong(RBAC_ONLY, "scoped");
+      if (issues.length) throw invalidFields(issues);
+      return edit.scopes ? scopedAccess(edit.scopes) : current;
+    }
+    case "legacy":
+      throw new ApiError("CONFLICT", "Legacy keys cannot be edited: create an RBAC or scoped key instead.");
+  }
+}
+
+/**
+ * 400 unless every app named in `appRoles` is an app of `orgId`. Another org's app and an app that
+ * does not exist get the same answer, so existence does not leak.
+ */
+export async function assertAppsOfOrg(database: Db, orgId: string, appRoles: readonly AppRoleInput[] | undefined) {
+  if (!appRoles?.length) return;
+  const ids = [...new Set(appRoles.map((r) => r.appId))];
+  const found = await database
+    .select({ id: apps.id })
+    .from(apps)
+    .where(and(eq(apps.orgId, orgId), inArray(apps.id, ids)))
+    .all();
+  const known = new Set(found.map((a) => a.id));
+  const issues = appRoles.flatMap(({ appId }, i) =>
+    known.has(appId) ? [] : [{ field: `appRoles.${i}.appId`, message: "is not an app of this organization" }],
+  );
+  if (issues.length) throw invalidFields(issues);
+}
+
+/** D1's message when a write names a row that is gone (an app deleted while a key was being saved). */
+export function isMissingAppError(err: unknown): boolean {
+  return err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expiration and policy
+// ---------------------------------------------------------------------------------------------
+
+export interface ExpirationEdit {
+  expiresInDays?: 30 | 60 | 90 | 365;
+  expiresAt?: string | null;
+}
+
+/**
+ * The absolute expiry (ms) a request asks for: `undefined` when it says nothing, `null` for no
+ * expiry. A preset counts from `now`; an explicit time must be in the future; not both.
+ * @example expiryFromInput({ expiresInDays: 90 }, Date.now()) // now + 90 days
+ */
+export function expiryFromInput(input: ExpirationEdit, now: number): number | null | undefined {
+  if (input.expiresInDays !== undefined && input.expiresAt !== undefined) {
+    throw invalidFields([
+      { field: "expiresInDays", message: "cannot be combined with expiresAt: give one or the other" },
+      { field: "expiresAt", message: "cannot be combined with expiresInDays: give one or the other" },
+    ]);
+  }
+  if (input.expiresInDays !== undefined) return resolveExpiry({ days: input.expiresInDays }, now);
+  if (input.expiresAt === undefined || input.expiresAt === null) return input.expiresAt;
+  const at = Date.parse(input.expiresAt);
+  if (!(at > now)) throw invalidFields([{ field: "expiresAt", message: "must be in the future" }]);
+  return at;
+}
+
+/**
+ * 400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG when a key created at `createdAt`
+ * and expiring at `expiresAt` would break the org's policy.
+ */
+export function assertPolicy(policy: OrgPolicy, key: { createdAt: number; expiresAt: number | null }) {
+  const violation = policyViolation(policy, key);
+  if (!violation) return;
+  const field = key.expiresAt === null ? "expiresAt" : "expiresInDays/expiresAt";
+  throw new ApiError("INVALID_REQUEST", violation.message, {
+    code: violation.code,
+    issues: [{ field, message: violation.message }],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Escalation
+// ---------------------------------------------------------------------------------------------
+
+/** A grant as errors show it: `permission@appId`, or `permission@*` when org-wide. */
+export const grantLabel = (g: Grant) => `${g.permission}@${g.app ?? "*"}`;
+
+/**
+ * 403 FORBIDDEN unless `caller` holds everything `access` grants (and `app:admin` on every app it
+ * names a role on); `details.missing` lists what the caller lacks as `permission@app`.
+ * @example assertCanGrant(c.var.caller, { kind: "scoped", scopes: ["project:deploy"] })
+ */
+export function assertCanGrant(caller: Pick<VerifiedKey, "grants">, access: KeyAccess, action = "grant"): void {
+  const missing = missingGrants(caller.grants, grantsOf(access));
+  if (missing.length === 0) return;
+  throw new ApiError("FORBIDDEN", `This key cannot ${action} access beyond its own.`, {
+    missing: missing.map(grantLabel),
+  });
+}
+
+/**
+ * 403 FORBIDDEN unless `caller` covers all of the access the stored key `row` carries: a caller may
+ * only edit, regenerate, reveal or revoke keys no more powerful than itself.
+ * @example assertCanManage(c.var.caller, row) // before authorityFor(env, row.id).revoke(...)
+ */
+export function assertCanManage(caller: Pick<VerifiedKey, "grants">, row: KeyRow): void {
+  assertCanGrant(caller, accessOf(row), "manage a key with");
+}
