@@ -1,9 +1,16 @@
 import type { App } from "../app";
+import { registerCreateKey } from "./keys/create-key";
+import { registerGetKey } from "./keys/get-key";
+import { registerListKeys } from "./keys/list-keys";
 import { registerCreateOrg } from "./orgs/create-org";
 
 /** Every endpoint, one file each, grouped by resource. */
 export function registerRoutes(app: App): App {
   // Organizations
   registerCreateOrg(app);
+  // Keys
+  registerCreateKey(app);
+  registerListKeys(app);
+  registerGetKey(app);
   return app;
 }

@@ -95,8 +95,8 @@ export async function createOrgWithAdminKey(database: Db, encryptionSecret: stri
   return { org, ...prepared };
 }
 
-/** The API's view of a key: never its hash or ciphertext. */
-export function toKeyObject(row: KeyRow, now = Date.now()) {
+/** The API's view of a key: never its hash or ciphertext (so it does not even take them). */
+export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext">, now = Date.now()) {
   return {
     id: row.id,
     orgId: row.orgId,

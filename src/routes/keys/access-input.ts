@@ -195,12 +195,14 @@ export function expiryFromInput(input: ExpirationEdit, now: number): number | nu
 
 /**
  * 400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG when a key created at `createdAt`
- * and expiring at `expiresAt` would break the org's policy.
+ * and expiring at `expiresAt` would break the org's policy; the issue names the field the request
+ * used (`input`), or `expiresAt` when it gave none.
+ * @example assertPolicy(policy, { createdAt: now, expiresAt }, body)
  */
-export function assertPolicy(policy: OrgPolicy, key: { createdAt: number; expiresAt: number | null }) {
+export function assertPolicy(policy: OrgPolicy, key: { createdAt: number; expiresAt: number | null }, input: ExpirationEdit) {
   const violation = policyViolation(policy, key);
   if (!violation) return;
-  const field = key.expiresAt === null ? "expiresAt" : "expiresInDays/expiresAt";
+  const field = input.expiresInDays !== undefined ? "expiresInDays" : "expiresAt";
   throw new ApiError("INVALID_REQUEST", violation.message, {
     code: violation.code,
     issues: [{ field, message: violation.message }],

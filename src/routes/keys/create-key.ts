@@ -1,0 +1,138 @@
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import type { KeyAccess } from "../../domain/permissions";
+import { authenticate } from "../../middleware/authenticate";
+import { db } from "../../storage/db";
+import { loadPolicy } from "../../storage/key-record";
+import { createKey, toKeyObject } from "../../storage/keys";
+import {
+  errorResponses,
+  ExpirationFields,
+  json,
+  KeyWithSecret,
+  LegacyModeSchema,
+  Name,
+  OrgIdParam,
+  OrgRoleSchema,
+} from "../schemas";
+import {
+  AppRolesField,
+  assertAppsOfOrg,
+  assertCanGrant,
+  assertPolicy,
+  expiryFromInput,
+  invalidFields,
+  isMissingAppError,
+  legacyAccess,
+  rbacAccess,
+  scopedAccess,
+  ScopesField,
+} from "./access-input";
+
+/** Fields every kind of key takes. */
+const CommonFields = {
+  name: Name.openapi({ description: "A label for the key, trimmed, 1–100 characters.", example: "CI/CD Deploy" }),
+  secure: z.boolean().default(true).openapi({
+    description:
+      "Secure keys (the default) are stored only as a SHA-256 hash: shown in this response and never again. " +
+      "A non-secure key is stored encrypted and can be revealed again by a key manager.",
+    example: true,
+  }),
+  ...ExpirationFields,
+};
+
+const RbacKeyBody = z
+  .strictObject({
+    kind: z.literal("rbac"),
+    ...CommonFields,
+    orgRole: OrgRoleSchema.default("none"),
+    appRoles: AppRolesField.optional(),
+  })
+  .openapi("CreateRbacKey", {
+    description: "An RBAC key: an org role, plus per-app roles unless the org role is `admin`.",
+    example: { kind: "rbac", name: "CI/CD Deploy", orgRole: "none", appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "uploader" }], expiresInDays: 90 },
+  });
+
+const ScopedKeyBody = z
+  .strictObject({ kind: z.literal("scoped"), ...CommonFields, scopes: ScopesField })
+  .openapi("CreateScopedKey", {
+    description: "A scoped key: one or more scopes from the fixed catalog, each granted org-wide.",
+    example: { kind: "scoped", name: "CI pipeline", scopes: ["app:publish", "project:deploy"], expiresInDays: 30 },
+  });
+
+const LegacyKeyBody = z
+  .strictObject({ kind: z.literal("legacy"), ...CommonFields, mode: LegacyModeSchema })
+  .openapi("CreateLegacyKey", {
+    description: "A legacy mode-based key (`read`, `upload`, `write`, `all`). It can later be regenerated or revoked, never edited.",
+    example: { kind: "legacy", name: "Old uploader", mode: "upload" },
+  });
+
+export const CreateKeyBody = z.discriminatedUnion("kind", [RbacKeyBody, ScopedKeyBody, LegacyKeyBody]).openapi("CreateKey");
+export type CreateKeyBody = z.infer<typeof CreateKeyBody>;
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/orgs/{orgId}/keys",
+  tags: ["Keys"],
+  summary: "Create a key",
+  description:
+    "Creates an RBAC, scoped or legacy key and returns it with the full secret in `key`, shown only in this response. " +
+    "Needs `apiKeyManagement`; the new key can never have access the calling key lacks (403 with `details.missing`). " +
+    "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG).",
+  security: [{ apiKey: [] }],
+  middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
+  request: {
+    params: OrgIdParam,
+    body: { content: { "application/json": { schema: CreateKeyBody } }, required: true },
+  },
+  responses: {
+    201: json(KeyWithSecret, "The new key, with its full secret shown this once."),
+    ...errorResponses,
+  },
+});
+
+function accessOfBody(body: CreateKeyBody): KeyAccess {
+  switch (body.kind) {
+    case "rbac":
+      return rbacAccess(body.orgRole, body.appRoles ?? []);
+    case "scoped":
+      return scopedAccess(body.scopes);
+    case "legacy":
+      return legacyAccess(body.mode);
+  }
+}
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const { orgId } = c.req.valid("param");
+  const body = c.req.valid("json");
+  const caller = c.get("caller");
+  const now = Date.now();
+
+  // Everything that can refuse the request runs before the one write, so a refusal writes nothing.
+  const access = accessOfBody(body);
+  const expiresAt = expiryFromInput(body, now) ?? null;
+  const database = db(c.env.DB);
+  const appRoles = body.kind === "rbac" ? body.appRoles : undefined;
+  const [policy] = await Promise.all([loadPolicy(database, orgId), assertAppsOfOrg(database, orgId, appRoles)]);
+  assertPolicy(policy, { createdAt: now, expiresAt }, body);
+  assertCanGrant(caller, access);
+
+  let created;
+  try {
+    created = await createKey(
+      database,
+      c.env.KEY_ENCRYPTION_SECRET,
+      { orgId, name: body.name, secure: body.secure, expiresAt, access, createdBy: caller.keyId },
+      { actorKeyId: caller.keyId, requestId: c.get("requestId") },
+    );
+  } catch (err) {
+    // An app deleted between the check above and the batch: the batch wrote nothing.
+    if (isMissingAppError(err)) throw invalidFields([{ field: "appRoles", message: "names an app that no longer exists" }]);
+    throw err;
+  }
+  c.header("Cache-Control", "no-store");
+  return c.json({ ...toKeyObject(created.row), key: created.key }, 201);
+};
+
+export const registerCreateKey = (app: App) => app.openapi(route, handler);

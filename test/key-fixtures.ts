@@ -1,0 +1,63 @@
+import { env } from "cloudflare:workers";
+import { newId } from "../src/domain/key-format";
+import type { OrgPolicy } from "../src/domain/policy";
+import { authorityFor } from "../src/durable-objects/key-authority";
+import { db } from "../src/storage/db";
+import { policyRecordName } from "../src/storage/key-record";
+import { apps, orgPolicies } from "../src/storage/schema";
+import { call, expectStatus } from "./helpers";
+
+/**
+ * Fixtures for the key route tests. Apps and policy are written straight to storage, so these tests
+ * depend only on the key routes they test.
+ */
+
+/** An app of `orgId`, inserted into D1 directly. */
+export async function seedApp(orgId: string, name = `app-${crypto.randomUUID().slice(0, 8)}`): Promise<string> {
+  const id = newId();
+  await db(env.DB).insert(apps).values({ id, orgId, name, createdAt: Date.now() });
+  return id;
+}
+
+/** Creates a key through the API as `callerKey`, asserting 201; returns the response body. */
+export async function createKeyAs(callerKey: string, orgId: string, body: Record<string, unknown>) {
+  const res = await call("POST", `/v1/orgs/${orgId}/keys`, { key: callerKey, body });
+  expectStatus(res, 201);
+  return res.body as Record<string, any> & { id: string; key: string };
+}
+
+/** The raw D1 row of a key, every column, exactly as stored. */
+export async function storedRow(keyId: string) {
+  return env.DB.prepare("select * from api_keys where id = ?").bind(keyId).first<Record<string, unknown>>();
+}
+
+/** What a key change writes, to prove a refused request wrote nothing. */
+export async function writeCounts() {
+  const row = await env.DB.prepare(
+    `select (select count(*) from api_keys) as keys,
+            (select coalesce(max(updated_at), 0) from api_keys) as keysUpdatedAt,
+            (select count(*) from key_app_roles) as roles,
+            (select count(*) from audit_log) as audit`,
+  ).first<{ keys: number; keysUpdatedAt: number; roles: number; audit: number }>();
+  return row!;
+}
+
+/** Sets the org's key policy in D1 and in its KV record, as the policy endpoint would. */
+export async function setPolicy(orgId: string, policy: OrgPolicy) {
+  await db(env.DB)
+    .insert(orgPolicies)
+    .values({ orgId, ...policy, updatedAt: Date.now() })
+    .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: Date.now() } });
+  await env.KEYS_KV.put(policyRecordName(orgId), JSON.stringify(policy));
+}
+
+/** Revokes a key through its authority, as the revoke endpoint does. */
+export async function revoke(keyId: string, orgId: string) {
+  const done = await authorityFor(env, keyId).revoke(keyId, orgId, { actorKeyId: null, requestId: "test" });
+  if (!done) throw new Error(`could not revoke ${keyId}`);
+}
+
+/** Makes a key that has never been used already expired: its first verification reads this row. */
+export async function expireBeforeFirstUse(keyId: string) {
+  await env.DB.prepare("update api_keys set expires_at = ? where id = ?").bind(Date.now() - 1000, keyId).run();
+}
