@@ -143,12 +143,24 @@ export class KeyAuthority extends DurableObject<Env> {
     });
   }
 
-  /** Applies an edit of name, access or expiry, then replaces the KV record with the new access. */
-  update(keyId: string, orgId: string, change: KeyChange, audit: AuditContext): Promise<KeyRow | null> {
+  /**
+   * Applies an edit of name, access or expiry, then replaces the KV record with the new access.
+   * With `expectedUpdatedAt`, applies it only if the key has not changed since the caller read it
+   * (the caller judged its right to edit against that version); null when not applied.
+   */
+  update(
+    keyId: string,
+    orgId: string,
+    change: KeyChange,
+    audit: AuditContext,
+    expectedUpdatedAt?: number,
+  ): Promise<KeyRow | null> {
     return this.serialized(async () => {
       const row = await loadKeyRow(this.database, keyId, orgId);
       if (!row || row.revokedAt !== null) return null;
-      const now = Date.now();
+      if (expectedUpdatedAt !== undefined && row.updatedAt !== expectedUpdatedAt) return null;
+      // Strictly increasing, so two edits in one millisecond are still two versions.
+      const now = Math.max(Date.now(), row.updatedAt + 1);
       const next: KeyRow = {
         ...row,
         name: change.name ?? row.name,

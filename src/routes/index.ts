@@ -2,6 +2,7 @@ import type { App } from "../app";
 import { registerCreateKey } from "./keys/create-key";
 import { registerGetKey } from "./keys/get-key";
 import { registerListKeys } from "./keys/list-keys";
+import { registerUpdateKey } from "./keys/update-key";
 import { registerCreateOrg } from "./orgs/create-org";
 
 /** Every endpoint, one file each, grouped by resource. */
@@ -12,5 +13,6 @@ export function registerRoutes(app: App): App {
   registerCreateKey(app);
   registerListKeys(app);
   registerGetKey(app);
+  registerUpdateKey(app);
   return app;
 }

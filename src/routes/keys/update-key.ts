@@ -1,0 +1,117 @@
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { authorityFor, type KeyChange } from "../../durable-objects/key-authority";
+import { ApiError } from "../../errors";
+import { authenticate } from "../../middleware/authenticate";
+import { db } from "../../storage/db";
+import { accessOf, loadKeyRow, loadPolicy } from "../../storage/key-record";
+import { toKeyObject } from "../../storage/keys";
+import { ErrorSchema, errorResponses, ExpirationFields, json, KeyIdParams, KeyObject, Name, OrgRoleSchema } from "../schemas";
+import {
+  AppRolesField,
+  assertAppsOfOrg,
+  assertCanGrant,
+  assertCanManage,
+  assertPolicy,
+  editedAccess,
+  expiryFromInput,
+  invalidFields,
+  isMissingAppError,
+  ScopesField,
+} from "./access-input";
+
+export const UpdateKeyBody = z
+  .strictObject({
+    name: Name.optional(),
+    orgRole: OrgRoleSchema.optional().openapi({ description: "RBAC keys only. Raising a key to `admin` drops its app roles." }),
+    appRoles: AppRolesField.optional().openapi({
+      description: "RBAC keys only: replaces all of the key's app roles. Leave out to keep them.",
+    }),
+    scopes: ScopesField.optional().openapi({ description: "Scoped keys only: replaces the key's scopes." }),
+    ...ExpirationFields,
+  })
+  .refine((body) => Object.keys(body).length > 0, "must change at least one field")
+  .openapi("UpdateKey", {
+    description: "The fields to change; the others stay. Fields that do not apply to the key's kind are refused.",
+    example: { name: "CI/CD Deploy (prod)", appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "developer" }], expiresInDays: 90 },
+  });
+export type UpdateKeyBody = z.infer<typeof UpdateKeyBody>;
+
+const route = createRoute({
+  method: "patch",
+  path: "/v1/orgs/{orgId}/keys/{keyId}",
+  tags: ["Keys"],
+  summary: "Edit a key",
+  description:
+    "Changes the name, org role, app roles, scopes or expiration of an RBAC or scoped key; legacy keys cannot be edited (409). " +
+    "The calling key must hold all of the key's current access and all of its new access (403 with `details.missing`). " +
+    "The change is in force when this returns: the key's very next request is judged by its new access. " +
+    "A new expiration must meet the organization's key policy. Needs `apiKeyManagement`.",
+  security: [{ apiKey: [] }],
+  middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
+  request: {
+    params: KeyIdParams,
+    body: { content: { "application/json": { schema: UpdateKeyBody } }, required: true },
+  },
+  responses: {
+    200: json(KeyObject, "The key as it now is."),
+    ...errorResponses,
+    409: json(ErrorSchema, "A legacy key (never edited), or the key changed while this edit was made (read it again and retry)."),
+  },
+});
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const { orgId, keyId } = c.req.valid("param");
+  const body = c.req.valid("json");
+  const caller = c.get("caller");
+  const database = db(c.env.DB);
+
+  const row = await loadKeyRow(database, keyId, orgId);
+  if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+  if (row.kind === "legacy") {
+    throw new ApiError("CONFLICT", "Legacy keys cannot be edited: create an RBAC or scoped key instead, then revoke this one.");
+  }
+  assertCanManage(caller, row);
+
+  // Everything that can refuse the edit runs before the authority writes anything.
+  const now = Date.now();
+  const access = editedAccess(accessOf(row), body);
+  const expiresAt = expiryFromInput(body, now);
+  await assertAppsOfOrg(database, orgId, body.appRoles);
+  if (expiresAt !== undefined) assertPolicy(await loadPolicy(database, orgId), { createdAt: row.createdAt, expiresAt }, body);
+  assertCanGrant(caller, access);
+
+  const change: KeyChange = {};
+  if (body.name !== undefined) change.name = body.name;
+  if (access.kind === "rbac") {
+    if (body.orgRole !== undefined) change.orgRole = access.orgRole;
+    if (body.appRoles !== undefined) change.appRoles = access.appRoles;
+  }
+  if (access.kind === "scoped" && body.scopes !== undefined) change.scopes = access.scopes;
+  if (expiresAt !== undefined) change.expiresAt = expiresAt;
+
+  let updated;
+  try {
+    // The authority commits D1 and replaces the KV record before answering, and applies the change
+    // only to the version of the key the checks above judged.
+    updated = await authorityFor(c.env, keyId).update(
+      keyId,
+      orgId,
+      change,
+      { actorKeyId: caller.keyId, requestId: c.get("requestId") },
+      row.updatedAt,
+    );
+  } catch (err) {
+    if (isMissingAppError(err)) throw invalidFields([{ field: "appRoles", message: "names an app that no longer exists" }]);
+    throw err;
+  }
+  if (!updated) {
+    const latest = await loadKeyRow(database, keyId, orgId);
+    if (!latest || latest.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+    throw new ApiError("CONFLICT", "The key changed while this edit was being made: read it again and retry.");
+  }
+  return c.json(toKeyObject(updated), 200);
+};
+
+export const registerUpdateKey = (app: App) => app.openapi(route, handler);
