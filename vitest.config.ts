@@ -20,7 +20,7 @@ export default defineConfig(async () => {
     test: {
       setupFiles: ["./test/setup.ts"],
       // Every request logs one JSON line; show them only for failing tests.
-      silent: "passed-only",
+      silent: "passed-only" as const,
       include: ["test/**/*.test.ts"],
     },
   };
