@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { decryptSecret, hashKey } from "../src/domain/crypto";
-import { KEY_PATTERN } from "../src/domain/key-format";
+import { KEY_PATTERN, newId } from "../src/domain/key-format";
 import { grantsOf } from "../src/domain/permissions";
 import { assertCanGrant } from "../src/routes/keys/access-input";
 import { verifyKey } from "../src/verification/verify-key";
@@ -135,6 +135,21 @@ describe("POST /v1/orgs/{orgId}/keys — happy paths", () => {
     expect(entries.results).toHaveLength(1);
     expect(entries.results[0]).toMatchObject({ action: "key.create", actor_key_id: org.adminKeyId, org_id: org.orgId });
     expectNoSecretIn(entries.results[0]!, created.key);
+  });
+
+  it("creates a key with roles on 100 apps", async () => {
+    const wide = await createOrg("Wide Co");
+    const appIds = Array.from({ length: 100 }, (_, i) => newId(Date.now() + i));
+    await env.DB.prepare(
+      "insert into apps (id, org_id, name, created_at) select value, ?1, 'app ' || value, ?2 from json_each(?3)",
+    ).bind(wide.orgId, Date.now(), JSON.stringify(appIds)).run();
+    const created = await createKeyAs(wide.adminKey, wide.orgId, {
+      kind: "rbac",
+      name: "Everywhere",
+      appRoles: appIds.map((appId) => ({ appId, role: "reader" })),
+    });
+    expect(created.appRoles).toHaveLength(100);
+    expect((await verifyKey(env, created.key, { permission: "app:read", app: appIds[99] })).code).toBe("VALID");
   });
 
   it("lets a scoped key with apiKeyManagement create keys within its own scopes", async () => {

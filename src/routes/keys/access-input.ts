@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
 import { grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
 import { policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
@@ -26,9 +26,9 @@ export interface FieldIssue {
  * A 400 naming each bad field in `details.issues`, like a schema failure.
  * @example throw invalidFields([{ field: "expiresAt", message: "must be in the future" }]);
  */
-export function invalidFields(issues: FieldIssue[], extra: Record<string, unknown> = {}): ApiError {
-  const message = `Invalid body: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
-  return new ApiError("INVALID_REQUEST", message, { issues, ...extra });
+export function invalidFields(issues: FieldIssue[], target: "body" | "query" = "body"): ApiError {
+  const message = `Invalid ${target}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
+  return new ApiError("INVALID_REQUEST", message, { issues });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,11 +147,12 @@ export function editedAccess(current: KeyAccess, edit: AccessEdit): KeyAccess {
  */
 export async function assertAppsOfOrg(database: Db, orgId: string, appRoles: readonly AppRoleInput[] | undefined) {
   if (!appRoles?.length) return;
-  const ids = [...new Set(appRoles.map((r) => r.appId))];
+  // The ids travel as one JSON parameter: D1 allows at most 100 bound parameters per statement.
+  const ids = JSON.stringify([...new Set(appRoles.map((r) => r.appId))]);
   const found = await database
     .select({ id: apps.id })
     .from(apps)
-    .where(and(eq(apps.orgId, orgId), inArray(apps.id, ids)))
+    .where(and(eq(apps.orgId, orgId), inArray(apps.id, sql`(select value from json_each(${ids}))`)))
     .all();
   const known = new Set(found.map((a) => a.id));
   const issues = appRoles.flatMap(({ appId }, i) =>

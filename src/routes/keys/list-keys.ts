@@ -1,5 +1,5 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
-import { and, desc, eq, inArray, isNull, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import type { AppRole } from "../../domain/catalog";
@@ -93,7 +93,7 @@ export function decodeCursor(cursor: string): string {
   }
   const id = text.slice(CURSOR_VERSION.length);
   if (!text.startsWith(CURSOR_VERSION) || !ID_PATTERN.test(id)) {
-    throw invalidFields([{ field: "cursor", message: "is not a cursor from this API" }]);
+    throw invalidFields([{ field: "cursor", message: "is not a cursor from this API" }], "query");
   }
   return id;
 }
@@ -159,10 +159,14 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .slice(0, fetch);
   const page = rows.slice(0, query.limit);
 
-  // The page's app roles in one query (at most LIST_LIMIT_MAX ids, within D1's bound-parameter limit).
+  // The page's app roles in one query, the ids as one JSON parameter (D1 binds at most 100).
   const withAppRoles = page.filter((r) => r.kind === "rbac" && r.orgRole !== "admin").map((r) => r.id);
   const roles = withAppRoles.length
-    ? await database.select().from(keyAppRoles).where(inArray(keyAppRoles.keyId, withAppRoles)).all()
+    ? await database
+        .select()
+        .from(keyAppRoles)
+        .where(inArray(keyAppRoles.keyId, sql`(select value from json_each(${JSON.stringify(withAppRoles)}))`))
+        .all()
     : [];
   const rolesByKey = new Map<string, Record<string, AppRole>>();
   for (const r of roles) {
