@@ -5,7 +5,7 @@ import { grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from
 import { policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
 import { ApiError } from "../../errors";
 import type { Db } from "../../storage/db";
-import { accessOf, type KeyRow } from "../../storage/key-record";
+import { accessOf, loadKeyRow, type KeyRow } from "../../storage/key-record";
 import { apps } from "../../storage/schema";
 import type { VerifiedKey } from "../../verification/verify-key";
 import { AppRoleAssignment, ScopeSchema } from "../schemas";
@@ -237,4 +237,17 @@ export function assertCanGrant(caller: Pick<VerifiedKey, "grants">, access: KeyA
  */
 export function assertCanManage(caller: Pick<VerifiedKey, "grants">, row: KeyRow): void {
   assertCanGrant(caller, accessOf(row), "manage a key with");
+}
+
+/**
+ * The live key `keyId` of `orgId` that `caller` may manage: 404 when it does not exist, is revoked
+ * or belongs to another org (all alike, so existence does not leak); 403 when it is more powerful
+ * than the caller.
+ * @example const row = await manageableKey(db(c.env.DB), c.var.caller, orgId, keyId);
+ */
+export async function manageableKey(database: Db, caller: Pick<VerifiedKey, "grants">, orgId: string, keyId: string) {
+  const row = await loadKeyRow(database, keyId, orgId);
+  if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+  assertCanManage(caller, row);
+  return row;
 }
