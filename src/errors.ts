@@ -42,3 +42,18 @@ export class ApiError extends HTTPException {
 export function errorBody(code: ErrorCode, message: string, requestId: string, details?: unknown): ErrorBody {
   return { error: { code, message, requestId, ...(details === undefined ? {} : { details }) } };
 }
+
+/** A bad field, in the same shape the validation hook uses for zod failures. */
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+/**
+ * A 400 naming each bad field in `details.issues`, like a schema failure.
+ * @example throw invalidFields([{ field: "expiresAt", message: "must be in the future" }]);
+ */
+export function invalidFields(issues: FieldIssue[], target: "body" | "query" = "body"): ApiError {
+  const message = `Invalid ${target}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
+  return new ApiError("INVALID_REQUEST", message, { issues });
+}

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
-import { encodeCursor, listKeysQuery } from "../src/routes/keys/list-keys";
+import { listKeysQuery } from "../src/routes/keys/list-keys";
+import { encodeCursor } from "../src/routes/pagination";
 import { db } from "../src/storage/db";
 import { verifyKey } from "../src/verification/verify-key";
 import { createKeyAs, expireBeforeFirstUse, revoke, seedApp } from "./key-fixtures";

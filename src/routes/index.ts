@@ -1,4 +1,10 @@
 import type { App } from "../app";
+import { registerCreateApp } from "./apps/create-app";
+import { registerListAuditLog } from "./audit/list-audit-log";
+import { registerGetPolicy } from "./policy/get-policy";
+import { registerPutPolicy } from "./policy/put-policy";
+import { registerDeleteApp } from "./apps/delete-app";
+import { registerListApps } from "./apps/list-apps";
 import { registerCreateKey } from "./keys/create-key";
 import { registerGetKey } from "./keys/get-key";
 import { registerListKeys } from "./keys/list-keys";
@@ -20,5 +26,13 @@ export function registerRoutes(app: App): App {
   registerRevokeKey(app);
   registerRegenerateKey(app);
   registerRevealKey(app);
+  // Apps
+  registerCreateApp(app);
+  registerListApps(app);
+  registerDeleteApp(app);
+  // Policy and audit
+  registerGetPolicy(app);
+  registerPutPolicy(app);
+  registerListAuditLog(app);
   return app;
 }

@@ -3,7 +3,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
 import { grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
 import { policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
-import { ApiError } from "../../errors";
+import { ApiError, invalidFields, type FieldIssue } from "../../errors";
 import type { Db } from "../../storage/db";
 import { accessOf, loadKeyRow, type KeyRow } from "../../storage/key-record";
 import { apps } from "../../storage/schema";
@@ -16,20 +16,7 @@ import { AppRoleAssignment, ScopeSchema } from "../schemas";
  * policy, apps of the org, and escalation (a caller never hands out or touches more than it holds).
  */
 
-/** A bad field, in the same shape the validation hook uses for zod failures. */
-export interface FieldIssue {
-  field: string;
-  message: string;
-}
-
-/**
- * A 400 naming each bad field in `details.issues`, like a schema failure.
- * @example throw invalidFields([{ field: "expiresAt", message: "must be in the future" }]);
- */
-export function invalidFields(issues: FieldIssue[], target: "body" | "query" = "body"): ApiError {
-  const message = `Invalid ${target}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
-  return new ApiError("INVALID_REQUEST", message, { issues });
-}
+export { invalidFields, type FieldIssue } from "../../errors";
 
 // ---------------------------------------------------------------------------------------------
 // Request fields shared by create and edit

@@ -3,16 +3,13 @@ import { and, desc, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import type { AppRole } from "../../domain/catalog";
-import { ID_PATTERN } from "../../domain/key-format";
 import { authenticate } from "../../middleware/authenticate";
 import { db, type Db } from "../../storage/db";
 import { toKeyObject } from "../../storage/keys";
 import { apiKeys, keyAppRoles } from "../../storage/schema";
 import { errorResponses, json, KeyObject, OrgIdParam } from "../schemas";
-import { invalidFields } from "./access-input";
+import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
 
-export const LIST_LIMIT_DEFAULT = 50;
-export const LIST_LIMIT_MAX = 100;
 
 const KINDS = ["rbac", "scoped", "legacy"] as const;
 type Kind = (typeof KINDS)[number];
@@ -29,22 +26,7 @@ const ListKeysQuery = z.object({
         "Only keys of these kinds, comma-separated: `rbac,scoped` for the role- and scope-based section, `legacy` for legacy keys. All kinds when absent.",
       example: "rbac,scoped",
     }),
-  limit: z.coerce
-    .number()
-    .int("must be a whole number")
-    .min(1, "must be at least 1")
-    .max(LIST_LIMIT_MAX, `must be at most ${LIST_LIMIT_MAX}`)
-    .default(LIST_LIMIT_DEFAULT)
-    .openapi({ param: { name: "limit", in: "query" }, description: "Keys per page, 1–100.", example: 50 }),
-  cursor: z
-    .string()
-    .max(200, "is not a cursor from this API")
-    .optional()
-    .openapi({
-      param: { name: "cursor", in: "query" },
-      description: "The `nextCursor` of the previous page, as given. Absent for the first page.",
-      example: "djE6MDFqZDh4N2EwYjFjMmQzZTRmNWc",
-    }),
+  ...PageQuery,
 });
 
 export const KeyList = z
@@ -71,32 +53,6 @@ const route = createRoute({
     ...errorResponses,
   },
 });
-
-// The cursor is the last listed id, wrapped so clients treat it as opaque and we may change it later.
-const CURSOR_VERSION = "v1:";
-
-/**
- * The cursor that continues a listing after the key `lastId`.
- * @example encodeCursor(page.at(-1).id) // "djE6MDFqZDh4…"
- */
-export function encodeCursor(lastId: string): string {
-  return btoa(CURSOR_VERSION + lastId).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-/** The id a cursor continues after; a 400 naming `cursor` when it is not one of ours. */
-export function decodeCursor(cursor: string): string {
-  let text = "";
-  try {
-    text = atob(cursor.replaceAll("-", "+").replaceAll("_", "/"));
-  } catch {
-    // not base64: refused below
-  }
-  const id = text.slice(CURSOR_VERSION.length);
-  if (!text.startsWith(CURSOR_VERSION) || !ID_PATTERN.test(id)) {
-    throw invalidFields([{ field: "cursor", message: "is not a cursor from this API" }], "query");
-  }
-  return id;
-}
 
 /** Everything a listing shows; never the hash or the ciphertext. */
 const LIST_COLUMNS = {

@@ -1,0 +1,56 @@
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { newId } from "../../domain/key-format";
+import { auditEntry } from "../../durable-objects/key-authority";
+import { ApiError } from "../../errors";
+import { authenticate } from "../../middleware/authenticate";
+import { db } from "../../storage/db";
+import { apps, auditLog } from "../../storage/schema";
+import { ErrorSchema, errorResponses, json, Name, OrgIdParam } from "../schemas";
+import { AppObject, toAppObject } from "./app-object";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/orgs/{orgId}/apps",
+  tags: ["Apps"],
+  summary: "Create an app",
+  description: "An app of the organization, which per-app roles of RBAC keys point at. Names are unique per organization. Needs `org:admin`.",
+  security: [{ apiKey: [] }],
+  middleware: [authenticate({ permission: "org:admin" })] as const,
+  request: {
+    params: OrgIdParam,
+    body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "mobile" }) }) } }, required: true },
+  },
+  responses: {
+    201: json(AppObject, "The app."),
+    409: json(ErrorSchema, "An app with this name already exists in the organization."),
+    ...errorResponses,
+  },
+});
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const { orgId } = c.req.valid("param");
+  const { name } = c.req.valid("json");
+  const database = db(c.env.DB);
+  const now = Date.now();
+  const row = { id: newId(now), orgId, name, createdAt: now };
+  try {
+    await database.batch([
+      database.insert(apps).values(row),
+      database
+        .insert(auditLog)
+        .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "app.create", row.id, { name }, "app")),
+    ]);
+  } catch (err) {
+    if (err instanceof Error && /UNIQUE constraint failed/i.test(err.message)) {
+      throw new ApiError("CONFLICT", "An app with this name already exists in the organization.", {
+        issues: [{ field: "name", message: "is already the name of an app of this organization" }],
+      });
+    }
+    throw err;
+  }
+  return c.json(toAppObject(row), 201);
+};
+
+export const registerCreateApp = (app: App) => app.openapi(route, handler);

@@ -1,0 +1,27 @@
+import { createRoute, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { authenticate } from "../../middleware/authenticate";
+import { db } from "../../storage/db";
+import { loadPolicy } from "../../storage/key-record";
+import { errorResponses, json, OrgIdParam } from "../schemas";
+import { PolicyObject } from "./policy-object";
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/orgs/{orgId}/policy",
+  tags: ["Policy"],
+  summary: "Get the key policy",
+  description: "The organization's key policy. Needs `apiKeyManagement`.",
+  security: [{ apiKey: [] }],
+  middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
+  request: { params: OrgIdParam },
+  responses: { 200: json(PolicyObject, "The policy."), ...errorResponses },
+});
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const { orgId } = c.req.valid("param");
+  return c.json(await loadPolicy(db(c.env.DB), orgId), 200);
+};
+
+export const registerGetPolicy = (app: App) => app.openapi(route, handler);

@@ -1,0 +1,19 @@
+import { z } from "@hono/zod-openapi";
+import { MAX_LIFETIME_DAYS_LIMIT } from "../../domain/policy";
+
+export const PolicyObject = z
+  .strictObject({
+    requireExpiration: z.boolean().openapi({ description: "Every key must have an expiration date.", example: true }),
+    maxLifetimeDays: z
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(MAX_LIFETIME_DAYS_LIMIT, `must be at most ${MAX_LIFETIME_DAYS_LIMIT}`)
+      .nullable()
+      .openapi({ description: "Longest lifetime of a key from its creation, in days; null for no cap.", example: 90 }),
+  })
+  .openapi("Policy", {
+    description:
+      "The organization's key policy, enforced at create, at edit and at every use: a key that breaks a policy set " +
+      "after it was made stops verifying (code POLICY_VIOLATION, with the reason).",
+  });
