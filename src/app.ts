@@ -27,6 +27,14 @@ export const SECURITY_HEADERS: Record<string, string> = {
   "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 };
 
+/** The storage fault behind `err`, if any: query builders wrap the seam's error in their own. */
+function storageFault(err: unknown): StorageUnavailableError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof StorageUnavailableError) return e;
+  }
+  return undefined;
+}
+
 /** Answers `err` with the one error envelope. Unexpected errors are logged without their message. */
 export function onError(err: Error, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId") ?? "unknown";
@@ -37,8 +45,8 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
   if (err instanceof ApiError) {
     ({ code, message, details } = err);
     Object.assign(headers, err.headers);
-  } else if (err instanceof StorageUnavailableError) {
-    console.error(JSON.stringify({ level: "error", requestId, error: "storage_unavailable", store: err.store }));
+  } else if (storageFault(err)) {
+    console.error(JSON.stringify({ level: "error", requestId, error: "storage_unavailable", store: storageFault(err)!.store }));
     code = "SERVICE_UNAVAILABLE";
     message = "Storage is unavailable; nothing was changed. Retry shortly.";
     headers["Retry-After"] = String(STORAGE_RETRY_AFTER_SECONDS);

@@ -43,17 +43,24 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const database = db(c.env.DB);
   const before = await loadPolicy(database, orgId);
   const now = Date.now();
-  await database.batch([
-    database
-      .insert(orgPolicies)
-      .values({ orgId, ...policy, updatedAt: now })
-      .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: now } }),
-    database
-      .insert(auditLog)
-      .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "policy.update", orgId, { before, after: policy }, "org")),
-  ]);
-  // The verifier reads this record on every request, so the policy is in force once it is written.
-  await c.env.KEYS_KV.put(policyRecordName(orgId), JSON.stringify(policy));
+  // The KV record is what the verifier enforces, so it is written first; if the D1 commit then
+  // fails, the previous record is put back and the call answers 503 with nothing changed.
+  const kv = c.env.KEYS_KV;
+  await kv.put(policyRecordName(orgId), JSON.stringify(policy));
+  try {
+    await database.batch([
+      database
+        .insert(orgPolicies)
+        .values({ orgId, ...policy, updatedAt: now })
+        .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: now } }),
+      database
+        .insert(auditLog)
+        .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "policy.update", orgId, { before, after: policy }, "org")),
+    ]);
+  } catch (err) {
+    await kv.put(policyRecordName(orgId), JSON.stringify(before)).catch(() => undefined);
+    throw err;
+  }
   return c.json(policy, 200);
 };
 

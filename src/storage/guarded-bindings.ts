@@ -1,0 +1,113 @@
+import { StorageUnavailableError } from "../verification/verify-key";
+
+/**
+ * The storage seam: every D1 and KV call the worker and the key authority make goes through these
+ * wrappers. A call that throws (other than a constraint violation, which is the caller's business)
+ * or does not answer in time becomes a `StorageUnavailableError`, which the app answers with 503 and
+ * `Retry-After` — never a 500, and never a key reported valid because storage broke.
+ */
+
+/** A D1 query normally takes milliseconds; past this the database is treated as down. */
+export const D1_TIMEOUT_MS = 3_000;
+/** KV reads are served from the location's cache in milliseconds; a cold read still well under this. */
+export const KV_TIMEOUT_MS = 2_000;
+
+const CONSTRAINT = /constraint failed/i;
+
+async function guard<T>(store: "d1" | "kv", timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${store} did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } catch (err) {
+    if (err instanceof StorageUnavailableError) throw err;
+    if (store === "d1" && err instanceof Error && CONSTRAINT.test(err.message)) throw err;
+    throw new StorageUnavailableError(store, err);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+const STATEMENT_CALLS = new Set(["first", "run", "all", "raw"]);
+const guardedD1 = new WeakMap<D1Database, D1Database>();
+/** Guarded statement → the binding's own statement, which `batch()` must be given. */
+const realStatement = new WeakMap<object, D1PreparedStatement>();
+
+function guardStatement(statement: D1PreparedStatement): D1PreparedStatement {
+  const proxy = new Proxy(statement, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== "function") return value;
+      if (prop === "bind") return (...args: unknown[]) => guardStatement(value.apply(target, args));
+      if (typeof prop === "string" && STATEMENT_CALLS.has(prop)) {
+        return (...args: unknown[]) => guard("d1", D1_TIMEOUT_MS, () => value.apply(target, args));
+      }
+      return value.bind(target);
+    },
+  });
+  realStatement.set(proxy, statement);
+  return proxy;
+}
+
+/**
+ * `d1` with every query guarded (see the module comment). Memoized per binding.
+ * @example drizzle(guardD1(env.DB))
+ */
+export function guardD1(d1: D1Database): D1Database {
+  let guarded = guardedD1.get(d1);
+  if (!guarded) {
+    guarded = new Proxy(d1, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        if (prop === "prepare") return (query: string) => guardStatement(value.call(target, query));
+        if (prop === "batch") {
+          return (statements: D1PreparedStatement[]) =>
+            guard("d1", D1_TIMEOUT_MS, () => value.call(target, statements.map((s) => realStatement.get(s) ?? s)));
+        }
+        if (prop === "exec") return (query: string) => guard("d1", D1_TIMEOUT_MS, () => value.call(target, query));
+        return value.bind(target);
+      },
+    });
+    guardedD1.set(d1, guarded);
+  }
+  return guarded;
+}
+
+const guardedKV = new WeakMap<KVNamespace, KVNamespace>();
+
+/**
+ * `kv` with every call guarded (see the module comment). Memoized per binding.
+ * @example const kv = guardKV(env.KEYS_KV); await kv.get(name, "json");
+ */
+export function guardKV(kv: KVNamespace): KVNamespace {
+  let guarded = guardedKV.get(kv);
+  if (!guarded) {
+    guarded = new Proxy(kv, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => guard("kv", KV_TIMEOUT_MS, () => value.apply(target, args));
+      },
+    });
+    guardedKV.set(kv, guarded);
+  }
+  return guarded;
+}
+
+const guardedEnvs = new WeakMap<Env, Env>();
+
+/**
+ * The worker's bindings with D1 and KV behind the storage seam. The entry point and the key
+ * authority call this once; everything below them sees only guarded storage.
+ */
+export function guardEnv(env: Env): Env {
+  let guarded = guardedEnvs.get(env);
+  if (!guarded) {
+    guarded = { ...env, DB: guardD1(env.DB), KEYS_KV: guardKV(env.KEYS_KV) };
+    guardedEnvs.set(env, guarded);
+  }
+  return guarded;
+}
