@@ -134,7 +134,8 @@ describe("generated bad input against every management endpoint", () => {
           const [method, path] = ROUTES[routeIndex]!;
           const resolve = (v: string, own: string) => (v === "ORG" ? own : v === "OTHER" ? other.orgId : v);
           const url = path({ org: resolve(orgChoice, org.orgId), key: resolve(idChoice, victimId), app: resolve(idChoice, appId) });
-          const headers = new Headers();
+          // A fresh client address each time: this property is about input, not the abuse limiter.
+          const headers = new Headers({ "cf-connecting-ip": `2001:db8::${sent.toString(16)}` });
           const key = authFor(auth);
           if (key) headers.set("authorization", `Bearer ${key}`);
           if (type) headers.set("content-type", type);
@@ -154,7 +155,7 @@ describe("generated bad input against every management endpoint", () => {
         async (damaged, style, template) => {
           // A header value with CR, LF or NUL cannot be sent at all (the client's Headers refuses it).
           fc.pre(damaged !== org.adminKey && !/[\r\n\0]/.test(damaged));
-          const headers = new Headers();
+          const headers = new Headers({ "cf-connecting-ip": `2001:db8::${sent.toString(16)}` });
           let url = template.replace("ORG", org.orgId);
           if (style === "bearer") headers.set("authorization", `Bearer ${damaged}`);
           if (style === "x-api-key") headers.set("x-api-key", damaged);

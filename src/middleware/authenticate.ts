@@ -3,6 +3,7 @@ import type { AppEnv } from "../context";
 import type { Permission } from "../domain/catalog";
 import { allows } from "../domain/permissions";
 import { ApiError } from "../errors";
+import { assertNotBlocked, clientIp, recordFailure } from "../verification/abuse-limit";
 import { verifyKey } from "../verification/verify-key";
 
 export const WWW_AUTHENTICATE_REALM = 'Bearer realm="keygate"';
@@ -38,8 +39,13 @@ export function authenticate(options: { permission?: Permission } = {}): Middlew
   return async (c, next) => {
     const key = presentedKey(c.req.raw.headers);
     if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
+    const ip = clientIp(c.req.raw.headers);
+    assertNotBlocked(ip, "management");
     const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
-    if (!result.valid) throw unauthorized(result.message, result.code);
+    if (!result.valid) {
+      await recordFailure(c.env, ip, "management");
+      throw unauthorized(result.message, result.code);
+    }
     const orgId = c.req.param("orgId");
     if (orgId !== undefined && orgId !== result.key.orgId) throw new ApiError("NOT_FOUND", "No such organization.");
     if (options.permission && !allows(result.key.grants, options.permission)) {

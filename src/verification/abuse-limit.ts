@@ -1,0 +1,62 @@
+import { ApiError } from "../errors";
+
+/**
+ * Limits failed authentications per client IP: the verify endpoint, the gateway and management
+ * calls all report failures here. Successful verifications never touch it, so the hot path gains
+ * no storage read.
+ *
+ * The rate limiting binding counts failures per location; once it says an IP is over the limit, this
+ * isolate refuses that IP *before* verifying anything until the window ends, so a limited client
+ * cannot go on learning whether its guesses are valid.
+ */
+
+/** The binding's window (`simple.period` in wrangler.toml), in seconds: how long a blocked IP waits. */
+export const AUTH_FAILURE_WINDOW_SECONDS = 60;
+const BLOCKED_TRACKED_LIMIT = 10_000; // bound memory under a flood from many addresses
+
+const blockedUntil = new Map<string, number>();
+
+export type LimitScope = "verify" | "management" | "gateway";
+
+/** The client's address as Cloudflare reports it; one shared bucket when absent (local tools). */
+export function clientIp(headers: Headers): string {
+  return headers.get("cf-connecting-ip") ?? "unknown";
+}
+
+function limited(retryAfter: number): ApiError {
+  return new ApiError(
+    "RATE_LIMITED",
+    "Too many failed authentications from this address. Retry later.",
+    { retryAfterSeconds: retryAfter },
+    { "Retry-After": String(retryAfter) },
+  );
+}
+
+/**
+ * Throws 429 when `ip` is blocked in this isolate. Call before verifying a presented key.
+ * @example assertNotBlocked(clientIp(c.req.raw.headers), "management")
+ */
+export function assertNotBlocked(ip: string, scope: LimitScope, now = Date.now()): void {
+  const until = blockedUntil.get(`${scope}:${ip}`);
+  if (until === undefined) return;
+  if (until > now) throw limited(Math.ceil((until - now) / 1000));
+  blockedUntil.delete(`${scope}:${ip}`);
+}
+
+/**
+ * Counts a failed authentication from `ip`; throws 429 (instead of the caller's 401) once the IP is
+ * over the limit. A limiter that cannot be reached is not a reason to let the request succeed: the
+ * caller's own refusal stands.
+ */
+export async function recordFailure(env: Env, ip: string, scope: LimitScope, now = Date.now()): Promise<void> {
+  let success = true;
+  try {
+    ({ success } = await env.AUTH_FAILURES.limit({ key: `${scope}:${ip}` }));
+  } catch {
+    return;
+  }
+  if (success) return;
+  if (blockedUntil.size >= BLOCKED_TRACKED_LIMIT) blockedUntil.clear();
+  blockedUntil.set(`${scope}:${ip}`, now + AUTH_FAILURE_WINDOW_SECONDS * 1000);
+  throw limited(AUTH_FAILURE_WINDOW_SECONDS);
+}
