@@ -4,8 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { routePath } from "hono/route";
 import type { AppEnv } from "./context";
-import { ApiError, ERROR_STATUS, errorBody, type ErrorCode } from "./errors";
-import { StorageUnavailableError } from "./verification/verify-key";
+import { ApiError, ERROR_STATUS, errorBody, StorageUnavailableError, type ErrorCode } from "./errors";
 
 export type App = OpenAPIHono<AppEnv>;
 

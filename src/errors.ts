@@ -57,3 +57,10 @@ export function invalidFields(issues: FieldIssue[], target: "body" | "query" = "
   const message = `Invalid ${target}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`;
   return new ApiError("INVALID_REQUEST", message, { issues });
 }
+
+/** A storage fault (D1, KV or the key authority): answered with 503; verification never treats it as valid. */
+export class StorageUnavailableError extends Error {
+  constructor(readonly store: "kv" | "d1" | "authority", cause: unknown) {
+    super(`${store} unavailable`, { cause });
+  }
+}

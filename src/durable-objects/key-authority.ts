@@ -3,6 +3,7 @@ import { and, eq } from "drizzle-orm";
 import { encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { db } from "../storage/db";
+import { guardEnv } from "../storage/guarded-bindings";
 import {
   keyRecordName,
   loadKeyRow,
@@ -51,8 +52,29 @@ export class KeyAuthority extends DurableObject<Env> {
     return run;
   }
 
+  /** D1 and KV behind the storage seam: faults become `StorageUnavailableError`, stalls time out. */
+  private get store() {
+    return guardEnv(this.env);
+  }
+
   private get database() {
-    return db(this.env.DB);
+    return db(this.store.DB);
+  }
+
+  /**
+   * Removes the KV record of `hash` before a change is committed. Invalidating first is what makes
+   * the guarantee hold through faults: if this fails nothing has changed (503); if the D1 commit
+   * then fails, the next fill reads the unchanged row; if it succeeds, no record of the old state
+   * is left for anyone to read. Fills cannot interleave: they wait in the same queue.
+   */
+  private async invalidate(hash: string): Promise<void> {
+    await this.store.KEYS_KV.delete(keyRecordName(hash));
+  }
+
+  /** Writes a record after a committed change. Only an optimization: a miss refills it from D1. */
+  private async prefill(hash: string, record: KeyRecord): Promise<void> {
+    const options = record.status === "active" ? undefined : { expirationTtl: TOMBSTONE_TTL_SECONDS };
+    await this.store.KEYS_KV.put(keyRecordName(hash), JSON.stringify(record), options).catch(() => undefined);
   }
 
   private async currentRow(keyId: string): Promise<KeyRow | null> {
@@ -76,7 +98,7 @@ export class KeyAuthority extends DurableObject<Env> {
       this.row = undefined; // a fill always reads D1: it is the cache's way back to the truth
       const record = await this.recordFor(keyId, hash);
       if (this.fillPause) await this.fillPause();
-      await this.env.KEYS_KV.put(
+      await this.store.KEYS_KV.put(
         keyRecordName(hash),
         JSON.stringify(record),
         record.status === "active" ? undefined : { expirationTtl: TOMBSTONE_TTL_SECONDS },
@@ -96,14 +118,14 @@ export class KeyAuthority extends DurableObject<Env> {
       const row = await loadKeyRow(this.database, keyId, orgId);
       if (!row || row.revokedAt !== null) return false;
       const now = Date.now();
+      this.row = undefined;
+      await this.invalidate(row.keyHash);
       await this.database.batch([
         this.database.update(apiKeys).set({ revokedAt: now, updatedAt: now }).where(eq(apiKeys.id, keyId)),
         this.database.insert(auditLog).values(auditEntry(orgId, audit, "key.revoke", keyId, { name: row.name })),
       ]);
       this.row = { ...row, revokedAt: now, updatedAt: now };
-      await this.env.KEYS_KV.put(keyRecordName(row.keyHash), JSON.stringify(recordOf(this.row)), {
-        expirationTtl: TOMBSTONE_TTL_SECONDS,
-      });
+      await this.prefill(row.keyHash, recordOf(this.row));
       return true;
     });
   }
@@ -125,6 +147,8 @@ export class KeyAuthority extends DurableObject<Env> {
         secretCiphertext: row.secure ? null : await encryptSecret(this.env.KEY_ENCRYPTION_SECRET, key, keyId),
         updatedAt: now,
       };
+      this.row = undefined;
+      await this.invalidate(row.keyHash);
       await this.database.batch([
         this.database
           .update(apiKeys)
@@ -133,12 +157,10 @@ export class KeyAuthority extends DurableObject<Env> {
         this.database.insert(auditLog).values(auditEntry(orgId, audit, "key.regenerate", keyId, { name: row.name })),
       ]);
       this.row = next;
-      await this.env.KEYS_KV.put(
-        keyRecordName(row.keyHash),
-        JSON.stringify({ status: "revoked", keyId, orgId } satisfies KeyRecord),
-        { expirationTtl: TOMBSTONE_TTL_SECONDS },
-      );
-      await this.env.KEYS_KV.put(keyRecordName(next.keyHash), JSON.stringify(recordOf(next)));
+      await Promise.all([
+        this.prefill(row.keyHash, { status: "revoked", keyId, orgId }),
+        this.prefill(next.keyHash, recordOf(next)),
+      ]);
       return { key, row: next };
     });
   }
@@ -187,9 +209,11 @@ export class KeyAuthority extends DurableObject<Env> {
               ),
             ]
           : [];
+      this.row = undefined;
+      await this.invalidate(row.keyHash);
       await this.database.batch([...statements, ...roleStatements]);
       this.row = next;
-      await this.env.KEYS_KV.put(keyRecordName(next.keyHash), JSON.stringify(recordOf(next)));
+      await this.prefill(next.keyHash, recordOf(next));
       return next;
     });
   }
@@ -200,11 +224,13 @@ export class KeyAuthority extends DurableObject<Env> {
    */
   dropApp(keyId: string, appId: string): Promise<void> {
     return this.serialized(async () => {
-      await this.database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId)));
       this.row = undefined;
+      const before = await this.currentRow(keyId);
+      if (before) await this.invalidate(before.keyHash);
+      this.row = undefined;
+      await this.database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId)));
       const row = await this.currentRow(keyId);
-      if (!row || row.revokedAt !== null) return;
-      await this.env.KEYS_KV.put(keyRecordName(row.keyHash), JSON.stringify(recordOf(row)));
+      if (row) await this.prefill(row.keyHash, recordOf(row));
     });
   }
 }

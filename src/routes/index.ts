@@ -13,9 +13,12 @@ import { registerRevealKey } from "./keys/reveal-key";
 import { registerRevokeKey } from "./keys/revoke-key";
 import { registerUpdateKey } from "./keys/update-key";
 import { registerCreateOrg } from "./orgs/create-org";
+import { registerVerifyKey } from "./verify/verify-key";
 
 /** Every endpoint, one file each, grouped by resource. */
 export function registerRoutes(app: App): App {
+  // Verification
+  registerVerifyKey(app);
   // Organizations
   registerCreateOrg(app);
   // Keys

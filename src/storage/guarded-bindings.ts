@@ -1,4 +1,4 @@
-import { StorageUnavailableError } from "../verification/verify-key";
+import { StorageUnavailableError } from "../errors";
 
 /**
  * The storage seam: every D1 and KV call the worker and the key authority make goes through these

@@ -1,4 +1,5 @@
 import type { Permission } from "../domain/catalog";
+import { StorageUnavailableError } from "../errors";
 import { hashKey } from "../domain/crypto";
 import { parseKey } from "../domain/key-format";
 import { allows, grantsOf, type Grant, type KeyAccess } from "../domain/permissions";
@@ -45,12 +46,7 @@ export interface VerifyOptions {
   now?: number;
 }
 
-/** A storage fault during verification: callers must fail closed (503), never treat it as valid. */
-export class StorageUnavailableError extends Error {
-  constructor(readonly store: "kv" | "d1" | "authority", cause: unknown) {
-    super(`${store} unavailable`, { cause });
-  }
-}
+export { StorageUnavailableError };
 
 async function guarded<T>(store: StorageUnavailableError["store"], work: () => Promise<T>): Promise<T> {
   try {

@@ -1,0 +1,111 @@
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { PERMISSIONS } from "../../domain/catalog";
+import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
+import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
+import { AppRoleSchema, ErrorSchema, errorResponses, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
+
+/** A presented key is never longer than this; anything longer is refused before hashing. */
+const MAX_PRESENTED_KEY_LENGTH = 256;
+
+const VerifyBody = z
+  .strictObject({
+    key: z.string().max(MAX_PRESENTED_KEY_LENGTH, `must be at most ${MAX_PRESENTED_KEY_LENGTH} characters`).openapi({
+      description: "The key to verify, as the client presented it.",
+      example: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9kQ2mN8pL4xR7vB1cZ6dW0sY5tG2j4UaP9e",
+    }),
+    permission: z.enum(PERMISSIONS).optional().openapi({ description: "A permission the key must hold.", example: "app:upload" }),
+    app: Id.optional().openapi({ description: "The app the permission is needed on.", example: "01jd8x9b2c3d4e5f6g7h" }),
+    strict: z.boolean().optional().openapi({
+      description: "Ask the key's authority directly instead of the edge cache: zero staleness anywhere, at the cost of latency.",
+      example: false,
+    }),
+  })
+  .openapi("VerifyRequest");
+
+const VerifyResult = z
+  .object({
+    valid: z.boolean(),
+    code: z.enum(VERIFY_CODES),
+    message: z.string().optional().openapi({ description: "Why the key was refused." }),
+    keyId: Id.optional(),
+    orgId: Id.optional(),
+    name: z.string().optional(),
+    kind: KindSchema.optional(),
+    orgRole: OrgRoleSchema.optional(),
+    appRoles: z.array(z.object({ appId: Id, role: AppRoleSchema })).optional(),
+    scopes: z.array(ScopeSchema).optional(),
+    mode: LegacyModeSchema.optional(),
+    permissions: z
+      .array(z.object({ permission: z.enum(PERMISSIONS), app: Id.nullable() }))
+      .optional()
+      .openapi({ description: "Every grant the key holds: a permission, org-wide (`app: null`) or on one app." }),
+    expiresAt: Timestamp.nullable().optional(),
+  })
+  .openapi("VerifyResult", {
+    example: {
+      valid: true,
+      code: "VALID",
+      keyId: "01jd8x7a0b1c2d3e4f5g",
+      orgId: "01jd8x6w2m9k3v7q4r5t",
+      name: "CI/CD Deploy",
+      kind: "scoped",
+      scopes: ["app:publish"],
+      permissions: [{ permission: "app:publish", app: null }],
+      expiresAt: null,
+    },
+  });
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/keys/verify",
+  tags: ["Verification"],
+  summary: "Verify a key",
+  description:
+    "Tells whether the presented key is valid and, optionally, holds a permission (on an app). Always 200 with a " +
+    "`code`: VALID, MALFORMED, NOT_FOUND, EXPIRED, REVOKED, POLICY_VIOLATION or INSUFFICIENT_PERMISSIONS. It tells only " +
+    "about the presented key: MALFORMED and NOT_FOUND carry no identity, and failures count toward the per-IP limit (429).",
+  request: { body: { content: { "application/json": { schema: VerifyBody } }, required: true } },
+  responses: { 200: json(VerifyResult, "The verdict."), ...errorResponses, 429: json(ErrorSchema, "Too many failed verifications from this address.") },
+});
+
+/** The verdict as the API shows it: identity only for keys that exist and are not revoked. */
+export function verdictBody(result: Verification) {
+  const base = { valid: result.valid, code: result.code, ...(result.valid ? {} : { message: result.message }) };
+  const key = result.key;
+  if (!key) return base;
+  return {
+    ...base,
+    keyId: key.keyId,
+    orgId: key.orgId,
+    name: key.name,
+    kind: key.kind,
+    ...(key.kind === "rbac"
+      ? { orgRole: key.orgRole, appRoles: Object.entries(key.appRoles).map(([appId, role]) => ({ appId, role })) }
+      : key.kind === "scoped"
+        ? { scopes: key.scopes as z.infer<typeof ScopeSchema>[] }
+        : { mode: key.mode }),
+    permissions: key.grants,
+    expiresAt: iso(key.expiresAt),
+  };
+}
+
+const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
+  const body = c.req.valid("json");
+  const ip = clientIp(c.req.raw.headers);
+  assertNotBlocked(ip, "verify");
+  const result = await verifyKey(c.env, body.key, {
+    permission: body.permission,
+    app: body.app,
+    strict: body.strict,
+    waitUntil: (p) => c.executionCtx.waitUntil(p),
+  });
+  c.set("outcome", result.code);
+  // A key that is not what it claims to be is a failed authentication; a valid key lacking a
+  // permission is not (its holder proved possession).
+  if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS") await recordFailure(c.env, ip, "verify");
+  return c.json(verdictBody(result), 200);
+};
+
+export const registerVerifyKey = (app: App) => app.openapi(route, handler);
