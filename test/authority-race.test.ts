@@ -1,0 +1,134 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { hashKey } from "../src/domain/crypto";
+import { authorityFor, KeyAuthority } from "../src/durable-objects/key-authority";
+import { db } from "../src/storage/db";
+import { keyRecordName } from "../src/storage/key-record";
+import { createKey } from "../src/storage/keys";
+import { verifyKey } from "../src/verification/verify-key";
+import { createOrg } from "./helpers";
+
+let org: Awaited<ReturnType<typeof createOrg>>;
+beforeAll(async () => {
+  org = await createOrg("Race Co");
+});
+
+const audit = { actorKeyId: null, requestId: "race-test" };
+
+/** A new scoped key straight through the storage layer (the routes are tested elsewhere). */
+async function newKey(name = "raced") {
+  return createKey(db(env.DB), env.KEY_ENCRYPTION_SECRET, {
+    orgId: org.orgId,
+    name,
+    secure: true,
+    expiresAt: null,
+    access: { kind: "scoped", scopes: ["app:read", "app:upload"] },
+    createdBy: null,
+  }, audit);
+}
+
+/** A gate the test opens by hand: the authority's fill waits on it between its D1 read and KV write. */
+function gate() {
+  let open!: () => void;
+  let reached!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  const arrived = new Promise<void>((r) => (reached = r));
+  return { open, arrived, pause: () => (reached(), opened) };
+}
+
+const settled = async (p: Promise<unknown>) => {
+  let done = false;
+  void p.then(() => (done = true), () => (done = true));
+  await new Promise((r) => setTimeout(r, 20));
+  return done;
+};
+
+type Change = "revoke" | "regenerate" | "edit";
+async function change(kind: Change, keyId: string) {
+  const authority = authorityFor(env, keyId);
+  if (kind === "revoke") return authority.revoke(keyId, org.orgId, audit);
+  if (kind === "regenerate") return authority.regenerate(keyId, org.orgId, audit);
+  return authority.update(keyId, org.orgId, { scopes: ["app:read"] }, audit);
+}
+/** Whether the old secret still passes what the change took away. */
+const stillAllowed = async (kind: Change, key: string) =>
+  (await verifyKey(env, key, kind === "edit" ? { permission: "app:upload" } : {})).valid;
+
+describe("a cache fill racing a change never brings the old record back", () => {
+  for (const kind of ["revoke", "regenerate", "edit"] as const) {
+    it(`${kind} issued while a fill is paused after its D1 read waits for it, then wins`, async () => {
+      const { key, row } = await newKey();
+      const g = gate();
+      await runInDurableObject(authorityFor(env, row.id), (instance: KeyAuthority) => {
+        instance.fillPause = g.pause;
+      });
+      const verifying = verifyKey(env, key, kind === "edit" ? { permission: "app:upload" } : {}); // KV miss → fill
+      await g.arrived; // the fill has read D1 (the old state) and not yet written KV
+      const changing = change(kind, row.id);
+      expect(await settled(changing)).toBe(false); // serialized behind the fill
+      g.open();
+      expect((await verifying).valid).toBe(true); // began before the change: may see the old state
+      await changing;
+      expect(await stillAllowed(kind, key)).toBe(false);
+      await runInDurableObject(authorityFor(env, row.id), (instance: KeyAuthority) => {
+        instance.fillPause = null;
+      });
+    });
+
+    it(`a fill that starts after ${kind} returned reads the new state`, async () => {
+      const { key, row } = await newKey();
+      await change(kind, row.id);
+      await env.KEYS_KV.delete(keyRecordName(await hashKey(key))); // force the miss path
+      expect(await stillAllowed(kind, key)).toBe(false);
+    });
+
+    it(`a fill completed before ${kind} is replaced when ${kind} returns`, async () => {
+      const { key, row } = await newKey();
+      expect(await stillAllowed(kind, key)).toBe(true); // filled and cached
+      await change(kind, row.id);
+      expect(await stillAllowed(kind, key)).toBe(false);
+    });
+  }
+});
+
+describe("stress: concurrent verify / revoke / regenerate", () => {
+  it("1,000 trials: zero verifications of a dead secret that started after its management call returned", async () => {
+    const TRIALS = 1000;
+    const BATCH = 100;
+    const keys = [];
+    for (let i = 0; i < TRIALS; i += BATCH) {
+      keys.push(...(await Promise.all(Array.from({ length: Math.min(BATCH, TRIALS - i) }, (_, j) => newKey(`stress-${i + j}`)))));
+    }
+    let deadAccepted = 0;
+    let liveRefused = 0;
+    let verifications = 0;
+    for (let i = 0; i < TRIALS; i += BATCH) {
+      await Promise.all(
+        keys.slice(i, i + BATCH).map(async ({ key, row }, j) => {
+          const kind: Change = (i + j) % 2 === 0 ? "revoke" : "regenerate";
+          let returned = false;
+          const during = [0, 1, 2].map(async () => {
+            verifications++;
+            const startedAfter = returned;
+            const result = await verifyKey(env, key);
+            if (startedAfter && result.valid) deadAccepted++;
+          });
+          const result = await change(kind, row.id);
+          returned = true;
+          for (let k = 0; k < 2; k++) {
+            verifications++;
+            if ((await verifyKey(env, key)).valid) deadAccepted++;
+          }
+          if (kind === "regenerate" && result && "key" in result) {
+            verifications++;
+            if (!(await verifyKey(env, result.key)).valid) liveRefused++;
+          }
+          await Promise.all(during);
+        }),
+      );
+    }
+    expect(verifications).toBeGreaterThanOrEqual(TRIALS * 5);
+    expect({ deadAccepted, liveRefused }).toEqual({ deadAccepted: 0, liveRefused: 0 });
+  }, 120_000);
+});
