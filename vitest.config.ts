@@ -14,6 +14,10 @@ export default defineConfig(async () => {
             BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
             KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
           },
+          // The gateway's local upstream: the same echo worker `npm run dev` starts.
+          workers: [
+            { name: "keygate-demo-upstream", modules: true, scriptPath: "./demo/upstream.js", compatibilityDate: "2026-10-01" },
+          ],
         },
       }),
     ],

@@ -1,12 +1,22 @@
 import { newApp } from "./app";
+import { GATEWAY_PREFIX } from "./gateway/config";
+import { handleGateway } from "./gateway/proxy";
 import { registerRoutes } from "./routes";
 import { guardEnv } from "./storage/guarded-bindings";
 
 export { KeyAuthority } from "./durable-objects/key-authority";
+export { KeyVerifier } from "./verification/key-verifier";
 
 const app = registerRoutes(newApp());
 
 export default {
   // Every request sees D1 and KV only through the storage seam: faults become 503, never a 500.
-  fetch: (request, env, ctx) => app.fetch(request, guardEnv(env), ctx),
+  async fetch(request, env, ctx) {
+    const guarded = guardEnv(env);
+    if (new URL(request.url).pathname.startsWith(GATEWAY_PREFIX)) {
+      const proxied = await handleGateway(request, guarded, ctx);
+      if (proxied) return proxied;
+    }
+    return app.fetch(request, guarded, ctx);
+  },
 } satisfies ExportedHandler<Env>;

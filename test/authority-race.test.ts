@@ -120,7 +120,7 @@ describe("stress: concurrent verify / revoke / regenerate", () => {
             verifications++;
             if ((await verifyKey(env, key)).valid) deadAccepted++;
           }
-          if (kind === "regenerate" && result && "key" in result) {
+          if (kind === "regenerate" && typeof result === "object" && result !== null && "key" in result) {
             verifications++;
             if (!(await verifyKey(env, result.key)).valid) liveRefused++;
           }
