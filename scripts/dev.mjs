@@ -2,7 +2,8 @@
 // `npm run dev`: everything a newcomer needs for a working local gateway, in one command.
 // 1. creates .dev.vars from .dev.vars.example when absent (local secrets only);
 // 2. applies the D1 migrations to the local database;
-// 3. starts `wrangler dev` on http://localhost:8787 with local D1, KV and Durable Objects.
+// 3. starts `wrangler dev` on http://localhost:8787 with local D1, KV and Durable Objects, together
+//    with the demo upstream (demo/) that the gateway's /gw/demo/… routes forward to.
 import { spawnSync, spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 
@@ -23,8 +24,14 @@ console.log(`
     curl -s -X POST http://localhost:${port}/v1/orgs \\
       -H 'authorization: Bearer ${bootstrap}' -H 'content-type: application/json' \\
       -d '{"name":"Acme"}'
+
+  Then call the demo upstream through the gateway with that key (README: "Use it"):
+
+    curl -s http://localhost:${port}/gw/demo/whoami -H 'authorization: Bearer <key>'
 `);
 const extra = process.argv.slice(2);
-const dev = spawn("npx", ["wrangler", "dev", "--port", port, ...extra], { stdio: "inherit" });
+const dev = spawn("npx", ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, ...extra], {
+  stdio: "inherit",
+});
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
 dev.on("exit", (code) => process.exit(code ?? 0));
