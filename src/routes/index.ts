@@ -12,11 +12,13 @@ import { registerRegenerateKey } from "./keys/regenerate-key";
 import { registerRevealKey } from "./keys/reveal-key";
 import { registerRevokeKey } from "./keys/revoke-key";
 import { registerUpdateKey } from "./keys/update-key";
+import { registerHealth } from "./health";
 import { registerCreateOrg } from "./orgs/create-org";
 import { registerVerifyKey } from "./verify/verify-key";
 
 /** Every endpoint, one file each, grouped by resource. */
 export function registerRoutes(app: App): App {
+  registerHealth(app);
   // Verification
   registerVerifyKey(app);
   // Organizations
