@@ -1,0 +1,236 @@
+/**
+ * `npm run bench [-- --quick]`: verification speed against the runtime's own limit.
+ *
+ * The worker is bundled exactly as `wrangler deploy` would (dry run, which also gives the gzip size),
+ * then run on local workerd through Miniflare's API — no `wrangler dev` proxy in the path. Keys are
+ * seeded straight into D1. Load comes from autocannon in a separate process. Every figure of one report
+ * comes from the same server in the same run; `noop` is measured before, between and after the other
+ * rows and its median is the baseline.
+ */
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join } from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { displayPrefix, mintKey, newId } from "../src/domain/key-format";
+
+const quick = process.argv.includes("--quick");
+const SMALL = 1_000;
+const LARGE = quick ? 10_000 : 100_000;
+const DURATION_S = quick ? 2 : 8;
+const CONNECTIONS = 10;
+/** Distinct never-verified keys per cache-miss row: each request is a real KV miss and authority fill. */
+const MISS_AMOUNT = quick ? 400 : 800;
+const HIT_POOL = 100; // keys cycled by verify-hit, all cached before measuring
+const SEED_CHUNK = 2_000;
+
+const work = mkdtempSync(join(tmpdir(), "keygate-bench-"));
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Build exactly what would be deployed.
+log("bundling with wrangler deploy --dry-run …");
+const dryRun = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", join(work, "dist")], { encoding: "utf8" });
+if (dryRun.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${dryRun.stdout}\n${dryRun.stderr}`);
+const sizes = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(dryRun.stdout + dryRun.stderr);
+const bundleKiB = Number(sizes?.[1] ?? NaN);
+const bundleGzipKiB = Number(sizes?.[2] ?? NaN);
+
+// ---------------------------------------------------------------------------------------------
+// The server: workerd via Miniflare, bindings as in wrangler.toml.
+const secrets = { BOOTSTRAP_SECRET: "bench-bootstrap-secret", KEY_ENCRYPTION_SECRET: "bench-encryption-secret-0123456789" };
+let logLines = 0;
+const mf = new Miniflare(convertV4MiniflareOptions({
+  host: "127.0.0.1",
+  // The worker still writes its one JSON line per request; here they are counted, not printed.
+  handleStructuredLogs: () => void logLines++,
+  port: 0,
+  workers: [
+    {
+      name: "keygate",
+      modules: true,
+      scriptPath: join(work, "dist", "index.js"),
+      modulesRoot: join(work, "dist"),
+      compatibilityDate: "2026-10-01",
+      compatibilityFlags: ["nodejs_compat"],
+      bindings: secrets,
+      d1Databases: { DB: "keygate-bench" },
+      kvNamespaces: { KEYS_KV: "keygate-bench-kv" },
+      durableObjects: { KEY_AUTHORITY: "KeyAuthority" },
+      serviceBindings: { DEMO_UPSTREAM: "keygate-demo-upstream" },
+      // Far above the production limit (30/min): the malformed/unknown rows measure the refusal path
+      // (including its call to the limiter), not 429s.
+      ratelimits: { AUTH_FAILURES: { namespace_id: "1001", simple: { limit: 1_000_000_000, period: 60 } } },
+    },
+    { name: "keygate-demo-upstream", modules: true, scriptPath: "demo/upstream.js", compatibilityDate: "2026-10-01" },
+  ],
+}));
+const base = (await mf.ready).toString().replace(/\/$/, "");
+const d1 = await mf.getD1Database("DB");
+for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
+  for (const statement of readFileSync(join("migrations", file), "utf8").split("--> statement-breakpoint")) {
+    if (statement.trim()) await d1.prepare(statement).run();
+  }
+}
+
+async function api(method: string, path: string, key: string, body?: unknown) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.json() as Promise<any>;
+}
+
+const created = await api("POST", "/v1/orgs", secrets.BOOTSTRAP_SECRET, { name: "Bench Co" });
+const orgId: string = created.org.id;
+const adminKey: string = created.key.key;
+const appId: string = (await api("POST", `/v1/orgs/${orgId}/apps`, adminKey, { name: "bench-app" })).id;
+
+// ---------------------------------------------------------------------------------------------
+// Seeding: scoped keys straight into D1, one JSON parameter per chunk (D1 binds at most 100 values).
+const keys: string[] = [];
+async function seedTo(total: number) {
+  const started = Date.now();
+  while (keys.length < total) {
+    const rows = [];
+    for (let i = 0; i < SEED_CHUNK && keys.length < total; i++) {
+      const id = newId();
+      const key = mintKey(id);
+      keys.push(key);
+      const now = Date.now();
+      rows.push({ id, org_id: orgId, name: `bench-${keys.length}`, kind: "scoped", secure: 1, key_hash: createHash("sha256").update(key).digest("hex"), key_prefix: displayPrefix(key), scopes: '["app:read"]', created_at: now, updated_at: now });
+    }
+    await d1
+      .prepare(
+        `insert into api_keys (id, org_id, name, kind, secure, key_hash, key_prefix, scopes, created_at, updated_at)
+         select value->>'id', value->>'org_id', value->>'name', value->>'kind', value->>'secure', value->>'key_hash',
+                value->>'key_prefix', value->>'scopes', value->>'created_at', value->>'updated_at' from json_each(?)`,
+      )
+      .bind(JSON.stringify(rows))
+      .run();
+  }
+  log(`seeded ${total} keys (${Date.now() - started} ms)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load runs.
+interface Row { rps: number; p50Ms: number; p99Ms: number; total: number; errors: number; statuses: Record<string, number> }
+const rows: Record<string, Row> = {};
+
+const execFileAsync = promisify(execFile);
+
+async function load(name: string, spec: { method: string; path: string; headers?: Record<string, string>; body?: string; bodies?: string[]; amount?: number }, expect: number) {
+  let bodiesFile: string | undefined;
+  if (spec.bodies) writeFileSync((bodiesFile = join(work, `${name}.json`)), JSON.stringify(spec.bodies));
+  // Asynchronous: this process hosts Miniflare's plumbing (the runtime's stdout among it), so it
+  // must keep its event loop free while the load runs.
+  const { stdout: out } = await execFileAsync(
+    process.execPath,
+    ["bench/load.mjs", JSON.stringify({ url: base, connections: CONNECTIONS, duration: DURATION_S, ...spec, bodies: undefined, bodiesFile })],
+    { encoding: "utf8", maxBuffer: 1 << 20 },
+  );
+  const r = JSON.parse(out) as Row & { durationS: number };
+  // Fixed-count runs are short: their rate is count / time, not autocannon's per-second samples.
+  if (spec.amount) r.rps = r.total / r.durationS;
+  const wrong = Object.entries(r.statuses).filter(([code]) => Number(code) !== expect);
+  if (wrong.length || r.errors) throw new Error(`${name}: expected only ${expect}, got ${JSON.stringify(r.statuses)} and ${r.errors} errors`);
+  rows[name] = r;
+  log(`${name.padEnd(20)} ${r.rps.toFixed(0).padStart(7)} rps  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  (${r.total} requests)`);
+}
+
+const json = { "content-type": "application/json" };
+const verifyBodies = (list: string[]) => list.map((key) => JSON.stringify({ key }));
+const hitPool = () => keys.slice(0, HIT_POOL);
+let missCursor = HIT_POOL; // keys never verified yet
+const missPool = () => keys.slice(missCursor, (missCursor += MISS_AMOUNT));
+
+async function warm(list: string[]) {
+  for (const key of list) await fetch(`${base}/v1/keys/verify`, { method: "POST", headers: json, body: JSON.stringify({ key }) });
+}
+
+const noops: Row[] = [];
+const noop = async (i: number) => {
+  await load(`noop#${i}`, { method: "GET", path: "/healthz" }, 200);
+  noops.push(rows[`noop#${i}`]!);
+  delete rows[`noop#${i}`];
+};
+
+await seedTo(SMALL);
+await warm(hitPool());
+await noop(1);
+await load(`verify-hit@${SMALL}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
+await load(`verify-miss@${SMALL}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(missPool()), amount: MISS_AMOUNT }, 200);
+
+await seedTo(LARGE);
+await noop(2);
+await load(`verify-hit@${LARGE}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
+missCursor = LARGE - MISS_AMOUNT - 1; // keys seeded last: never touched
+await load(`verify-miss@${LARGE}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(missPool()), amount: MISS_AMOUNT }, 200);
+const wellFormedTypo = (k: string) => k.slice(0, -1) + (k.endsWith("A") ? "B" : "A");
+await load("malformed", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: wellFormedTypo(keys[0]!) }) }, 200);
+const unknown = mintKey(newId());
+await warm([unknown]);
+await load("unknown", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: unknown }) }, 200);
+await noop(3);
+const reader = keys[0]!;
+await load("gateway", { method: "GET", path: `/gw/demo/apps/${appId}/info`, headers: { authorization: `Bearer ${reader}` } }, 200);
+await load("gateway-open", { method: "GET", path: "/gw/demo/public/info" }, 200);
+await load("create", { method: "POST", path: `/v1/orgs/${orgId}/keys`, headers: { ...json, authorization: `Bearer ${adminKey}` }, body: JSON.stringify({ kind: "scoped", name: "bench", scopes: ["app:read"] }) }, 201);
+await load("list", { method: "GET", path: `/v1/orgs/${orgId}/keys?limit=50`, headers: { authorization: `Bearer ${adminKey}` } }, 200);
+await noop(4);
+await mf.dispose();
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+rows.noop = { rps: median(noops.map((n) => n.rps)), p50Ms: median(noops.map((n) => n.p50Ms)), p99Ms: median(noops.map((n) => n.p99Ms)), total: noops.reduce((s, n) => s + n.total, 0), errors: 0, statuses: {} };
+rows["verify-hit"] = rows[`verify-hit@${LARGE}`]!;
+rows["verify-miss"] = rows[`verify-miss@${LARGE}`]!;
+const n = rows.noop;
+// Latencies under 1 ms round to whole milliseconds in autocannon; compare against at least 1 ms.
+const ms = (x: number) => Math.max(x, 1);
+const target = (value: number, limit: number, atMost: boolean) => ({ value: Number(value.toFixed(3)), limit, ok: atMost ? value <= limit : value >= limit });
+const targets = {
+  "verify-hit throughput / noop": target(rows["verify-hit"].rps / n.rps, 0.85, false),
+  "verify-hit p99 / noop p99": target(ms(rows["verify-hit"].p99Ms) / ms(n.p99Ms), 1.3, true),
+  "malformed throughput / noop": target(rows.malformed!.rps / n.rps, 0.95, false),
+  "verify-miss p50 / noop p50": target(ms(rows["verify-miss"].p50Ms) / ms(n.p50Ms), 3, true),
+  "gateway throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
+  [`verify-hit ${SMALL} keys / ${LARGE} keys (throughput)`]: target(rows[`verify-hit@${SMALL}`]!.rps / rows[`verify-hit@${LARGE}`]!.rps, 1.1, true),
+  [`verify-miss ${SMALL} keys / ${LARGE} keys (throughput)`]: target(rows[`verify-miss@${SMALL}`]!.rps / rows[`verify-miss@${LARGE}`]!.rps, 1.1, true),
+  "bundle gzip KiB": target(bundleGzipKiB, 150, true),
+};
+
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "unknown", "gateway", "gateway-open", "create", "list"];
+const table = [
+  `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
+  `| --- | ---: | ---: | ---: | ---: |`,
+  ...order.map((name) => {
+    const r = rows[name]!;
+    return `| ${name} | ${r.rps.toFixed(0)} | ${r.p50Ms} | ${r.p99Ms} | ${(r.rps / n.rps).toFixed(2)} |`;
+  }),
+].join("\n");
+const targetTable = [
+  `| target | value | limit | holds |`,
+  `| --- | ---: | ---: | :---: |`,
+  ...Object.entries(targets).map(([name, t]) => `| ${name} | ${t.value} | ${t.limit} | ${t.ok ? "yes" : "NO"} |`),
+].join("\n");
+console.log(`\n${table}\n\nBundle: ${bundleKiB} KiB, ${bundleGzipKiB} KiB gzip\n\n${targetTable}\n`);
+
+const report = {
+  when: new Date().toISOString(),
+  mode: quick ? "quick" : "full",
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  settings: { durationS: DURATION_S, connections: CONNECTIONS, smallKeys: SMALL, largeKeys: LARGE, missAmount: MISS_AMOUNT, hitPool: HIT_POOL },
+  bundle: { kib: bundleKiB, gzipKiB: bundleGzipKiB },
+  rows: Object.fromEntries(order.map((name) => [name, { rps: Number(rows[name]!.rps.toFixed(1)), p50Ms: rows[name]!.p50Ms, p99Ms: rows[name]!.p99Ms }])),
+  noopRuns: noops.map((r) => ({ rps: Number(r.rps.toFixed(1)), p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
+  targets,
+};
+mkdirSync("bench/results", { recursive: true });
+writeFileSync("bench/results/latest.json", JSON.stringify(report, null, 2) + "\n");
+log("wrote bench/results/latest.json");
