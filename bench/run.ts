@@ -19,10 +19,10 @@ import { displayPrefix, mintKey, newId } from "../src/domain/key-format";
 const quick = process.argv.includes("--quick");
 const SMALL = 1_000;
 const LARGE = quick ? 10_000 : 100_000;
-const DURATION_S = quick ? 2 : 8;
+const DURATION_S = quick ? 1.5 : 8;
 const CONNECTIONS = 10;
 /** Distinct never-verified keys per cache-miss row: each request is a real KV miss and authority fill. */
-const MISS_AMOUNT = quick ? 400 : 800;
+const MISS_AMOUNT = quick ? 200 : 800;
 const HIT_POOL = 100; // keys cycled by verify-hit, all cached before measuring
 const SEED_CHUNK = 2_000;
 
@@ -65,6 +65,15 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       ratelimits: { AUTH_FAILURES: { namespace_id: "1001", simple: { limit: 1_000_000_000, period: 60 } } },
     },
     { name: "keygate-demo-upstream", modules: true, scriptPath: "demo/upstream.js", compatibilityDate: "2026-10-01" },
+    {
+      name: "probe",
+      modules: true,
+      scriptPath: "bench/probe.js",
+      compatibilityDate: "2026-10-01",
+      kvNamespaces: { KV: "probe-kv" },
+      ratelimits: { LIMITER: { namespace_id: "1002", simple: { limit: 1_000_000_000, period: 60 } } },
+      routes: ["probe.local/*"],
+    },
   ],
 }));
 const base = (await mf.ready).toString().replace(/\/$/, "");
@@ -182,6 +191,10 @@ await load("gateway-open", { method: "GET", path: "/gw/demo/public/info" }, 200)
 await load("create", { method: "POST", path: `/v1/orgs/${orgId}/keys`, headers: { ...json, authorization: `Bearer ${adminKey}` }, body: JSON.stringify({ kind: "scoped", name: "bench", scopes: ["app:read"] }) }, 201);
 await load("list", { method: "GET", path: `/v1/orgs/${orgId}/keys?limit=50`, headers: { authorization: `Bearer ${adminKey}` } }, 200);
 await noop(4);
+// The runtime's building blocks on their own (bench/probe.js), for reading the targets against.
+for (const probe of ["noop", "kv-get", "kv-get-2", "sha256", "ratelimit", "log"]) {
+  await load(`probe:${probe}`, { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
+}
 await mf.dispose();
 
 // ---------------------------------------------------------------------------------------------
@@ -205,7 +218,8 @@ const targets = {
   "bundle gzip KiB": target(bundleGzipKiB, 150, true),
 };
 
-const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "unknown", "gateway", "gateway-open", "create", "list"];
+const probes = ["probe:noop", "probe:kv-get", "probe:kv-get-2", "probe:sha256", "probe:ratelimit", "probe:log"];
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
   `| --- | ---: | ---: | ---: | ---: |`,

@@ -43,7 +43,7 @@ export function authenticate(options: { permission?: Permission } = {}): Middlew
     assertNotBlocked(ip, "management");
     const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
-      await recordFailure(c.env, ip, "management");
+      recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));
       throw unauthorized(result.message, result.code);
     }
     const orgId = c.req.param("orgId");

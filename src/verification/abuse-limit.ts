@@ -5,9 +5,9 @@ import { ApiError } from "../errors";
  * calls all report failures here. Successful verifications never touch it, so the hot path gains
  * no storage read.
  *
- * The rate limiting binding counts failures per location; once it says an IP is over the limit, this
- * isolate refuses that IP *before* verifying anything until the window ends, so a limited client
- * cannot go on learning whether its guesses are valid.
+ * The rate limiting binding counts failures per location, off the response path; once it says an IP
+ * is over the limit, this isolate refuses that IP *before* verifying anything until the window ends,
+ * so a limited client cannot go on learning whether its guesses are valid.
  */
 
 /** The binding's window (`simple.period` in wrangler.toml), in seconds: how long a blocked IP waits. */
@@ -44,19 +44,21 @@ export function assertNotBlocked(ip: string, scope: LimitScope, now = Date.now()
 }
 
 /**
- * Counts a failed authentication from `ip`; throws 429 (instead of the caller's 401) once the IP is
- * over the limit. A limiter that cannot be reached is not a reason to let the request succeed: the
- * caller's own refusal stands.
+ * Counts a failed authentication from `ip`, off the response path (`waitUntil`): the refusal is not
+ * delayed by the limiter. Once the limiter says the IP is over the limit, `assertNotBlocked` refuses
+ * it before any verification until the window ends. A limiter that cannot be reached changes nothing:
+ * the caller's own refusal stands.
+ * @example recordFailure(env, ip, "verify", (p) => ctx.waitUntil(p));
  */
-export async function recordFailure(env: Env, ip: string, scope: LimitScope, now = Date.now()): Promise<void> {
-  let success = true;
-  try {
-    ({ success } = await env.AUTH_FAILURES.limit({ key: `${scope}:${ip}` }));
-  } catch {
-    return;
-  }
-  if (success) return;
-  if (blockedUntil.size >= BLOCKED_TRACKED_LIMIT) blockedUntil.clear();
-  blockedUntil.set(`${scope}:${ip}`, now + AUTH_FAILURE_WINDOW_SECONDS * 1000);
-  throw limited(AUTH_FAILURE_WINDOW_SECONDS);
+export function recordFailure(env: Env, ip: string, scope: LimitScope, waitUntil: (p: Promise<unknown>) => void): void {
+  const key = `${scope}:${ip}`;
+  const counted = env.AUTH_FAILURES.limit({ key }).then(
+    ({ success }) => {
+      if (success) return;
+      if (blockedUntil.size >= BLOCKED_TRACKED_LIMIT) blockedUntil.clear();
+      blockedUntil.set(key, Date.now() + AUTH_FAILURE_WINDOW_SECONDS * 1000);
+    },
+    () => undefined,
+  );
+  waitUntil(counted);
 }
