@@ -19,7 +19,7 @@ import { displayPrefix, mintKey, newId } from "../src/domain/key-format";
 const quick = process.argv.includes("--quick");
 const SMALL = 1_000;
 const LARGE = quick ? 10_000 : 100_000;
-const DURATION_S = quick ? 1.5 : 8;
+const DURATION_S = quick ? 1 : 8;
 const CONNECTIONS = 10;
 /** Distinct never-verified keys per cache-miss row: each request is a real KV miss and authority fill. */
 const MISS_AMOUNT = quick ? 200 : 800;
