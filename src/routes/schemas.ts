@@ -60,6 +60,24 @@ export const ExpirationFields = {
     .openapi({ description: "Expire at this time (must be in the future), or null for no expiry." }),
 };
 
+export const KEY_EXAMPLE = {
+  id: "01jd8x7a0b1c2d3e4f5g",
+  orgId: "01jd8x6w2m9k3v7q4r5t",
+  name: "CI/CD Deploy",
+  kind: "rbac" as const,
+  secure: true,
+  prefix: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9",
+  orgRole: "none" as const,
+  appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "uploader" as const }],
+  scopes: null,
+  mode: null,
+  status: "active" as const,
+  createdAt: "2026-11-22T14:00:00.000Z",
+  updatedAt: "2026-11-22T14:00:00.000Z",
+  lastUsedAt: null,
+  expiresAt: "2027-02-20T14:00:00.000Z",
+};
+
 export const KeyObject = z
   .object({
     id: Id,
@@ -78,14 +96,14 @@ export const KeyObject = z
     lastUsedAt: Timestamp.nullable(),
     expiresAt: Timestamp.nullable(),
   })
-  .openapi("Key");
+  .openapi("Key", { example: KEY_EXAMPLE });
 
 export const KeyWithSecret = KeyObject.extend({
   key: z.string().openapi({
     description: `The full key, shown only in this response. Format: \`${KEY_PATTERN_SOURCE}\`.`,
     example: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9kQ2mN8pL4xR7vB1cZ6dW0sY5tG2j4UaP9e",
   }),
-}).openapi("KeyWithSecret");
+}).openapi("KeyWithSecret", { example: { ...KEY_EXAMPLE, key: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9kQ2mN8pL4xR7vB1cZ6dW0sY5tG2j4UaP9e" } });
 
 export const ErrorSchema = z
   .object({

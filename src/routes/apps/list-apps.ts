@@ -14,7 +14,9 @@ const AppList = z
     apps: z.array(AppObject).openapi({ description: "Apps, newest first." }),
     nextCursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
   })
-  .openapi("AppList");
+  .openapi("AppList", {
+    example: { apps: [{ id: "01jd8x9b2c3d4e5f6g7h", orgId: "01jd8x6w2m9k3v7q4r5t", name: "mobile", createdAt: "2026-11-22T14:00:00.000Z" }], nextCursor: null },
+  });
 
 const route = createRoute({
   method: "get",

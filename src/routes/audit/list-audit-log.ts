@@ -23,7 +23,23 @@ const AuditEntry = z
 
 const AuditPage = z
   .object({ entries: z.array(AuditEntry), nextCursor: z.string().nullable() })
-  .openapi("AuditLog");
+  .openapi("AuditLog", {
+    example: {
+      entries: [
+        {
+          id: 42,
+          actorKeyId: "01jd8x7a0b1c2d3e4f5g",
+          action: "key.revoke",
+          targetType: "key",
+          targetId: "01jd8xa1b2c3d4e5f6g7",
+          requestId: "req_3f2c9a0d7b8e4f6a9c1d2e3f4a5b6c7d",
+          createdAt: "2026-11-22T14:00:00.000Z",
+          details: { name: "CI/CD Deploy" },
+        },
+      ],
+      nextCursor: null,
+    },
+  });
 
 const route = createRoute({
   method: "get",

@@ -7,7 +7,7 @@ import { authenticate } from "../../middleware/authenticate";
 import { db, type Db } from "../../storage/db";
 import { toKeyObject } from "../../storage/keys";
 import { apiKeys, keyAppRoles } from "../../storage/schema";
-import { errorResponses, json, KeyObject, OrgIdParam } from "../schemas";
+import { errorResponses, json, KEY_EXAMPLE, KeyObject, OrgIdParam } from "../schemas";
 import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
 
 
@@ -34,7 +34,7 @@ export const KeyList = z
     keys: z.array(KeyObject).openapi({ description: "Keys, newest first. Revoked keys are never listed." }),
     nextCursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last page." }),
   })
-  .openapi("KeyList");
+  .openapi("KeyList", { example: { keys: [KEY_EXAMPLE], nextCursor: "djE6MDFqZDh4N2EwYjFjMmQzZTRmNWc" } });
 
 const route = createRoute({
   method: "get",

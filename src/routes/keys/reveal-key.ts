@@ -12,7 +12,7 @@ import { manageableKey } from "./access-input";
 
 const RevealedKey = z
   .object({
-    id: z.string(),
+    id: z.string().openapi({ example: "01jd8x7a0b1c2d3e4f5g" }),
     key: z.string().openapi({ example: "kgw_01jd8x7a0b1c2d3e4f5g_3hF9kQ2mN8pL4xR7vB1cZ6dW0sY5tG2j4UaP9e" }),
   })
   .openapi("RevealedKey");

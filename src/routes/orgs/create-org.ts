@@ -11,7 +11,7 @@ import { errorResponses, Id, json, KeyWithSecret, Name, Timestamp } from "../sch
 
 export const OrgObject = z
   .object({ id: Id, name: z.string(), createdAt: Timestamp })
-  .openapi("Org");
+  .openapi("Org", { example: { id: "01jd8x6w2m9k3v7q4r5t", name: "Acme Inc", createdAt: "2026-11-22T14:00:00.000Z" } });
 
 const route = createRoute({
   method: "post",
@@ -26,7 +26,7 @@ const route = createRoute({
     body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "Acme Inc" }) }) } }, required: true },
   },
   responses: {
-    201: json(z.object({ org: OrgObject, key: KeyWithSecret }), "The organization and its first admin key."),
+    201: json(z.object({ org: OrgObject, key: KeyWithSecret }).openapi("CreatedOrg"), "The organization and its first admin key."),
     ...errorResponses,
   },
 });
