@@ -66,6 +66,36 @@ beforeAll(async () => {
 });
 
 describe("storage faults", () => {
+  it("a KV outage makes the verify endpoint fail closed (503), never VALID", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "v", scopes: ["app:read"] });
+    for (const fault of ["throw", "stall"] as const) {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request("https://gateway.test/v1/keys/verify", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: key.key }) }),
+        { ...env, KEYS_KV: faultyKV(fault) },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      const text = await res.text();
+      expect(res.status, text).toBe(503);
+      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+      expect(text).not.toContain("VALID");
+    }
+  }, 15_000);
+
+  it("a KV outage makes the gateway answer 503 with Retry-After, without forwarding", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "g", scopes: ["app:read"] });
+    const res = await worker.fetch(
+      new Request("https://gateway.test/gw/demo/apps/01jd8x9b2c3d4e5f6g7h/x", { headers: { authorization: `Bearer ${key.key}` } }),
+      { ...env, KEYS_KV: faultyKV("throw") },
+      createExecutionContext(),
+    );
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    expect(res.headers.get("x-demo-upstream")).toBeNull();
+    expect((await res.json()) as object).toMatchObject({ error: { code: "SERVICE_UNAVAILABLE" } });
+  });
+
   it("a KV outage makes management authentication fail closed with 503 and Retry-After", async () => {
     const res = await callWith({ KEYS_KV: faultyKV("throw") }, "GET", `/v1/orgs/${org.orgId}/keys`, org.adminKey);
     expect(res.status, res.text).toBe(503);

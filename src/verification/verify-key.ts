@@ -48,6 +48,11 @@ export interface VerifyOptions {
 
 export { StorageUnavailableError };
 
+/**
+ * A failed call to the key's authority (a Durable Object, not behind the storage seam) is a storage
+ * fault like any other. D1 and KV faults already arrive as `StorageUnavailableError` from the seam:
+ * every entry point (`src/index.ts`, `KeyVerifier`) passes the guarded bindings.
+ */
 async function guarded<T>(store: StorageUnavailableError["store"], work: () => Promise<T>): Promise<T> {
   try {
     return await work();
@@ -62,15 +67,16 @@ const ORG_OF_KEY_LIMIT = 50_000;
 const orgOfKey = new Map<string, string>();
 
 async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
-  const cached = await guarded("kv", () => env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), "json"));
-  return cached ?? (await guarded("d1", () => loadPolicy(db(env.DB), orgId)));
+  const cached = await env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), "json");
+  return cached ?? (await loadPolicy(db(env.DB), orgId));
 }
 
 /**
  * The one verifier: the verify endpoint, management authentication and the gateway all call it.
  * Format and checksum first (no storage read when they fail), then SHA-256, then the KV record,
  * filled through the key's authority on a miss; expiry and org policy are decided now, from the
- * current time and the current policy, never from the cache.
+ * current time and the current policy, never from the cache. Pass the bindings through `guardEnv`
+ * (the entry points do) so storage faults surface as `StorageUnavailableError`, never as `VALID`.
  *
  * @example
  * const result = await verifyKey(env, presented, { permission: "app:upload", app: appId });
@@ -90,7 +96,7 @@ export async function verifyKey(env: Env, presented: string, options: VerifyOpti
   if (options.strict) {
     record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(parsed.keyId, hash));
   } else {
-    const cached = await guarded("kv", () => env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json"));
+    const cached = await env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json");
     record = cached ?? (await guarded("authority", async (): Promise<KeyRecord> => await authority().fill(parsed.keyId, hash)));
   }
 
