@@ -85,19 +85,25 @@ async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
 export async function verifyKey(env: Env, presented: string, options: VerifyOptions = {}): Promise<Verification> {
   const parsed = parseKey(presented);
   if (!parsed) return { valid: false, code: "MALFORMED", message: "The key is not a well-formed API key." };
-  const hash = await hashKey(presented);
+  return verifyHash(env, parsed.keyId, await hashKey(presented), options);
+}
 
-  const knownOrg = orgOfKey.get(parsed.keyId);
+/**
+ * `verifyKey` after parsing and hashing: for callers that hold a key's id and hash but not the key
+ * itself (a console session). Same path, same answers.
+ */
+export async function verifyHash(env: Env, keyId: string, hash: string, options: VerifyOptions = {}): Promise<Verification> {
+  const knownOrg = orgOfKey.get(keyId);
   const policyRead = knownOrg ? readPolicy(env, knownOrg) : undefined;
   policyRead?.catch(() => undefined); // awaited below; keep an early rejection from going unhandled
 
   let record: KeyRecord;
-  const authority = () => authorityFor(env, parsed.keyId);
+  const authority = () => authorityFor(env, keyId);
   if (options.strict) {
-    record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(parsed.keyId, hash));
+    record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(keyId, hash));
   } else {
     const cached = await env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json");
-    record = cached ?? (await guarded("authority", async (): Promise<KeyRecord> => await authority().fill(parsed.keyId, hash)));
+    record = cached ?? (await guarded("authority", async (): Promise<KeyRecord> => await authority().fill(keyId, hash)));
   }
 
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
