@@ -1,4 +1,5 @@
 import { newApp } from "./app";
+import { registerConsole } from "./console";
 import { GATEWAY_PREFIX } from "./gateway/config";
 import { handleGateway } from "./gateway/proxy";
 import { registerRoutes } from "./routes";
@@ -7,7 +8,7 @@ import { guardEnv } from "./storage/guarded-bindings";
 export { KeyAuthority } from "./durable-objects/key-authority";
 export { KeyVerifier } from "./verification/key-verifier";
 
-const app = registerRoutes(newApp());
+const app = registerConsole(registerRoutes(newApp()));
 
 export default {
   // Every request sees D1 and KV only through the storage seam: faults become 503, never a 500.

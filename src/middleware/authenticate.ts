@@ -1,10 +1,11 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../context";
 import type { Permission } from "../domain/catalog";
 import { allows } from "../domain/permissions";
 import { ApiError } from "../errors";
 import { assertNotBlocked, clientIp, recordFailure } from "../verification/abuse-limit";
-import { verifyKey } from "../verification/verify-key";
+import { verifyKey, type VerifiedKey } from "../verification/verify-key";
+import { internalCaller } from "./internal-caller";
 
 export const WWW_AUTHENTICATE_REALM = 'Bearer realm="keygate"';
 
@@ -27,6 +28,19 @@ export function unauthorized(message: string, reason: string): ApiError {
   return new ApiError("UNAUTHORIZED", message, { reason }, { "WWW-Authenticate": WWW_AUTHENTICATE_REALM + error });
 }
 
+async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
+  const key = presentedKey(c.req.raw.headers);
+  if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
+  const ip = clientIp(c.req.raw.headers);
+  assertNotBlocked(ip, "management");
+  const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
+  if (!result.valid) {
+    recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));
+    throw unauthorized(result.message, result.code);
+  }
+  return result.key;
+}
+
 /**
  * Authenticates a management call with the one verifier and checks it against the `{orgId}` in the
  * path: another organization's objects answer 404 (existence does not leak), a missing permission
@@ -37,23 +51,16 @@ export function unauthorized(message: string, reason: string): ApiError {
  */
 export function authenticate(options: { permission?: Permission } = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const key = presentedKey(c.req.raw.headers);
-    if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
-    const ip = clientIp(c.req.raw.headers);
-    assertNotBlocked(ip, "management");
-    const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
-    if (!result.valid) {
-      recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));
-      throw unauthorized(result.message, result.code);
-    }
+    // The console's in-process calls arrive already verified (see internal-caller.ts).
+    const caller = internalCaller(c.env) ?? (await verifyPresentedKey(c));
     const orgId = c.req.param("orgId");
-    if (orgId !== undefined && orgId !== result.key.orgId) throw new ApiError("NOT_FOUND", "No such organization.");
-    if (options.permission && !allows(result.key.grants, options.permission)) {
+    if (orgId !== undefined && orgId !== caller.orgId) throw new ApiError("NOT_FOUND", "No such organization.");
+    if (options.permission && !allows(caller.grants, options.permission)) {
       throw new ApiError("FORBIDDEN", `This key lacks the ${options.permission} permission.`, {
         required: options.permission,
       });
     }
-    c.set("caller", result.key);
+    c.set("caller", caller);
     await next();
   };
 }

@@ -1,0 +1,56 @@
+/** @jsxImportSource hono/jsx */
+import type { Context } from "hono";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { allows } from "../../domain/permissions";
+import { ApiError } from "../../errors";
+import { consoleApi, type ConsoleApi } from "../api";
+import { dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
+import { fieldErrors, FormError, updateKeyBody, type FieldErrors, type FormValues } from "../forms";
+import { EditKeyPage } from "../views/edit-page";
+import type { AppOption } from "../views/key-fields";
+import type { Key } from "../views/keys-page";
+
+async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: FormValues; errors: FieldErrors }, status = 200) {
+  const keyPath = `${orgPath(c)}/keys/${encodeURIComponent(c.req.param("keyId") ?? "")}`;
+  const [key, policy, apps] = await Promise.all([
+    api<Key>("GET", keyPath),
+    api<{ requireExpiration: boolean; maxLifetimeDays: number | null }>("GET", `${orgPath(c)}/policy`),
+    allows(c.var.caller.grants, "org:read") ? api<{ apps: AppOption[] }>("GET", `${orgPath(c)}/apps?limit=100`) : undefined,
+  ]);
+  if (!unlessUnavailable(key).ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
+  const appList = apps ? dataOr(apps, { apps: [] }).apps : [];
+  return c.html(
+    <EditKeyPage
+      viewer={viewerOf(c)}
+      k={(key as { data: Key }).data}
+      apps={appList}
+      policy={dataOr(policy, { requireExpiration: false, maxLifetimeDays: null })}
+      grantable={grantableFor(c, appList)}
+      form={shown?.form}
+      errors={shown?.errors}
+    />,
+    status as 200,
+  );
+}
+
+/** The edit page: name, expiration, org role and app roles (or scopes). Legacy keys say why they cannot be edited. */
+export function registerConsoleEditKey(app: App) {
+  app.get("/console/keys/:keyId", (c) => renderEdit(c, consoleApi(app, c)));
+
+  app.post("/console/keys/:keyId", async (c) => {
+    const api = consoleApi(app, c);
+    const form = c.var.form;
+    const keyPath = `${orgPath(c)}/keys/${encodeURIComponent(c.req.param("keyId"))}`;
+    const current = unlessUnavailable(await api<Key>("GET", keyPath));
+    if (!current.ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
+    try {
+      const saved = unlessUnavailable(await api<Key>("PATCH", keyPath, updateKeyBody(current.data.kind, form)));
+      if (saved.ok) return c.redirect("/console/keys?notice=updated", 303);
+      return renderEdit(c, api, { form, errors: fieldErrors(saved.error) }, saved.status);
+    } catch (err) {
+      if (!(err instanceof FormError)) throw err;
+      return renderEdit(c, api, { form, errors: err.errors }, 400);
+    }
+  });
+}

@@ -1,0 +1,77 @@
+/** @jsxImportSource hono/jsx */
+import type { Context } from "hono";
+import type { App } from "../../app";
+import type { AppEnv } from "../../context";
+import { allows } from "../../domain/permissions";
+import { consoleApi, type ConsoleApi } from "../api";
+import { cursorParam, dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
+import { createKeyBody, fieldErrors, FormError } from "../forms";
+import type { AppOption } from "../views/key-fields";
+import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps } from "../views/keys-page";
+
+const PAGE_SIZE = 25;
+const NO_POLICY = { requireExpiration: false, maxLifetimeDays: null };
+const EMPTY: KeyPage = { keys: [], nextCursor: null };
+
+const NOTICES: Record<string, string> = {
+  revoked: "The key was deleted. Requests that use it now fail.",
+  updated: "Changes saved.",
+};
+
+/** Everything the keys page shows, read through the API as the signed-in key. */
+export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: Partial<KeysPageProps> = {}): Promise<KeysPageProps> {
+  const cursor = cursorParam(c.req.query("cursor"));
+  const legacyCursor = cursorParam(c.req.query("legacyCursor"));
+  const list = (kind: string, from?: string) =>
+    api<KeyPage>("GET", `${orgPath(c)}/keys?kind=${kind}&limit=${PAGE_SIZE}${from ? `&cursor=${encodeURIComponent(from)}` : ""}`);
+  const canListApps = allows(c.var.caller.grants, "org:read");
+  const [rbac, legacy, policy, apps] = await Promise.all([
+    list("rbac,scoped", cursor),
+    list("legacy", legacyCursor),
+    api<KeysPageProps["policy"]>("GET", `${orgPath(c)}/policy`),
+    canListApps ? api<{ apps: AppOption[] }>("GET", `${orgPath(c)}/apps?limit=100`) : undefined,
+  ]);
+  const badCursor = [rbac, legacy].some((r) => !unlessUnavailable(r).ok);
+  const appList = apps ? dataOr(apps, { apps: [] }).apps : [];
+  const notice = c.req.query("notice");
+  return {
+    viewer: viewerOf(c),
+    rbac: dataOr(rbac, EMPTY),
+    legacy: dataOr(legacy, EMPTY),
+    cursors: { cursor, legacyCursor },
+    apps: appList,
+    policy: dataOr(policy, NO_POLICY),
+    grantable: grantableFor(c, appList),
+    notice: badCursor
+      ? { kind: "error", text: "That page link is no longer valid; showing the first page." }
+      : notice && NOTICES[notice]
+        ? { kind: "ok", text: NOTICES[notice] }
+        : undefined,
+    ...extra,
+  };
+}
+
+export function registerConsoleKeys(app: App) {
+  app.get("/console/keys", async (c) => {
+    if (!viewerOf(c).canManageKeys) return c.html(<KeysPageDisabled viewer={viewerOf(c)} />);
+    return c.html(<KeysPage {...await loadKeysPage(c, consoleApi(app, c))} />);
+  });
+
+  // The create dialog. Success shows the one-time secret; a refusal reopens the dialog with each
+  // message next to its field.
+  app.post("/console/keys", async (c) => {
+    const api = consoleApi(app, c);
+    const form = c.var.form;
+    try {
+      const created = unlessUnavailable(await api<Key & { key: string }>("POST", `${orgPath(c)}/keys`, createKeyBody(form)));
+      if (created.ok) {
+        const { key, name, secure } = created.data;
+        return c.html(<KeysPage {...await loadKeysPage(c, api, { secret: { key, name, secure, regenerated: false } })} />, 201);
+      }
+      return c.html(<KeysPage {...await loadKeysPage(c, api, { create: { form, errors: fieldErrors(created.error) } })} />, created.status as 400);
+    } catch (err) {
+      if (!(err instanceof FormError)) throw err;
+      return c.html(<KeysPage {...await loadKeysPage(c, api, { create: { form, errors: err.errors } })} />, 400);
+    }
+  });
+}

@@ -1,0 +1,313 @@
+/** @jsxImportSource hono/jsx */
+import type { z } from "@hono/zod-openapi";
+import type { KeyObject } from "../../routes/schemas";
+import { first, type FieldErrors, type FormValues } from "../forms";
+import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type Grantable } from "./key-fields";
+import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
+
+export type Key = z.infer<typeof KeyObject>;
+export interface KeyPage {
+  keys: Key[];
+  nextCursor: string | null;
+}
+
+export interface KeysPageProps {
+  viewer: Viewer;
+  rbac: KeyPage;
+  legacy: KeyPage;
+  /** The cursors the shown pages started from, so pagination links keep the other section in place. */
+  cursors: { cursor?: string; legacyCursor?: string };
+  apps: AppOption[];
+  policy: { requireExpiration: boolean; maxLifetimeDays: number | null };
+  grantable: Grantable;
+  create?: { form: FormValues; errors: FieldErrors };
+  secret?: { key: string; name: string; secure: boolean; regenerated: boolean };
+  notice?: { kind: "ok" | "error"; text: string };
+}
+
+function Access(props: { k: Key; appNames: Map<string, string> }) {
+  const { k } = props;
+  if (k.kind === "legacy") return <Badge tone="muted">{`mode: ${k.mode}`}</Badge>;
+  if (k.kind === "scoped") return <>{(k.scopes ?? []).map((s) => <Badge tone="scope">{s}</Badge>)}</>;
+  return (
+    <>
+      <Badge>{`org: ${k.orgRole}`}</Badge>
+      {k.appRoles.map((r) => (
+        <Badge>{`${props.appNames.get(r.appId) ?? r.appId}: ${APP_ROLE_LABELS[r.role]}`}</Badge>
+      ))}
+    </>
+  );
+}
+
+function Expires(props: { k: Key }) {
+  if (props.k.status === "expired") return <Badge tone="danger">Expired</Badge>;
+  return props.k.expiresAt ? <When iso={props.k.expiresAt} /> : <>Never</>;
+}
+
+function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }) {
+  const { k, viewer } = props;
+  const regen = `regenerate-${k.id}`;
+  const del = `delete-${k.id}`;
+  return (
+    <tr data-key-id={k.id}>
+      <td>{k.name}</td>
+      <td>
+        <code>{k.prefix}…</code>
+        {!k.secure && (
+          <>
+            {" "}
+            <Badge tone="muted">not secure</Badge>
+          </>
+        )}
+      </td>
+      <td>
+        <Access k={k} appNames={props.appNames} />
+      </td>
+      <td>{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : "Never"}</td>
+      <td>
+        <Expires k={k} />
+      </td>
+      <td>
+        <div class="row-actions">
+          {k.kind !== "legacy" && (
+            <a class="button" href={`/console/keys/${k.id}`} aria-label={`Manage ${k.name}`}>
+              Manage
+            </a>
+          )}
+          <button type="button" data-open={regen} aria-label={`Regenerate ${k.name}`}>
+            Regenerate
+          </button>
+          <button type="button" class="danger" data-open={del} aria-label={`Delete ${k.name}`}>
+            Delete
+          </button>
+        </div>
+        <dialog id={regen} aria-labelledby={`${regen}-title`}>
+          <form method="post" action={`/console/keys/${k.id}/regenerate`}>
+            <Csrf viewer={viewer} />
+            <h2 id={`${regen}-title`}>{`Regenerate “${k.name}”?`}</h2>
+            <p>
+              A new secret replaces the current one and is shown once. Every integration still using the current
+              secret of this key stops working immediately. Its name and access stay the same.
+            </p>
+            <div class="actions">
+              <button type="button" data-close>
+                Cancel
+              </button>
+              <button type="submit" class="primary">
+                Regenerate
+              </button>
+            </div>
+          </form>
+        </dialog>
+        <dialog id={del} aria-labelledby={`${del}-title`}>
+          <form method="post" action={`/console/keys/${k.id}/revoke`}>
+            <Csrf viewer={viewer} />
+            <h2 id={`${del}-title`}>{`Delete “${k.name}”?`}</h2>
+            <p>
+              The key is revoked immediately and cannot be restored: every request that uses it will fail, and any
+              automation relying on it stops working until you give it a new key.
+            </p>
+            <div class="actions">
+              <button type="button" data-close>
+                Cancel
+              </button>
+              <button type="submit" class="danger">
+                Delete key
+              </button>
+            </div>
+          </form>
+        </dialog>
+      </td>
+    </tr>
+  );
+}
+
+function KeyTable(props: { label: string; id: string; page: KeyPage; viewer: Viewer; appNames: Map<string, string>; empty: string; next?: string; first?: string }) {
+  return (
+    <section aria-labelledby={`${props.id}-heading`}>
+      {props.page.keys.length === 0 ? (
+        <p class="empty">{props.empty}</p>
+      ) : (
+        <table id={props.id}>
+          <caption class="visually-hidden">{props.label}</caption>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Key</th>
+              <th scope="col">Roles / scopes</th>
+              <th scope="col">Last used</th>
+              <th scope="col">Expires</th>
+              <th scope="col">
+                <span class="hint">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.page.keys.map((k) => (
+              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} />
+            ))}
+          </tbody>
+        </table>
+      )}
+      {(props.next || props.first) && (
+        <nav class="pager" aria-label={`${props.label} pages`}>
+          {props.first && <a href={props.first}>First page</a>}
+          {props.next && <a href={props.next}>Next page</a>}
+        </nav>
+      )}
+    </section>
+  );
+}
+
+function pageLink(cursor: string | undefined, legacyCursor: string | undefined): string {
+  const q = new URLSearchParams();
+  if (cursor) q.set("cursor", cursor);
+  if (legacyCursor) q.set("legacyCursor", legacyCursor);
+  const s = q.toString();
+  return `/console/keys${s ? `?${s}` : ""}`;
+}
+
+function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) {
+  const form = props.create?.form ?? {};
+  const errors = props.create?.errors;
+  const kind = first(form, "kind") || "rbac";
+  const secure = props.create ? first(form, "secure") === "on" : true;
+  return (
+    <dialog id="create-dialog" aria-labelledby="create-title" data-autoopen={props.create ? true : undefined}>
+      <form method="post" action="/console/keys" data-key-form novalidate>
+        <Csrf viewer={props.viewer} />
+        <h2 id="create-title">Create API key</h2>
+        {errors?.form && <Notice kind="error">{errors.form}</Notice>}
+        <NameField id="create" value={first(form, "name")} errors={errors} />
+        <label class="check">
+          <input type="checkbox" name="secure" checked={secure} /> Create secure key
+        </label>
+        <p class="hint">
+          A secure key is stored only as a hash: it is shown once, after creation, and can never be retrieved again.
+        </p>
+        <ExpirationField id="create" form={form} errors={errors} policy={props.policy} />
+        <fieldset>
+          <legend>Kind of key</legend>
+          <label class="check">
+            <input type="radio" name="kind" value="rbac" checked={kind === "rbac"} /> RBAC key — an organization role and per-app roles
+          </label>
+          <label class="check">
+            <input type="radio" name="kind" value="scoped" checked={kind === "scoped"} /> Scoped key — a fixed set of scopes
+          </label>
+        </fieldset>
+        <div data-kind-section="rbac">
+          <RbacFields id="create" form={form} errors={errors} grantable={props.grantable} appNames={props.appNames} />
+        </div>
+        <div data-kind-section="scoped">
+          <ScopeFields id="create" form={form} errors={errors} grantable={props.grantable} />
+        </div>
+        <div class="actions">
+          <button type="button" data-close>
+            Cancel
+          </button>
+          <button type="submit" class="primary">
+            Create
+          </button>
+        </div>
+      </form>
+    </dialog>
+  );
+}
+
+function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
+  const { secret } = props;
+  return (
+    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen>
+      <h2 id="secret-title">{secret.regenerated ? `New secret for “${secret.name}”` : `Key “${secret.name}” created`}</h2>
+      <p class="warning" id="secret-warning">
+        {secret.secure
+          ? "Copy this key now. It will not be shown again: only its hash is stored, so nobody can retrieve it later."
+          : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later."}
+        {secret.regenerated ? " The previous secret has already stopped working." : ""}
+      </p>
+      <label for="secret-value">API key</label>
+      <div class="copy-row">
+        <input type="text" id="secret-value" class="secret-value" value={secret.key} readonly aria-describedby="secret-warning" autocomplete="off" spellcheck={false} />
+        <button type="button" data-copy="secret-value">
+          Copy
+        </button>
+      </div>
+      <p class="hint" id="secret-value-copied" role="status" hidden>
+        Copied to the clipboard.
+      </p>
+      <div class="actions">
+        <a class="button primary" href="/console/keys" data-clear="secret-value">
+          Done
+        </a>
+      </div>
+    </dialog>
+  );
+}
+
+/** The API keys page: RBAC and scoped keys, then legacy keys, each paginated on its own. */
+export function KeysPage(props: KeysPageProps) {
+  const appNames = new Map(props.apps.map((a) => [a.id, a.name]));
+  const { cursor, legacyCursor } = props.cursors;
+  return (
+    <Page title="API keys" viewer={props.viewer} tab="keys">
+      <div class="toolbar">
+        <h1>API keys</h1>
+        <button type="button" class="primary" data-open="create-dialog">
+          + Create key
+        </button>
+      </div>
+      {props.notice && <Notice kind={props.notice.kind}>{props.notice.text}</Notice>}
+      <h2 id="rbac-keys-heading">RBAC and scoped keys</h2>
+      <KeyTable
+        id="rbac-keys"
+        label="RBAC and scoped keys"
+        page={props.rbac}
+        viewer={props.viewer}
+        appNames={appNames}
+        empty="No RBAC or scoped keys yet. Create one to give an integration exactly the access it needs."
+        next={props.rbac.nextCursor ? pageLink(props.rbac.nextCursor, legacyCursor) : undefined}
+        first={cursor ? pageLink(undefined, legacyCursor) : undefined}
+      />
+      <h2 id="legacy-keys-heading">Legacy keys</h2>
+      <p class="hint">
+        Mode-based keys (read, upload, write, all). They still work and can be regenerated or deleted, but cannot be
+        edited into RBAC keys: create an RBAC key instead and delete the legacy one.
+      </p>
+      <KeyTable
+        id="legacy-keys"
+        label="Legacy keys"
+        page={props.legacy}
+        viewer={props.viewer}
+        appNames={appNames}
+        empty="No legacy keys."
+        next={props.legacy.nextCursor ? pageLink(cursor, props.legacy.nextCursor) : undefined}
+        first={legacyCursor ? pageLink(cursor, undefined) : undefined}
+      />
+      <CreateDialog {...props} appNames={appNames} />
+      {props.secret && <SecretDialog secret={props.secret} />}
+    </Page>
+  );
+}
+
+/** What a signed-in key without `apiKeyManagement` sees: the page, disabled, saying why. */
+export function KeysPageDisabled(props: { viewer: Viewer }) {
+  return (
+    <Page title="API keys" viewer={props.viewer} tab="keys">
+      <div class="toolbar">
+        <h1>API keys</h1>
+        <Disabled id="create-disabled" reason={NO_KEY_MANAGEMENT}>
+          <button type="button" class="primary" disabled>
+            + Create key
+          </button>
+        </Disabled>
+      </div>
+      <section aria-disabled="true" class="empty" id="keys-disabled">
+        <p>
+          <strong>Key management is not available to this key.</strong>
+        </p>
+        <p>{NO_KEY_MANAGEMENT}</p>
+      </section>
+    </Page>
+  );
+}
+

@@ -1,0 +1,115 @@
+/** @jsxImportSource hono/jsx */
+import type { Child } from "hono/jsx";
+import type { FieldErrors } from "../forms";
+
+/** Who is signed in, as every page header shows it. */
+export interface Viewer {
+  keyName: string;
+  orgId: string;
+  csrfToken: string;
+  canManageKeys: boolean;
+}
+
+export const NO_KEY_MANAGEMENT =
+  "Your key lacks the apiKeyManagement permission. Sign in with a key that holds it (an org admin key, or a key with the apiKeyManagement scope) to manage keys.";
+
+const TABS = [
+  { id: "keys", href: "/console/keys", label: "API keys", needsKeyManagement: true },
+  { id: "policy", href: "/console/policy", label: "Key policy", needsKeyManagement: true },
+  { id: "audit", href: "/console/audit", label: "Audit log", needsKeyManagement: true },
+] as const;
+
+export type Tab = (typeof TABS)[number]["id"];
+
+/** A control that cannot be used, with the reason as a tooltip reachable by mouse and keyboard. */
+export function Disabled(props: { id: string; reason: string; children: Child }) {
+  return (
+    <span class="disabled-wrap" tabindex={0} aria-describedby={`${props.id}-tip`} title={props.reason}>
+      {props.children}
+      <span class="tooltip" role="tooltip" id={`${props.id}-tip`}>
+        {props.reason}
+      </span>
+    </span>
+  );
+}
+
+export function Page(props: { title: string; viewer?: Viewer; tab?: Tab; children: Child }) {
+  const { viewer } = props;
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>{`${props.title} · keygate console`}</title>
+        <link rel="stylesheet" href="/console/app.css" />
+        <script src="/console/app.js" defer></script>
+      </head>
+      <body>
+        <header class="top">
+          <span class="brand">keygate</span>
+          {viewer && (
+            <>
+              <nav aria-label="Console">
+                {TABS.map((t) =>
+                  t.needsKeyManagement && !viewer.canManageKeys ? (
+                    <Disabled id={`tab-${t.id}`} reason={NO_KEY_MANAGEMENT}>
+                      <span class="tab" aria-disabled="true">
+                        {t.label}
+                      </span>
+                    </Disabled>
+                  ) : (
+                    <a class="tab" href={t.href} aria-current={props.tab === t.id ? "page" : undefined}>
+                      {t.label}
+                    </a>
+                  ),
+                )}
+              </nav>
+              <span class="who">
+                Signed in as <strong>{viewer.keyName}</strong> · org <code>{viewer.orgId}</code>
+              </span>
+              <form method="post" action="/console/sign-out" class="inline">
+                <Csrf viewer={viewer} />
+                <button type="submit" class="link">
+                  Sign out
+                </button>
+              </form>
+            </>
+          )}
+        </header>
+        <main id="main">{props.children}</main>
+      </body>
+    </html>
+  );
+}
+
+export const Csrf = (props: { viewer: Viewer }) => <input type="hidden" name="_csrf" value={props.viewer.csrfToken} />;
+
+/** The message for a field, tied to its control by `aria-describedby` (`<id>-error`). */
+export function FieldError(props: { id: string; errors?: FieldErrors; field: keyof FieldErrors }) {
+  const message = props.errors?.[props.field];
+  return message ? (
+    <p class="field-error" id={`${props.id}-error`} role="alert">
+      {message}
+    </p>
+  ) : null;
+}
+
+export const describedBy = (id: string, errors: FieldErrors | undefined, field: keyof FieldErrors) =>
+  errors?.[field] ? `${id}-error` : undefined;
+
+export function Notice(props: { kind: "ok" | "error"; children: Child }) {
+  return (
+    <p class={`notice ${props.kind}`} role={props.kind === "error" ? "alert" : "status"}>
+      {props.children}
+    </p>
+  );
+}
+
+/** A UTC date and time, compact and unambiguous. */
+export function When(props: { iso: string }) {
+  return <time datetime={props.iso}>{props.iso.slice(0, 16).replace("T", " ")} UTC</time>;
+}
+
+export const Badge = (props: { tone?: "role" | "scope" | "danger" | "muted"; children: Child }) => (
+  <span class={`badge ${props.tone ?? "role"}`}>{props.children}</span>
+);

@@ -1,0 +1,54 @@
+import { exports } from "cloudflare:workers";
+
+/**
+ * A browser-like client for the console inside workerd: it keeps the session cookie, sends forms
+ * the way a browser does (same-origin headers), and reads the CSRF token from the last page.
+ */
+export const ORIGIN = "https://gateway.test";
+
+export class ConsoleClient {
+  cookie: string | undefined;
+  csrf = "";
+
+  async request(method: string, path: string, init: { form?: Record<string, string | string[]>; headers?: Record<string, string> } = {}) {
+    const headers: Record<string, string> = { "sec-fetch-site": "same-origin", ...init.headers };
+    if (this.cookie) headers.cookie = this.cookie;
+    let body: string | undefined;
+    if (init.form) {
+      const params = new URLSearchParams();
+      for (const [name, value] of Object.entries(init.form)) for (const v of [value].flat()) params.append(name, v);
+      body = params.toString();
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      if (!("origin" in headers) && headers["sec-fetch-site"] === "same-origin") headers.origin = ORIGIN;
+    }
+    const res = await exports.default.fetch(new Request(`${ORIGIN}${path}`, { method, headers, body, redirect: "manual" }));
+    const setCookie = res.headers.get("set-cookie");
+    if (setCookie?.startsWith("keygate_session=")) {
+      const value = setCookie.split(";")[0]!;
+      this.cookie = value === "keygate_session=" ? undefined : value;
+    }
+    const html = await res.text();
+    const token = /name="_csrf" value="([^"]+)"/.exec(html);
+    if (token) this.csrf = token[1]!;
+    return { status: res.status, headers: res.headers, html, setCookie, location: res.headers.get("location") };
+  }
+
+  get(path: string) {
+    return this.request("GET", path);
+  }
+
+  /** Posts a console form with this session's CSRF token, as the page's own form would. */
+  post(path: string, form: Record<string, string | string[]> = {}, headers: Record<string, string> = {}) {
+    return this.request("POST", path, { form: { _csrf: this.csrf, ...form }, headers });
+  }
+
+  async signIn(key: string) {
+    const res = await this.request("POST", "/console/sign-in", { form: { key } });
+    if (res.status !== 303) throw new Error(`sign-in failed: ${res.status} ${res.html.slice(0, 300)}`);
+    await this.get("/console/keys");
+    return res;
+  }
+}
+
+/** The one-time secret shown in the page's secret dialog, if any. */
+export const shownSecret = (html: string) => /id="secret-value"[^>]*value="([^"]+)"/.exec(html)?.[1] ?? /value="([^"]+)"[^>]*id="secret-value"/.exec(html)?.[1];

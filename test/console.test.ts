@@ -1,0 +1,244 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { SESSION_RECORD_PREFIX } from "../src/console/session";
+import { call, createOrg } from "./helpers";
+import { ConsoleClient, shownSecret } from "./console-helpers";
+import { createKeyAs, revoke, seedApp, storedRow, writeCounts } from "./key-fixtures";
+
+/**
+ * The console's server side, inside workerd: sessions, CSRF, and that every form goes through the
+ * API's own rules. The browser tests (test/browser/) drive the same pages in Chromium.
+ */
+let org: Awaited<ReturnType<typeof createOrg>>;
+let appId: string;
+
+beforeAll(async () => {
+  org = await createOrg("Console Co");
+  appId = await seedApp(org.orgId, "mobile");
+});
+
+const verify = async (key: string) => (await call("POST", "/v1/keys/verify", { body: { key } })).body.code as string;
+
+describe("console sign-in and sessions", () => {
+  it("exchanges a valid key for an HttpOnly, Secure, SameSite=Strict session cookie and keeps no key anywhere", async () => {
+    const client = new ConsoleClient();
+    const res = await client.request("POST", "/console/sign-in", { form: { key: org.adminKey } });
+    expect(res.status).toBe(303);
+    expect(res.location).toBe("/console/keys");
+    expect(res.setCookie).toMatch(/^keygate_session=[A-Za-z0-9_-]{43}; Max-Age=1800; Path=\/console; HttpOnly; Secure; SameSite=Strict$/);
+    expect(res.setCookie).not.toContain(org.adminKey);
+    const page = await client.get("/console/keys");
+    expect(page.status).toBe(200);
+    expect(page.html).toContain("Signed in as <strong>Admin key</strong>");
+    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("content-security-policy")).not.toContain("unsafe-inline");
+    expect(page.headers.get("cache-control")).toBe("no-store");
+    const sessions = await env.KEYS_KV.list({ prefix: SESSION_RECORD_PREFIX });
+    expect(sessions.keys.length).toBeGreaterThan(0);
+    for (const { name } of sessions.keys) {
+      const value = (await env.KEYS_KV.get(name)) ?? "";
+      expect(value).not.toContain(org.adminKey);
+      expect(value).not.toContain(org.adminKey.slice(26));
+      expect(name).not.toContain(client.cookie!.split("=")[1]); // stored under the id's hash, not the id
+    }
+  });
+
+  it("refuses a wrong key with a message on the page, no cookie, and counts the failure", async () => {
+    const client = new ConsoleClient();
+    const res = await client.request("POST", "/console/sign-in", { form: { key: "kgw_not_a_key" } });
+    expect(res.status).toBe(401);
+    expect(res.html).toContain("That key cannot sign in");
+    expect(res.html).not.toContain("kgw_not_a_key");
+    expect(res.setCookie).toBeNull();
+  });
+
+  it("refuses a sign-in posted from another site (login CSRF)", async () => {
+    for (const headers of [{ origin: "https://evil.test" }, { "sec-fetch-site": "cross-site" }]) {
+      const res = await new ConsoleClient().request("POST", "/console/sign-in", { form: { key: org.adminKey }, headers });
+      expect(res.status).toBe(403);
+      expect(res.setCookie).toBeNull();
+    }
+  });
+
+  it("sends a request without a session to the sign-in page", async () => {
+    for (const path of ["/console/keys", "/console/policy", "/console/audit", "/console/keys/xyz"]) {
+      const res = await new ConsoleClient().get(path);
+      expect(res.status, path).toBe(303);
+      expect(res.location).toBe("/console/sign-in?ended=expired");
+    }
+    const forged = new ConsoleClient();
+    forged.cookie = "keygate_session=" + "A".repeat(43);
+    expect((await forged.get("/console/keys")).location).toBe("/console/sign-in?ended=expired");
+  });
+
+  it("ends the session on the very next request once its key is revoked", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "short-lived admin", orgRole: "admin" });
+    const client = new ConsoleClient();
+    await client.signIn(key.key);
+    await revoke(key.id, org.orgId);
+    const res = await client.get("/console/keys");
+    expect(res.status).toBe(303);
+    expect(res.location).toBe("/console/sign-in?ended=REVOKED");
+    expect(res.setCookie).toMatch(/^keygate_session=;/);
+    const page = await new ConsoleClient().get("/console/sign-in?ended=REVOKED");
+    expect(page.html).toContain("its key has been revoked");
+  });
+
+  it("signs out: the session is deleted, and the old cookie no longer works", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const cookie = client.cookie;
+    const out = await client.post("/console/sign-out");
+    expect(out.status).toBe(303);
+    expect(out.location).toBe("/console/sign-in?ended=signed_out");
+    const replay = new ConsoleClient();
+    replay.cookie = cookie;
+    expect((await replay.get("/console/keys")).location).toBe("/console/sign-in?ended=expired");
+  });
+});
+
+describe("console CSRF protection", () => {
+  it("refuses state changes without the session's token, or from another site, and writes nothing", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const form = { kind: "rbac", name: "csrf victim", orgRole: "admin", expiration: "none", secure: "on" };
+    const before = await writeCounts();
+    const attempts = [
+      client.request("POST", "/console/keys", { form }), // no token at all
+      client.request("POST", "/console/keys", { form: { ...form, _csrf: "x".repeat(43) } }),
+      client.post("/console/keys", form, { "sec-fetch-site": "cross-site", origin: "https://evil.test" }),
+      client.post("/console/keys", form, { origin: "https://evil.test" }),
+    ];
+    for (const res of await Promise.all(attempts)) {
+      expect(res.status).toBe(403);
+      expect(res.html).toContain("CSRF check failed");
+      expect(res.headers.get("content-type")).toContain("text/html");
+    }
+    expect(await writeCounts()).toEqual(before);
+  });
+});
+
+describe("console key management through the API's rules", () => {
+  it("creates a secure key and shows it once; a non-secure key is stored encrypted, not as a hash only", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const res = await client.post("/console/keys", { kind: "rbac", name: "CI deploy", secure: "on", expiration: "90", orgRole: "none", appId: [appId, ""], appRole: ["uploader", "reader"] });
+    expect(res.status).toBe(201);
+    const secret = shownSecret(res.html)!;
+    expect(secret).toMatch(/^kgw_/);
+    expect(res.html).toContain("It will not be shown again");
+    expect(await verify(secret)).toBe("VALID");
+    const listed = await client.get("/console/keys");
+    expect(listed.html).toContain("CI deploy");
+    expect(listed.html).toContain("mobile: App Uploader");
+    expect(listed.html).not.toContain(secret);
+
+    const plain = await client.post("/console/keys", { kind: "scoped", name: "not secure", expiration: "none", scopes: ["app:read", "project:deploy"] });
+    expect(plain.status).toBe(201);
+    const keyId = shownSecret(plain.html)!.split("_")[1]!;
+    const row = await storedRow(keyId);
+    expect(row!.secure).toBe(0);
+    expect(row!.secret_ciphertext).not.toBeNull();
+  });
+
+  it("shows validation errors next to their fields and writes nothing", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const before = await writeCounts();
+    const res = await client.post("/console/keys", { kind: "scoped", name: "   ", expiration: "date", expiresOn: "" });
+    expect(res.status).toBe(400);
+    expect(res.html).toContain('id="create-expiration-error"');
+    const noScope = await client.post("/console/keys", { kind: "scoped", name: "", expiration: "none" });
+    expect(noScope.status).toBe(400);
+    expect(noScope.html).toMatch(/id="create-name-error"[^>]*>[^<]*/);
+    expect(noScope.html).toMatch(/id="create-scopes-error"/);
+    expect(noScope.html).toContain("data-autoopen"); // the dialog reopens with the errors
+    expect(await writeCounts()).toEqual(before);
+  });
+
+  it("refuses escalation from the console as the API does: a key manager cannot mint an admin key", async () => {
+    const manager = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "manager", scopes: ["apiKeyManagement", "app:read"] });
+    const client = new ConsoleClient();
+    await client.signIn(manager.key);
+    const page = await client.get("/console/keys");
+    expect(page.html).not.toMatch(/<option value="admin"[^>]*>Admin — full/); // not offered
+    const before = await writeCounts();
+    const forged = await client.post("/console/keys", { kind: "rbac", name: "sneaky admin", expiration: "none", orgRole: "admin" });
+    expect(forged.status).toBe(403);
+    expect(forged.html).toContain("Your key cannot grant access it does not hold itself");
+    const scope = await client.post("/console/keys", { kind: "scoped", name: "sneaky scope", expiration: "none", scopes: ["project:deploy"] });
+    expect(scope.status).toBe(403);
+    expect(await writeCounts()).toEqual(before);
+  });
+
+  it("regenerates and deletes through the key's authority: the old secret is dead when the page answers", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "legacy", name: "old uploader", mode: "upload" });
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const regen = await client.post(`/console/keys/${key.id}/regenerate`);
+    expect(regen.status).toBe(200);
+    const fresh = shownSecret(regen.html)!;
+    expect(regen.html).toContain("The previous secret has already stopped working");
+    expect(await verify(key.key)).not.toBe("VALID");
+    expect(await verify(fresh)).toBe("VALID");
+    const del = await client.post(`/console/keys/${key.id}/revoke`);
+    expect(del.status).toBe(303);
+    expect(del.location).toBe("/console/keys?notice=revoked");
+    expect(await verify(fresh)).toBe("REVOKED");
+  });
+
+  it("edits an RBAC key, and says why a legacy key cannot be edited", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "editable", orgRole: "member" });
+    const legacy = await createKeyAs(org.adminKey, org.orgId, { kind: "legacy", name: "legacy reader", mode: "read" });
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    expect((await client.get(`/console/keys/${key.id}`)).html).toContain("Save Changes");
+    const saved = await client.post(`/console/keys/${key.id}`, { name: "edited", expiration: "keep", orgRole: "none", appId: [appId], appRole: ["developer"] });
+    expect(saved.status).toBe(303);
+    const after = await call("GET", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey });
+    expect(after.body).toMatchObject({ name: "edited", orgRole: "none", appRoles: [{ appId, role: "developer" }] });
+    const legacyPage = await client.get(`/console/keys/${legacy.id}`);
+    expect(legacyPage.html).toContain("Legacy keys cannot be edited");
+    expect(legacyPage.html).not.toContain("Save Changes");
+    const forced = await client.post(`/console/keys/${legacy.id}`, { name: "x", orgRole: "admin" });
+    expect(forced.status).toBe(409);
+  });
+
+  it("shows a key without apiKeyManagement a disabled page that says why", async () => {
+    const reader = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "reader", scopes: ["app:read"] });
+    const client = new ConsoleClient();
+    await client.signIn(reader.key);
+    const page = await client.get("/console/keys");
+    expect(page.status).toBe(200);
+    expect(page.html).toContain("lacks the apiKeyManagement permission");
+    expect(page.html).toMatch(/<button[^>]*disabled/);
+    expect(page.html).not.toContain('action="/console/keys"');
+    const before = await writeCounts();
+    const attempt = await client.post("/console/keys", { kind: "scoped", name: "x", expiration: "none", scopes: ["app:read"] });
+    expect(attempt.status).toBe(403);
+    expect(await writeCounts()).toEqual(before);
+  });
+
+  it("sets the org policy and lists the audit log", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    // A key without expiry would break the policy it sets, so the API refuses it and the page says why.
+    const refused = await client.post("/console/policy", { requireExpiration: "on", maxLifetimeDays: "365" });
+    expect(refused.status).toBe(409);
+    expect(refused.html).toContain("class=\"notice error\"");
+    const expiring = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "expiring admin", orgRole: "admin", expiresInDays: 30 });
+    await client.signIn(expiring.key);
+    const bad = await client.post("/console/policy", { maxLifetimeDays: "abc" });
+    expect(bad.status).toBe(400);
+    const saved = await client.post("/console/policy", { requireExpiration: "on", maxLifetimeDays: "365" });
+    expect(saved.status).toBe(303);
+    expect((await call("GET", `/v1/orgs/${org.orgId}/policy`, { key: expiring.key })).body).toEqual({ requireExpiration: true, maxLifetimeDays: 365 });
+    const create = await client.get("/console/keys");
+    expect(create.html).toContain("Expiration (required)");
+    expect(create.html).not.toContain("No expiration");
+    const audit = await client.get("/console/audit");
+    expect(audit.html).toContain("policy");
+    expect(audit.html).toContain("key.create");
+    await client.post("/console/policy", { maxLifetimeDays: "" });
+  });
+});
