@@ -5,27 +5,45 @@ export default defineConfig(async () => {
   // The tests run against the real migrations, applied by test/setup.ts in every isolated test file.
   const migrations = await readD1Migrations("migrations");
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            TEST_MIGRATIONS: migrations,
-            BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
-            KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
-          },
-          // The gateway's local upstream: the same echo worker `npm run dev` starts.
-          workers: [
-            { name: "keygate-demo-upstream", modules: true, scriptPath: "./demo/upstream.js", compatibilityDate: "2026-10-01" },
-          ],
-        },
-      }),
-    ],
     test: {
-      setupFiles: ["./test/setup.ts"],
       // Every request logs one JSON line; show them only for failing tests.
       silent: "passed-only" as const,
-      include: ["test/**/*.test.ts"],
+      projects: [
+        {
+          // Inside workerd, one isolated storage per test file.
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
+                  KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
+                },
+                // The gateway's local upstream: the same echo worker `npm run dev` starts.
+                workers: [
+                  { name: "keygate-demo-upstream", modules: true, scriptPath: "./demo/upstream.js", compatibilityDate: "2026-10-01" },
+                ],
+              },
+            }),
+          ],
+          test: {
+            name: "workerd",
+            setupFiles: ["./test/setup.ts"],
+            include: ["test/*.test.ts"],
+          },
+        },
+        {
+          // The console in Chromium, against the deployable bundle served by workerd (see test/browser/).
+          test: {
+            name: "browser",
+            environment: "node",
+            include: ["test/browser/*.test.ts"],
+            testTimeout: 30_000,
+            hookTimeout: 120_000,
+          },
+        },
+      ],
     },
   };
 });

@@ -7,13 +7,13 @@
  * comes from the same server in the same run; `noop` is measured before, between and after the other
  * rows and its median is the baseline.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { bundleWorker, startLocalWorker } from "../scripts/local-worker";
 import { displayPrefix, mintKey, newId } from "../src/domain/key-format";
 
 const quick = process.argv.includes("--quick");
@@ -30,41 +30,23 @@ const work = mkdtempSync(join(tmpdir(), "keygate-bench-"));
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 // ---------------------------------------------------------------------------------------------
-// Build exactly what would be deployed.
+// Build exactly what would be deployed, and serve it from workerd through Miniflare's API.
 log("bundling with wrangler deploy --dry-run …");
-const dryRun = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", join(work, "dist")], { encoding: "utf8" });
-if (dryRun.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${dryRun.stdout}\n${dryRun.stderr}`);
-const sizes = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(dryRun.stdout + dryRun.stderr);
-const bundleKiB = Number(sizes?.[1] ?? NaN);
-const bundleGzipKiB = Number(sizes?.[2] ?? NaN);
+const bundle = bundleWorker(join(work, "dist"));
+const bundleKiB = bundle.kib;
+const bundleGzipKiB = bundle.gzipKiB;
 
-// ---------------------------------------------------------------------------------------------
-// The server: workerd via Miniflare, bindings as in wrangler.toml.
 const secrets = { BOOTSTRAP_SECRET: "bench-bootstrap-secret", KEY_ENCRYPTION_SECRET: "bench-encryption-secret-0123456789" };
 let logLines = 0;
-const mf = new Miniflare(convertV4MiniflareOptions({
-  host: "127.0.0.1",
+const { mf, url: base, d1 } = await startLocalWorker({
+  bundle,
+  bindings: secrets,
   // The worker still writes its one JSON line per request; here they are counted, not printed.
   handleStructuredLogs: () => void logLines++,
-  port: 0,
-  workers: [
-    {
-      name: "keygate",
-      modules: true,
-      scriptPath: join(work, "dist", "index.js"),
-      modulesRoot: join(work, "dist"),
-      compatibilityDate: "2026-10-01",
-      compatibilityFlags: ["nodejs_compat"],
-      bindings: secrets,
-      d1Databases: { DB: "keygate-bench" },
-      kvNamespaces: { KEYS_KV: "keygate-bench-kv" },
-      durableObjects: { KEY_AUTHORITY: "KeyAuthority" },
-      serviceBindings: { DEMO_UPSTREAM: "keygate-demo-upstream" },
-      // Far above the production limit (30/min): the malformed/unknown rows measure the refusal path
-      // (including its call to the limiter), not 429s.
-      ratelimits: { AUTH_FAILURES: { namespace_id: "1001", simple: { limit: 1_000_000_000, period: 60 } } },
-    },
-    { name: "keygate-demo-upstream", modules: true, scriptPath: "demo/upstream.js", compatibilityDate: "2026-10-01" },
+  // Far above the production limit (30/min): the malformed/unknown rows measure the refusal path
+  // (including its call to the limiter), not 429s.
+  authFailureLimit: 1_000_000_000,
+  extraWorkers: [
     {
       name: "probe",
       modules: true,
@@ -75,14 +57,7 @@ const mf = new Miniflare(convertV4MiniflareOptions({
       routes: ["probe.local/*"],
     },
   ],
-}));
-const base = (await mf.ready).toString().replace(/\/$/, "");
-const d1 = await mf.getD1Database("DB");
-for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
-  for (const statement of readFileSync(join("migrations", file), "utf8").split("--> statement-breakpoint")) {
-    if (statement.trim()) await d1.prepare(statement).run();
-  }
-}
+});
 
 async function api(method: string, path: string, key: string, body?: unknown) {
   const res = await fetch(base + path, {

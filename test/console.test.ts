@@ -53,7 +53,7 @@ describe("console sign-in and sessions", () => {
   });
 
   it("refuses a sign-in posted from another site (login CSRF)", async () => {
-    for (const headers of [{ origin: "https://evil.test" }, { "sec-fetch-site": "cross-site" }]) {
+    for (const headers of [{ origin: "https://evil.test" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
       const res = await new ConsoleClient().request("POST", "/console/sign-in", { form: { key: org.adminKey }, headers });
       expect(res.status).toBe(403);
       expect(res.setCookie).toBeNull();

@@ -25,6 +25,18 @@ document.addEventListener("click", (event) => {
     row.querySelector("select").focus();
   }
 });
+// A modal <dialog> makes the page inert, but Tab can still leave it for the browser's own UI: wrap around.
+document.addEventListener("keydown", (event) => {
+  const dialog = event.key === "Tab" && document.querySelector("dialog[open]");
+  if (!dialog) return;
+  const focusable = [...dialog.querySelectorAll("a[href],button:not([disabled]),input:not([disabled]):not([type=hidden]),select:not([disabled]),[tabindex]:not([tabindex='-1'])")]
+    .filter((el) => el.offsetParent !== null && !(el.type === "radio" && !el.checked));
+  const first = focusable[0], last = focusable[focusable.length - 1];
+  if (!first) return;
+  const inside = dialog.contains(document.activeElement);
+  if (event.shiftKey && (document.activeElement === first || !inside)) { event.preventDefault(); last.focus(); }
+  else if (!event.shiftKey && (document.activeElement === last || !inside)) { event.preventDefault(); first.focus(); }
+});
 // Leaving the one-time secret: the value leaves the page with it.
 document.querySelectorAll("[data-clear]").forEach((el) => el.addEventListener("click", () => {
   const input = document.getElementById(el.dataset.clear); if (input) input.value = "";

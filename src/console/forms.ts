@@ -91,7 +91,7 @@ const FIELD_OF: [RegExp, keyof FieldErrors][] = [
   [/^(requireExpiration|maxLifetimeDays)$/, "policy"],
 ];
 
-const LABELS: Record<string, string> = { expiresInDays: "Expiration", expiresAt: "Expiration", orgRole: "Organization role", appRoles: "App roles" };
+const LABELS: Record<string, string> = { name: "Name", scopes: "Scopes", expiresInDays: "Expiration", expiresAt: "Expiration", orgRole: "Organization role", appRoles: "App roles" };
 
 /** The API's error envelope as messages beside the fields they concern. */
 export function fieldErrors(error: { code: string; message: string; details?: unknown }): FieldErrors {

@@ -44,7 +44,11 @@ const consoleShell: MiddlewareHandler<AppEnv> = async (c, next) => {
       retryAfter ? { "Retry-After": retryAfter } : {},
     );
   }
-  if (c.res.headers.get("content-type")?.startsWith("text/html")) c.header("Content-Security-Policy", CONSOLE_CSP);
+  if (c.res.headers.get("content-type")?.startsWith("text/html")) {
+    c.header("Content-Security-Policy", CONSOLE_CSP);
+    // With `no-referrer` browsers send `Origin: null` on form posts, and the CSRF check needs the origin.
+    c.header("Referrer-Policy", "same-origin");
+  }
 };
 
 /**
