@@ -28,6 +28,8 @@ console.log(`
   Then call the demo upstream through the gateway with that key (README: "Use it"):
 
     curl -s http://localhost:${port}/gw/demo/whoami -H 'authorization: Bearer <key>'
+
+  Or sign in to the admin console with that key: http://localhost:${port}/console
 `);
 const extra = process.argv.slice(2);
 const dev = spawn("npx", ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, ...extra], {
