@@ -1,7 +1,24 @@
 // A probe worker the benchmark runs beside the gateway, in the same workerd: it measures what the
 // runtime's own building blocks cost here (a KV read, a SHA-256, a rate-limiter call), so a target
 // that the gateway misses can be compared with the floor those blocks set. Not part of the product.
+import { DurableObject } from "cloudflare:workers";
+
 const encoder = new TextEncoder();
+
+/** An object that does nothing: what reaching a Durable Object costs by itself. */
+export class ProbeObject extends DurableObject {
+  ping() {
+    return 1;
+  }
+  /** The shape of a cache fill: a D1 read by primary key, then a KV write, inside the object. */
+  async fill(name) {
+    await this.env.DB.prepare("select v from probe where id = ?").bind("a").first();
+    await this.env.KV.put(`probe:fill:${name}`, "x");
+    return 1;
+  }
+}
+
+const objectNamed = (env, name) => env.OBJECT.get(env.OBJECT.idFromName(name));
 
 export default {
   async fetch(request, env) {
@@ -22,6 +39,27 @@ export default {
       case "/ratelimit":
         await env.LIMITER.limit({ key: "probe" });
         return new Response("ok");
+      case "/do-same":
+        await objectNamed(env, "same").ping();
+        return new Response("ok");
+      case "/do-new":
+        await objectNamed(env, crypto.randomUUID()).ping();
+        return new Response("ok");
+      case "/d1-get":
+        await env.DB.prepare("select v from probe where id = ?").bind("a").first();
+        return new Response("ok");
+      case "/kv-put":
+        await env.KV.put(`probe:put:${crypto.randomUUID()}`, "x");
+        return new Response("ok");
+      case "/miss-chain": {
+        // The cache-miss path's storage calls with none of our code: KV miss, a fresh object that
+        // reads D1 and writes KV, then the policy's KV read.
+        const name = crypto.randomUUID();
+        await env.KV.get(`probe:${name}`);
+        await objectNamed(env, name).fill(name);
+        await env.KV.get("probe:policy");
+        return new Response("ok");
+      }
       case "/log":
         console.log(JSON.stringify({ probe: true }));
         return new Response("ok");

@@ -53,6 +53,8 @@ const { mf, url: base, d1 } = await startLocalWorker({
       scriptPath: "bench/probe.js",
       compatibilityDate: "2026-10-01",
       kvNamespaces: { KV: "probe-kv" },
+      d1Databases: { DB: "probe-d1" },
+      durableObjects: { OBJECT: "ProbeObject" },
       ratelimits: { LIMITER: { namespace_id: "1002", simple: { limit: 1_000_000_000, period: 60 } } },
       routes: ["probe.local/*"],
     },
@@ -136,6 +138,9 @@ async function warm(list: string[]) {
   for (const key of list) await fetch(`${base}/v1/keys/verify`, { method: "POST", headers: json, body: JSON.stringify({ key }) });
 }
 
+/** Building blocks measured by the probe worker; `miss-chain` is the cache-miss path's storage calls alone. */
+const PROBES = ["noop", "kv-get", "kv-get-2", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
+
 const noops: Row[] = [];
 const noop = async (i: number) => {
   await load(`noop#${i}`, { method: "GET", path: "/healthz" }, 200);
@@ -167,7 +172,10 @@ await load("create", { method: "POST", path: `/v1/orgs/${orgId}/keys`, headers: 
 await load("list", { method: "GET", path: `/v1/orgs/${orgId}/keys?limit=50`, headers: { authorization: `Bearer ${adminKey}` } }, 200);
 await noop(4);
 // The runtime's building blocks on their own (bench/probe.js), for reading the targets against.
-for (const probe of ["noop", "kv-get", "kv-get-2", "sha256", "ratelimit", "log"]) {
+const probeD1 = await mf.getD1Database("DB", "probe");
+await probeD1.prepare("create table if not exists probe (id text primary key, v text)").run();
+await probeD1.prepare("insert or replace into probe values ('a', 'x')").run();
+for (const probe of PROBES) {
   await load(`probe:${probe}`, { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
 }
 await mf.dispose();
@@ -193,7 +201,7 @@ const targets = {
   "bundle gzip KiB": target(bundleGzipKiB, 150, true),
 };
 
-const probes = ["probe:noop", "probe:kv-get", "probe:kv-get-2", "probe:sha256", "probe:ratelimit", "probe:log"];
+const probes = PROBES.map((p) => `probe:${p}`);
 const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
