@@ -2,11 +2,13 @@ import { DurableObject } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
 import { encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
 import { displayPrefix, mintKey } from "../domain/key-format";
+import type { OrgPolicy } from "../domain/policy";
 import { db } from "../storage/db";
 import { guardEnv } from "../storage/guarded-bindings";
 import {
   keyRecordName,
   loadKeyRow,
+  loadKeyRowAndPolicy,
   recordOf,
   TOMBSTONE_TTL_SECONDS,
   type KeyRecord,
@@ -38,10 +40,18 @@ export interface KeyChange {
  * D1 and KV calls are I/O that let other requests into the object, so a promise chain, not the
  * input gate, is what serializes them.
  */
+/** A cache fill's answer: the record it wrote, and the org's policy read in the same D1 query (null unless active). */
+export interface Fill {
+  record: KeyRecord;
+  policy: OrgPolicy | null;
+}
+
 export class KeyAuthority extends DurableObject<Env> {
   private queue: Promise<unknown> = Promise.resolve();
   /** The key's row as of the last serialized operation: strict verification answers from it. */
   private row: KeyRow | null | undefined;
+  /** The org's policy, read with the row. */
+  private policy: OrgPolicy | undefined;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
@@ -78,7 +88,7 @@ export class KeyAuthority extends DurableObject<Env> {
   }
 
   private async currentRow(keyId: string): Promise<KeyRow | null> {
-    if (this.row === undefined) this.row = await loadKeyRow(this.database, keyId);
+    if (this.row === undefined) ({ row: this.row, policy: this.policy } = await loadKeyRowAndPolicy(this.database, keyId));
     return this.row;
   }
 
@@ -93,7 +103,7 @@ export class KeyAuthority extends DurableObject<Env> {
    * Fills the KV record of `hash` from D1 after a cache miss, and returns it. Unknown and revoked
    * hashes get a short-lived negative record, so repeated guesses do not reach the object again.
    */
-  fill(keyId: string, hash: string): Promise<KeyRecord> {
+  fill(keyId: string, hash: string): Promise<Fill> {
     return this.serialized(async () => {
       this.row = undefined; // a fill always reads D1: it is the cache's way back to the truth
       const record = await this.recordFor(keyId, hash);
@@ -103,7 +113,8 @@ export class KeyAuthority extends DurableObject<Env> {
         JSON.stringify(record),
         record.status === "active" ? undefined : { expirationTtl: TOMBSTONE_TTL_SECONDS },
       );
-      return record;
+      // The org's policy came with the row (one query), so the verifier need not read it again.
+      return { record, policy: record.status === "active" ? (this.policy ?? null) : null };
     });
   }
 

@@ -1,4 +1,4 @@
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Permission } from "../domain/catalog";
 import type { KeyAccess } from "../domain/permissions";
 import { NO_POLICY, type OrgPolicy } from "../domain/policy";
@@ -26,13 +26,27 @@ export const policyRecordName = (orgId: string) => POLICY_RECORD_PREFIX + orgId;
 export type KeyRow = typeof apiKeys.$inferSelect & { appRoles: Record<string, AppRole> };
 
 export async function loadKeyRow(database: Db, keyId: string, orgId?: string): Promise<KeyRow | null> {
+  return (await loadKeyRowAndPolicy(database, keyId, orgId)).row;
+}
+
+// The key's app roles as one JSON object, so the row and its roles come back in one query.
+const appRolesJson = sql<string>`(select json_group_object(${keyAppRoles.appId}, ${keyAppRoles.role}) from ${keyAppRoles} where ${keyAppRoles.keyId} = ${apiKeys.id})`;
+
+/**
+ * A key's row, its app roles and its org's policy in one D1 query: a cache fill needs all three, and
+ * on local workerd every D1 round trip costs as much as the rest of the request.
+ */
+export async function loadKeyRowAndPolicy(database: Db, keyId: string, orgId?: string): Promise<{ row: KeyRow | null; policy: OrgPolicy }> {
   const where = orgId ? and(eq(apiKeys.id, keyId), eq(apiKeys.orgId, orgId)) : eq(apiKeys.id, keyId);
-  const [row, roles] = await Promise.all([
-    database.select().from(apiKeys).where(where).get(),
-    database.select().from(keyAppRoles).where(eq(keyAppRoles.keyId, keyId)).all(),
-  ]);
-  if (!row) return null;
-  return { ...row, appRoles: Object.fromEntries(roles.map((r) => [r.appId, r.role])) };
+  const found = await database
+    .select({ key: apiKeys, appRoles: appRolesJson, requireExpiration: orgPolicies.requireExpiration, maxLifetimeDays: orgPolicies.maxLifetimeDays })
+    .from(apiKeys)
+    .leftJoin(orgPolicies, eq(orgPolicies.orgId, apiKeys.orgId))
+    .where(where)
+    .get();
+  if (!found) return { row: null, policy: NO_POLICY };
+  const policy = found.requireExpiration === null ? NO_POLICY : { requireExpiration: found.requireExpiration, maxLifetimeDays: found.maxLifetimeDays };
+  return { row: { ...found.key, appRoles: JSON.parse(found.appRoles ?? "{}") as Record<string, AppRole> }, policy };
 }
 
 /** The access a stored key carries, in the evaluator's shape. */

@@ -4,7 +4,7 @@ import { hashKey } from "../domain/crypto";
 import { parseKey } from "../domain/key-format";
 import { allows, grantsOf, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
-import { authorityFor } from "../durable-objects/key-authority";
+import { authorityFor, type Fill } from "../durable-objects/key-authority";
 import { db } from "../storage/db";
 import { keyRecordName, loadPolicy, policyRecordName, type KeyRecord } from "../storage/key-record";
 import { recordLastUsed } from "./last-used";
@@ -98,12 +98,14 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   policyRead?.catch(() => undefined); // awaited below; keep an early rejection from going unhandled
 
   let record: KeyRecord;
+  let filledPolicy: OrgPolicy | null = null; // a fill brings the policy along from D1
   const authority = () => authorityFor(env, keyId);
   if (options.strict) {
     record = await guarded("authority", async (): Promise<KeyRecord> => await authority().check(keyId, hash));
   } else {
     const cached = await env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json");
-    record = cached ?? (await guarded("authority", async (): Promise<KeyRecord> => await authority().fill(keyId, hash)));
+    if (cached) record = cached;
+    else ({ record, policy: filledPolicy } = await guarded("authority", async (): Promise<Fill> => await authority().fill(keyId, hash)));
   }
 
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
@@ -120,7 +122,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   if (record.expiresAt !== null && record.expiresAt <= now) {
     return { valid: false, code: "EXPIRED", message: "The key has expired.", key };
   }
-  const policy = await (policyRead && knownOrg === record.orgId ? policyRead : readPolicy(env, record.orgId));
+  const policy = filledPolicy ?? (await (policyRead && knownOrg === record.orgId ? policyRead : readPolicy(env, record.orgId)));
   const violation = policyViolation(policy, record);
   if (violation) return { valid: false, code: "POLICY_VIOLATION", message: violation.message, key };
 
