@@ -187,6 +187,25 @@ describe("console key management through the API's rules", () => {
     expect(await verify(fresh)).toBe("REVOKED");
   });
 
+  it("reveals a non-secure key after confirmation, audited; a secure key has nothing to reveal", async () => {
+    const plain = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "revealable", scopes: ["app:read"], secure: false });
+    const secure = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "hashed", scopes: ["app:read"] });
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const list = await client.get("/console/keys");
+    expect(list.html).toContain(`aria-label="Reveal revealable"`);
+    expect(list.html).not.toContain(`aria-label="Reveal hashed"`);
+    const shown = await client.post(`/console/keys/${plain.id}/reveal`);
+    expect(shown.status).toBe(200);
+    expect(shownSecret(shown.html)).toBe(plain.key);
+    const audit = await call("GET", `/v1/orgs/${org.orgId}/audit-log`, { key: org.adminKey });
+    expect(audit.body.entries[0]).toMatchObject({ action: "key.reveal", targetId: plain.id });
+    const refused = await client.post(`/console/keys/${secure.id}/reveal`);
+    expect(refused.status).toBeGreaterThanOrEqual(400);
+    expect(shownSecret(refused.html)).toBeUndefined();
+    expect(refused.html).toContain("The key was not revealed");
+  });
+
   it("edits an RBAC key, and says why a legacy key cannot be edited", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "editable", orgRole: "member" });
     const legacy = await createKeyAs(org.adminKey, org.orgId, { kind: "legacy", name: "legacy reader", mode: "read" });
@@ -217,6 +236,26 @@ describe("console key management through the API's rules", () => {
     const attempt = await client.post("/console/keys", { kind: "scoped", name: "x", expiration: "none", scopes: ["app:read"] });
     expect(attempt.status).toBe(403);
     expect(await writeCounts()).toEqual(before);
+  });
+
+  it("pages each section on its own, and shows the empty state of an empty section", async () => {
+    const big = await createOrg("Many Keys Co");
+    for (let i = 0; i < 26; i++) await createKeyAs(big.adminKey, big.orgId, { kind: "scoped", name: `bulk ${String(i).padStart(2, "0")}`, scopes: ["app:read"] });
+    const client = new ConsoleClient();
+    await client.signIn(big.adminKey);
+    const first = await client.get("/console/keys");
+    const rows = (html: string) => html.match(/<tr data-key-id=/g)?.length ?? 0;
+    expect(rows(first.html)).toBe(25);
+    expect(first.html).toContain("No legacy keys.");
+    const next = /<a href="(\/console\/keys\?cursor=[^"]+)">Next page<\/a>/.exec(first.html)?.[1];
+    expect(next).toBeDefined();
+    const second = await client.get(next!.replaceAll("&amp;", "&"));
+    expect(rows(second.html)).toBe(2); // 26 + the org's admin key = 27
+    expect(second.html).toContain(">First page</a>");
+    expect(second.html).not.toContain("Next page");
+    const bogus = await client.get("/console/keys?cursor=not-a-cursor");
+    expect(bogus.status).toBe(200);
+    expect(bogus.html).toContain("That page link is no longer valid");
   });
 
   it("sets the org policy and lists the audit log", async () => {

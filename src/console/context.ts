@@ -3,7 +3,7 @@ import type { AppEnv } from "../context";
 import { allows } from "../domain/permissions";
 import { ApiError } from "../errors";
 import type { ApiResult } from "./api";
-import { grantableOrgRoles, grantableScopes } from "./forms";
+import { formValues, grantableOrgRoles, grantableScopes, type FormValues } from "./forms";
 import type { AppOption, Grantable } from "./views/key-fields";
 import type { Viewer } from "./views/layout";
 
@@ -27,6 +27,9 @@ export function grantableFor(c: Context<AppEnv>, apps: AppOption[]): Grantable {
 
 export const orgPath = (c: Context<AppEnv>) => `/v1/orgs/${c.var.caller.orgId}`;
 
+/** The API path of the key named by the console route's `:keyId`. */
+export const keyPath = (c: Context<AppEnv>) => `${orgPath(c)}/keys/${encodeURIComponent(c.req.param("keyId") ?? "")}`;
+
 /** A storage fault behind an API call is the console's fault page too (503, Retry-After), never a half page. */
 export function unlessUnavailable<T>(result: ApiResult<T>): ApiResult<T> {
   if (!result.ok && result.status >= 500) throw new ApiError("SERVICE_UNAVAILABLE", result.error.message);
@@ -37,3 +40,12 @@ export const dataOr = <T>(result: ApiResult<T>, fallback: T): T => (unlessUnavai
 
 /** A query parameter the console passes on to the API, bounded like the API's own. */
 export const cursorParam = (value: string | undefined) => (value && value.length <= 200 ? value : undefined);
+
+/** The submitted form; a body that is not a readable form is the client's error, not ours. */
+export async function parseForm(c: Context<AppEnv>): Promise<FormValues> {
+  try {
+    return formValues(await c.req.parseBody({ all: true }));
+  } catch {
+    throw new ApiError("INVALID_REQUEST", "The form could not be read. Reload the page and try again.");
+  }
+}

@@ -7,7 +7,7 @@ import type { AppEnv } from "../context";
 import { ApiError, type ErrorBody } from "../errors";
 import { verifyHash } from "../verification/verify-key";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
-import { formValues } from "./forms";
+import { parseForm } from "./context";
 import { registerConsoleAudit } from "./routes/audit";
 import { registerConsoleEditKey } from "./routes/edit-key";
 import { registerConsoleKeyActions } from "./routes/key-actions";
@@ -76,7 +76,7 @@ const requireSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   if (c.req.method === "POST") {
     const type = c.req.header("content-type") ?? "";
-    const form = /^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type) ? formValues(await c.req.parseBody({ all: true })) : {};
+    const form = /^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type) ? await parseForm(c) : {};
     if (!isSameOriginRequest(c.req.raw.headers, c.req.url) || !csrfTokenMatches(c.var.session, form._csrf?.[0])) {
       throw new ApiError("FORBIDDEN", "This form did not come from your console session (CSRF check failed). Nothing was changed; reload the page and try again.");
     }

@@ -102,12 +102,20 @@ describe("console in the browser", () => {
     const modal = page.getByRole("dialog", { name: "Key “CI pipeline” created" });
     await modal.waitFor();
     expect(await modal.textContent()).toContain("a key manager can reveal it later");
+    const created = await modal.getByLabel("API key").inputValue();
     await modal.getByRole("link", { name: "Done" }).click();
     const row = page.locator("#rbac-keys tr", { hasText: "CI pipeline" });
     expect(await row.locator(".badge").allTextContents()).toEqual(["not secure", "app:publish", "project:deploy"]);
     expect(await row.locator("td").nth(3).textContent()).toBe("Never");
     expect(await row.locator("td").nth(4).textContent()).toBe("Never");
     await shot(page, "scoped-key-listed");
+    // Non-secure: a key manager can reveal it again, after a confirmation; the reveal is audited.
+    await row.getByRole("button", { name: "Reveal CI pipeline" }).click();
+    await page.getByRole("dialog", { name: "Reveal “CI pipeline”?" }).getByRole("button", { name: "Reveal key" }).click();
+    const revealed = page.getByRole("dialog", { name: "Key “CI pipeline”" });
+    await revealed.waitFor();
+    expect(await revealed.getByLabel("API key").inputValue()).toBe(created);
+    await shot(page, "revealed-key");
     await context.close();
   });
 

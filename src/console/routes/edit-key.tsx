@@ -5,16 +5,15 @@ import type { AppEnv } from "../../context";
 import { allows } from "../../domain/permissions";
 import { ApiError } from "../../errors";
 import { consoleApi, type ConsoleApi } from "../api";
-import { dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
+import { dataOr, grantableFor, keyPath, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { fieldErrors, FormError, updateKeyBody, type FieldErrors, type FormValues } from "../forms";
 import { EditKeyPage } from "../views/edit-page";
 import type { AppOption } from "../views/key-fields";
 import type { Key } from "../views/keys-page";
 
 async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: FormValues; errors: FieldErrors }, status = 200) {
-  const keyPath = `${orgPath(c)}/keys/${encodeURIComponent(c.req.param("keyId") ?? "")}`;
   const [key, policy, apps] = await Promise.all([
-    api<Key>("GET", keyPath),
+    api<Key>("GET", keyPath(c)),
     api<{ requireExpiration: boolean; maxLifetimeDays: number | null }>("GET", `${orgPath(c)}/policy`),
     allows(c.var.caller.grants, "org:read") ? api<{ apps: AppOption[] }>("GET", `${orgPath(c)}/apps?limit=100`) : undefined,
   ]);
@@ -41,11 +40,10 @@ export function registerConsoleEditKey(app: App) {
   app.post("/console/keys/:keyId", async (c) => {
     const api = consoleApi(app, c);
     const form = c.var.form;
-    const keyPath = `${orgPath(c)}/keys/${encodeURIComponent(c.req.param("keyId"))}`;
-    const current = unlessUnavailable(await api<Key>("GET", keyPath));
+    const current = unlessUnavailable(await api<Key>("GET", keyPath(c)));
     if (!current.ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
     try {
-      const saved = unlessUnavailable(await api<Key>("PATCH", keyPath, updateKeyBody(current.data.kind, form)));
+      const saved = unlessUnavailable(await api<Key>("PATCH", keyPath(c), updateKeyBody(current.data.kind, form)));
       if (saved.ok) return c.redirect("/console/keys?notice=updated", 303);
       return renderEdit(c, api, { form, errors: fieldErrors(saved.error) }, saved.status);
     } catch (err) {

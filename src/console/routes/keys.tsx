@@ -66,7 +66,7 @@ export function registerConsoleKeys(app: App) {
       const created = unlessUnavailable(await api<Key & { key: string }>("POST", `${orgPath(c)}/keys`, createKeyBody(form)));
       if (created.ok) {
         const { key, name, secure } = created.data;
-        return c.html(<KeysPage {...await loadKeysPage(c, api, { secret: { key, name, secure, regenerated: false } })} />, 201);
+        return c.html(<KeysPage {...await loadKeysPage(c, api, { secret: { key, name, secure, how: "created" } })} />, 201);
       }
       return c.html(<KeysPage {...await loadKeysPage(c, api, { create: { form, errors: fieldErrors(created.error) } })} />, created.status as 400);
     } catch (err) {

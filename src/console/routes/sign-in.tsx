@@ -5,7 +5,8 @@ import { ApiError } from "../../errors";
 import { hashKey } from "../../domain/crypto";
 import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
 import { verifyKey } from "../../verification/verify-key";
-import { first, formValues } from "../forms";
+import { parseForm } from "../context";
+import { first } from "../forms";
 import { createSession, deleteSession, isSameOriginRequest, SESSION_COOKIE, SESSION_TTL_SECONDS } from "../session";
 import { Notice, Page } from "../views/layout";
 
@@ -69,7 +70,7 @@ export function registerConsoleSignIn(app: App) {
     if (!isSameOriginRequest(c.req.raw.headers, c.req.url)) throw new ApiError("FORBIDDEN", "Sign-in must come from the console's own page.");
     const ip = clientIp(c.req.raw.headers);
     assertNotBlocked(ip, "management");
-    const key = first(formValues(await c.req.parseBody({ all: true })), "key").trim();
+    const key = first(await parseForm(c), "key").trim();
     const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
       recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));

@@ -1,5 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { z } from "@hono/zod-openapi";
+import type { Child } from "hono/jsx";
 import type { KeyObject } from "../../routes/schemas";
 import { first, type FieldErrors, type FormValues } from "../forms";
 import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type Grantable } from "./key-fields";
@@ -21,7 +22,7 @@ export interface KeysPageProps {
   policy: { requireExpiration: boolean; maxLifetimeDays: number | null };
   grantable: Grantable;
   create?: { form: FormValues; errors: FieldErrors };
-  secret?: { key: string; name: string; secure: boolean; regenerated: boolean };
+  secret?: { key: string; name: string; secure: boolean; how: "created" | "regenerated" | "revealed" };
   notice?: { kind: "ok" | "error"; text: string };
 }
 
@@ -44,10 +45,39 @@ function Expires(props: { k: Key }) {
   return props.k.expiresAt ? <When iso={props.k.expiresAt} /> : <>Never</>;
 }
 
+/** Cancel (closes the dialog) and the dialog's submit button. */
+function DialogActions(props: { submit: string; tone: "primary" | "danger" }) {
+  return (
+    <div class="actions">
+      <button type="button" data-close>
+        Cancel
+      </button>
+      <button type="submit" class={props.tone}>
+        {props.submit}
+      </button>
+    </div>
+  );
+}
+
+/** A confirmation before an action that cannot be undone: it says what will stop working. */
+function ConfirmDialog(props: { id: string; viewer: Viewer; action: string; title: string; submit: string; tone: "primary" | "danger"; children: Child }) {
+  return (
+    <dialog id={props.id} aria-labelledby={`${props.id}-title`}>
+      <form method="post" action={props.action}>
+        <Csrf viewer={props.viewer} />
+        <h2 id={`${props.id}-title`}>{props.title}</h2>
+        <p>{props.children}</p>
+        <DialogActions submit={props.submit} tone={props.tone} />
+      </form>
+    </dialog>
+  );
+}
+
 function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }) {
   const { k, viewer } = props;
   const regen = `regenerate-${k.id}`;
   const del = `delete-${k.id}`;
+  const reveal = `reveal-${k.id}`;
   return (
     <tr data-key-id={k.id}>
       <td>{k.name}</td>
@@ -74,6 +104,11 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }
               Manage
             </a>
           )}
+          {!k.secure && (
+            <button type="button" data-open={reveal} aria-label={`Reveal ${k.name}`}>
+              Reveal
+            </button>
+          )}
           <button type="button" data-open={regen} aria-label={`Regenerate ${k.name}`}>
             Regenerate
           </button>
@@ -81,42 +116,20 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }
             Delete
           </button>
         </div>
-        <dialog id={regen} aria-labelledby={`${regen}-title`}>
-          <form method="post" action={`/console/keys/${k.id}/regenerate`}>
-            <Csrf viewer={viewer} />
-            <h2 id={`${regen}-title`}>{`Regenerate “${k.name}”?`}</h2>
-            <p>
-              A new secret replaces the current one and is shown once. Every integration still using the current
-              secret of this key stops working immediately. Its name and access stay the same.
-            </p>
-            <div class="actions">
-              <button type="button" data-close>
-                Cancel
-              </button>
-              <button type="submit" class="primary">
-                Regenerate
-              </button>
-            </div>
-          </form>
-        </dialog>
-        <dialog id={del} aria-labelledby={`${del}-title`}>
-          <form method="post" action={`/console/keys/${k.id}/revoke`}>
-            <Csrf viewer={viewer} />
-            <h2 id={`${del}-title`}>{`Delete “${k.name}”?`}</h2>
-            <p>
-              The key is revoked immediately and cannot be restored: every request that uses it will fail, and any
-              automation relying on it stops working until you give it a new key.
-            </p>
-            <div class="actions">
-              <button type="button" data-close>
-                Cancel
-              </button>
-              <button type="submit" class="danger">
-                Delete key
-              </button>
-            </div>
-          </form>
-        </dialog>
+        <ConfirmDialog id={regen} viewer={viewer} action={`/console/keys/${k.id}/regenerate`} title={`Regenerate “${k.name}”?`} submit="Regenerate" tone="primary">
+          A new secret replaces the current one and is shown once. Every integration still using the current secret
+          of this key stops working immediately. Its name and access stay the same.
+        </ConfirmDialog>
+        {!k.secure && (
+          <ConfirmDialog id={reveal} viewer={viewer} action={`/console/keys/${k.id}/reveal`} title={`Reveal “${k.name}”?`} submit="Reveal key" tone="primary">
+            The full key will be shown on this screen. Every reveal is recorded in the audit log. The key itself does
+            not change, and nothing stops working.
+          </ConfirmDialog>
+        )}
+        <ConfirmDialog id={del} viewer={viewer} action={`/console/keys/${k.id}/revoke`} title={`Delete “${k.name}”?`} submit="Delete key" tone="danger">
+          The key is revoked immediately and cannot be restored: every request that uses it will fail, and any
+          automation relying on it stops working until you give it a new key.
+        </ConfirmDialog>
       </td>
     </tr>
   );
@@ -201,29 +214,28 @@ function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) 
         <div data-kind-section="scoped">
           <ScopeFields id="create" form={form} errors={errors} grantable={props.grantable} />
         </div>
-        <div class="actions">
-          <button type="button" data-close>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Create
-          </button>
-        </div>
+        <DialogActions submit="Create" tone="primary" />
       </form>
     </dialog>
   );
 }
 
+const SECRET_TITLES = {
+  created: (name: string) => `Key “${name}” created`,
+  regenerated: (name: string) => `New secret for “${name}”`,
+  revealed: (name: string) => `Key “${name}”`,
+};
+
 function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
   const { secret } = props;
   return (
     <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen>
-      <h2 id="secret-title">{secret.regenerated ? `New secret for “${secret.name}”` : `Key “${secret.name}” created`}</h2>
+      <h2 id="secret-title">{SECRET_TITLES[secret.how](secret.name)}</h2>
       <p class="warning" id="secret-warning">
         {secret.secure
           ? "Copy this key now. It will not be shown again: only its hash is stored, so nobody can retrieve it later."
-          : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later."}
-        {secret.regenerated ? " The previous secret has already stopped working." : ""}
+          : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later (each reveal is audited)."}
+        {secret.how === "regenerated" ? " The previous secret has already stopped working." : ""}
       </p>
       <label for="secret-value">API key</label>
       <div class="copy-row">
