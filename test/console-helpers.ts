@@ -1,4 +1,6 @@
-import { exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import worker from "../src/index";
 
 /**
  * A browser-like client for the console inside workerd: it keeps the session cookie, sends forms
@@ -10,7 +12,8 @@ export class ConsoleClient {
   cookie: string | undefined;
   csrf = "";
 
-  async request(method: string, path: string, init: { form?: Record<string, string | string[]>; headers?: Record<string, string> } = {}) {
+  /** `bindings` replaces some of the worker's bindings for this request (storage faults). */
+  async request(method: string, path: string, init: { form?: Record<string, string | string[]>; headers?: Record<string, string>; bindings?: Partial<Env> } = {}) {
     const headers: Record<string, string> = { "sec-fetch-site": "same-origin", ...init.headers };
     if (this.cookie) headers.cookie = this.cookie;
     let body: string | undefined;
@@ -21,7 +24,15 @@ export class ConsoleClient {
       headers["content-type"] = "application/x-www-form-urlencoded";
       if (!("origin" in headers) && headers["sec-fetch-site"] === "same-origin") headers.origin = ORIGIN;
     }
-    const res = await exports.default.fetch(new Request(`${ORIGIN}${path}`, { method, headers, body, redirect: "manual" }));
+    const request = new Request(`${ORIGIN}${path}`, { method, headers, body, redirect: "manual" });
+    let res: Response;
+    if (init.bindings) {
+      const ctx = createExecutionContext();
+      res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, ...init.bindings }, ctx);
+      await waitOnExecutionContext(ctx);
+    } else {
+      res = await exports.default.fetch(request);
+    }
     const setCookie = res.headers.get("set-cookie");
     if (setCookie?.startsWith("keygate_session=")) {
       const value = setCookie.split(";")[0]!;
@@ -38,8 +49,8 @@ export class ConsoleClient {
   }
 
   /** Posts a console form with this session's CSRF token, as the page's own form would. */
-  post(path: string, form: Record<string, string | string[]> = {}, headers: Record<string, string> = {}) {
-    return this.request("POST", path, { form: { _csrf: this.csrf, ...form }, headers });
+  post(path: string, form: Record<string, string | string[]> = {}, headers: Record<string, string> = {}, bindings?: Partial<Env>) {
+    return this.request("POST", path, { form: { _csrf: this.csrf, ...form }, headers, bindings });
   }
 
   async signIn(key: string) {

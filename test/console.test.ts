@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { SESSION_RECORD_PREFIX } from "../src/console/session";
 import { call, createOrg } from "./helpers";
 import { ConsoleClient, shownSecret } from "./console-helpers";
+import { faultyD1, faultyKV } from "./fault-bindings";
 import { createKeyAs, revoke, seedApp, storedRow, writeCounts } from "./key-fixtures";
 
 /**
@@ -94,6 +95,31 @@ describe("console sign-in and sessions", () => {
     const replay = new ConsoleClient();
     replay.cookie = cookie;
     expect((await replay.get("/console/keys")).location).toBe("/console/sign-in?ended=expired");
+  });
+});
+
+describe("console storage faults", () => {
+  it("fails closed with a 503 page and Retry-After: a KV outage never signs anyone in or out, a D1 outage writes nothing", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const cookie = client.cookie;
+    for (const fault of ["throw", "stall"] as const) {
+      const page = await client.request("GET", "/console/keys", { bindings: { KEYS_KV: faultyKV(fault) } });
+      expect(page.status).toBe(503);
+      expect(page.headers.get("retry-after")).toBe("5");
+      expect(page.headers.get("content-type")).toContain("text/html");
+      expect(page.html).toContain("Try again shortly");
+      const signIn = await new ConsoleClient().request("POST", "/console/sign-in", { form: { key: org.adminKey }, bindings: { KEYS_KV: faultyKV(fault, ["put"]) } });
+      expect(signIn.status).toBe(503);
+      expect(signIn.setCookie).toBeNull();
+    }
+    expect(client.cookie).toBe(cookie); // the session survived the outage
+    expect((await client.get("/console/keys")).status).toBe(200);
+    const before = await writeCounts();
+    const create = await client.post("/console/keys", { kind: "scoped", name: "during outage", expiration: "none", scopes: ["app:read"] }, {}, { DB: faultyD1("throw") });
+    expect(create.status).toBe(503);
+    expect(shownSecret(create.html)).toBeUndefined();
+    expect(await writeCounts()).toEqual(before);
   });
 });
 

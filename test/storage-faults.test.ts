@@ -4,47 +4,13 @@ import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { D1_TIMEOUT_MS } from "../src/storage/guarded-bindings";
 import { createOrg } from "./helpers";
+import { faultyD1, faultyKV } from "./fault-bindings";
 import { createKeyAs, writeCounts } from "./key-fixtures";
 
 /**
  * Storage faults injected at the seam: the worker is called with bindings that throw or stall, the
  * way a D1 or KV outage looks to it. Nothing else is mocked.
  */
-type Fault = "throw" | "stall";
-
-function faultyD1(fault: Fault, on: (sql: string) => boolean = () => true): D1Database {
-  const fail = () => (fault === "throw" ? Promise.reject(new Error("D1_ERROR: Network connection lost.")) : new Promise<never>(() => {}));
-  const wrap = (statement: D1PreparedStatement, sql: string): D1PreparedStatement =>
-    new Proxy(statement, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args), sql);
-        if (["first", "run", "all", "raw"].includes(prop as string)) return on(sql) ? fail : value.bind(target);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    });
-  return new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop === "prepare") return (sql: string) => wrap(value.call(target, sql), sql);
-      if (prop === "batch") return fail;
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
-function faultyKV(fault: Fault, methods = ["get", "put", "delete", "list", "getWithMetadata"]): KVNamespace {
-  return new Proxy(env.KEYS_KV, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (methods.includes(prop as string)) {
-        return () => (fault === "throw" ? Promise.reject(new Error("KV GET failed: 500 Internal Server Error")) : new Promise(() => {}));
-      }
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
-
 async function callWith(bindings: Partial<Env>, method: string, path: string, key: string, body?: unknown) {
   const ctx = createExecutionContext();
   const res = await worker.fetch(

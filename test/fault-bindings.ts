@@ -1,0 +1,40 @@
+import { env } from "cloudflare:workers";
+
+/**
+ * D1 and KV bindings that fail the way an outage looks to the worker: every call throws, or never
+ * answers (a stall the storage seam must time out). Pass them in place of the real bindings.
+ */
+export type Fault = "throw" | "stall";
+
+export function faultyD1(fault: Fault, on: (sql: string) => boolean = () => true): D1Database {
+  const fail = () => (fault === "throw" ? Promise.reject(new Error("D1_ERROR: Network connection lost.")) : new Promise<never>(() => {}));
+  const wrap = (statement: D1PreparedStatement, sql: string): D1PreparedStatement =>
+    new Proxy(statement, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop === "bind") return (...args: unknown[]) => wrap(value.apply(target, args), sql);
+        if (["first", "run", "all", "raw"].includes(prop as string)) return on(sql) ? fail : value.bind(target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop === "prepare") return (sql: string) => wrap(value.call(target, sql), sql);
+      if (prop === "batch") return fail;
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+export function faultyKV(fault: Fault, methods = ["get", "put", "delete", "list", "getWithMetadata"]): KVNamespace {
+  return new Proxy(env.KEYS_KV, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (methods.includes(prop as string)) {
+        return () => (fault === "throw" ? Promise.reject(new Error("KV GET failed: 500 Internal Server Error")) : new Promise(() => {}));
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
