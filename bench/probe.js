@@ -26,12 +26,19 @@ export default {
     switch (pathname) {
       case "/noop":
         return new Response("ok");
+      // Reads of records that exist (a cache hit reads a key record and a policy record), and of one
+      // that does not: locally a present value is read from Miniflare's blob store, an absent one is not.
       case "/kv-get":
-        await env.KV.get("probe:missing");
+        await env.KV.get("probe:record", "json");
+        return new Response("ok");
+      case "/kv-get-absent":
+        await env.KV.get("probe:absent", "json");
         return new Response("ok");
       case "/kv-get-2":
-        await env.KV.get("probe:missing");
-        await env.KV.get("probe:other");
+        await Promise.all([env.KV.get("probe:record", "json"), env.KV.get("probe:policy", "json")]);
+        return new Response("ok");
+      case "/kv-get-bulk":
+        await env.KV.get(["probe:record", "probe:policy"], "json");
         return new Response("ok");
       case "/sha256":
         await crypto.subtle.digest("SHA-256", encoder.encode(pathname.repeat(10)));
@@ -52,12 +59,11 @@ export default {
         await env.KV.put(`probe:put:${crypto.randomUUID()}`, "x");
         return new Response("ok");
       case "/miss-chain": {
-        // The cache-miss path's storage calls with none of our code: KV miss, a fresh object that
-        // reads D1 and writes KV, then the policy's KV read.
+        // The cache-miss path's storage calls with none of our code: a KV miss, then a fresh object
+        // that reads D1 (key, roles and policy in one query) and writes the KV record.
         const name = crypto.randomUUID();
         await env.KV.get(`probe:${name}`);
         await objectNamed(env, name).fill(name);
-        await env.KV.get("probe:policy");
         return new Response("ok");
       }
       case "/log":

@@ -139,7 +139,7 @@ async function warm(list: string[]) {
 }
 
 /** Building blocks measured by the probe worker; `miss-chain` is the cache-miss path's storage calls alone. */
-const PROBES = ["noop", "kv-get", "kv-get-2", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
+const PROBES = ["noop", "kv-get", "kv-get-absent", "kv-get-2", "kv-get-bulk", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
 
 const noops: Row[] = [];
 const noop = async (i: number) => {
@@ -175,6 +175,9 @@ await noop(4);
 const probeD1 = await mf.getD1Database("DB", "probe");
 await probeD1.prepare("create table if not exists probe (id text primary key, v text)").run();
 await probeD1.prepare("insert or replace into probe values ('a', 'x')").run();
+const probeKV = await mf.getKVNamespace("KV", "probe");
+await probeKV.put("probe:record", JSON.stringify({ status: "active", keyId: "01jd8x7a0b1c2d3e4f5g", orgId: "01jd8x6w2m9k3v7q4r5t", name: "CI/CD Deploy", kind: "scoped", scopes: ["app:read"], createdAt: 0, expiresAt: null }));
+await probeKV.put("probe:policy", JSON.stringify({ requireExpiration: false, maxLifetimeDays: null }));
 for (const probe of PROBES) {
   await load(`probe:${probe}`, { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
 }
