@@ -22,7 +22,7 @@ const LARGE = quick ? 10_000 : 100_000;
 const DURATION_S = quick ? 1 : 8;
 const CONNECTIONS = 10;
 /** Distinct never-verified keys per cache-miss row: each request is a real KV miss and authority fill. */
-const MISS_AMOUNT = quick ? 200 : 2000;
+const MISS_AMOUNT = quick ? 200 : 800; // at most SMALL - HIT_POOL: every request a real miss
 const HIT_POOL = 100; // keys cycled by verify-hit, all cached before measuring
 const SEED_CHUNK = 2_000;
 
