@@ -46,7 +46,7 @@ export async function startLocalWorker(options: LocalWorkerOptions) {
           modulesRoot: options.bundle.dir,
           compatibilityDate: "2026-10-01",
           compatibilityFlags: ["nodejs_compat"],
-          bindings: options.bindings,
+          bindings: { ...options.bindings, AUTH_FAILURE_LIMIT: String(options.authFailureLimit ?? 30) },
           d1Databases: { DB: "keygate-local" },
           kvNamespaces: { KEYS_KV: "keygate-local-kv" },
           durableObjects: { KEY_AUTHORITY: "KeyAuthority" },

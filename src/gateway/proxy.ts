@@ -74,7 +74,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code, required: route.permission });
       }
       if (!result.valid) {
-        recordFailure(env, ip, "gateway", (p) => ctx.waitUntil(p));
+        recordFailure(env, ip, "gateway", result.code, (p) => ctx.waitUntil(p));
         throw unauthorized(result.message, result.code);
       }
       key = result.key;

@@ -35,7 +35,7 @@ async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
   assertNotBlocked(ip, "management");
   const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
   if (!result.valid) {
-    recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));
+    recordFailure(c.env, ip, "management", result.code, (p) => c.executionCtx.waitUntil(p));
     throw unauthorized(result.message, result.code);
   }
   return result.key;

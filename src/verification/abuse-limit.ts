@@ -8,13 +8,22 @@ import { ApiError } from "../errors";
  * The rate limiting binding counts failures per location, off the response path; once it says an IP
  * is over the limit, this isolate refuses that IP *before* verifying anything until the window ends,
  * so a limited client cannot go on learning whether its guesses are valid.
+ *
+ * Malformed keys (the checksum fails) are the exception: they are counted by this isolate alone, at
+ * the same limit. Such a key can never be valid, so it teaches a guesser nothing and reads no storage
+ * to refuse; a limiter call per refusal would make the cheapest refusal as costly as a storage read.
  */
 
 /** The binding's window (`simple.period` in wrangler.toml), in seconds: how long a blocked IP waits. */
 export const AUTH_FAILURE_WINDOW_SECONDS = 60;
 const BLOCKED_TRACKED_LIMIT = 10_000; // bound memory under a flood from many addresses
 
+/** `[vars] AUTH_FAILURE_LIMIT`, equal to the binding's `simple.limit`: failures allowed per window. */
+const DEFAULT_FAILURE_LIMIT = 30;
+
 const blockedUntil = new Map<string, number>();
+/** Malformed-key failures per `scope:ip` in this isolate, in fixed windows. */
+const malformedCounts = new Map<string, { count: number; windowEnds: number }>();
 
 export type LimitScope = "verify" | "management" | "gateway";
 
@@ -43,20 +52,48 @@ export function assertNotBlocked(ip: string, scope: LimitScope, now = Date.now()
   blockedUntil.delete(`${scope}:${ip}`);
 }
 
+function block(key: string, now: number): void {
+  if (blockedUntil.size >= BLOCKED_TRACKED_LIMIT) blockedUntil.clear();
+  blockedUntil.set(key, now + AUTH_FAILURE_WINDOW_SECONDS * 1000);
+}
+
+function failureLimit(env: Env): number {
+  const limit = Number(env.AUTH_FAILURE_LIMIT);
+  return Number.isSafeInteger(limit) && limit > 0 ? limit : DEFAULT_FAILURE_LIMIT;
+}
+
+/** Counts a malformed-key failure in this isolate; blocks the address once past the limit. */
+function countMalformed(env: Env, key: string, now: number): void {
+  let entry = malformedCounts.get(key);
+  if (!entry || entry.windowEnds <= now) {
+    if (malformedCounts.size >= BLOCKED_TRACKED_LIMIT) malformedCounts.clear();
+    entry = { count: 0, windowEnds: now + AUTH_FAILURE_WINDOW_SECONDS * 1000 };
+    malformedCounts.set(key, entry);
+  }
+  entry.count++;
+  if (entry.count > failureLimit(env)) block(key, now);
+}
+
 /**
- * Counts a failed authentication from `ip`, off the response path (`waitUntil`): the refusal is not
- * delayed by the limiter. Once the limiter says the IP is over the limit, `assertNotBlocked` refuses
- * it before any verification until the window ends. A limiter that cannot be reached changes nothing:
- * the caller's own refusal stands.
- * @example recordFailure(env, ip, "verify", (p) => ctx.waitUntil(p));
+ * Counts a failed authentication from `ip` (`code` is the verifier's), off the response path
+ * (`waitUntil`): the refusal is not delayed by the limiter. Once the limiter says the IP is over the
+ * limit, `assertNotBlocked` refuses it before any verification until the window ends. A limiter that
+ * cannot be reached changes nothing: the caller's own refusal stands.
+ * @example recordFailure(env, ip, "verify", result.code, (p) => ctx.waitUntil(p));
  */
-export function recordFailure(env: Env, ip: string, scope: LimitScope, waitUntil: (p: Promise<unknown>) => void): void {
+export function recordFailure(
+  env: Env,
+  ip: string,
+  scope: LimitScope,
+  code: string,
+  waitUntil: (p: Promise<unknown>) => void,
+  now = Date.now(),
+): void {
   const key = `${scope}:${ip}`;
+  if (code === "MALFORMED") return countMalformed(env, key, now);
   const counted = env.AUTH_FAILURES.limit({ key }).then(
     ({ success }) => {
-      if (success) return;
-      if (blockedUntil.size >= BLOCKED_TRACKED_LIMIT) blockedUntil.clear();
-      blockedUntil.set(key, Date.now() + AUTH_FAILURE_WINDOW_SECONDS * 1000);
+      if (!success) block(key, Date.now());
     },
     () => undefined,
   );

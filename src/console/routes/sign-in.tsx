@@ -73,7 +73,7 @@ export function registerConsoleSignIn(app: App) {
     const key = first(await parseForm(c), "key").trim();
     const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
-      recordFailure(c.env, ip, "management", (p) => c.executionCtx.waitUntil(p));
+      recordFailure(c.env, ip, "management", result.code, (p) => c.executionCtx.waitUntil(p));
       c.set("outcome", result.code);
       const reason = key === "" ? "Enter an API key." : `That key cannot sign in: ${result.message}`;
       return c.html(<SignInPage error={reason} />, 401);

@@ -105,7 +105,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // A key that is not what it claims to be is a failed authentication; a valid key lacking a
   // permission is not (its holder proved possession).
   if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS") {
-    recordFailure(c.env, ip, "verify", (p) => c.executionCtx.waitUntil(p));
+    recordFailure(c.env, ip, "verify", result.code, (p) => c.executionCtx.waitUntil(p));
   }
   return c.json(verdictBody(result), 200);
 };
