@@ -21,8 +21,13 @@ const SMALL = 1_000;
 const LARGE = quick ? 10_000 : 100_000;
 const DURATION_S = quick ? 1 : 8;
 const CONNECTIONS = 10;
-/** Distinct never-verified keys per cache-miss row: each request is a real KV miss and authority fill. */
-const MISS_AMOUNT = quick ? 200 : 800; // at most SMALL - HIT_POOL: every request a real miss
+/**
+ * The scale rows alternate between 1,000 and the large count, ROUNDS times each (the large keys are
+ * deleted between rounds), so drift on a noisy machine falls on both sides of their ratio alike.
+ */
+const ROUNDS = 2;
+/** Distinct never-verified keys per cache-miss round: each request is a real KV miss and authority fill. */
+const MISS_AMOUNT = quick ? 100 : 400; // ROUNDS × this ≤ SMALL - HIT_POOL: every request a real miss
 const HIT_POOL = 100; // keys cycled by verify-hit, all cached before measuring
 const SEED_CHUNK = 2_000;
 
@@ -79,6 +84,7 @@ const appId: string = (await api("POST", `/v1/orgs/${orgId}/apps`, adminKey, { n
 // ---------------------------------------------------------------------------------------------
 // Seeding: scoped keys straight into D1, one JSON parameter per chunk (D1 binds at most 100 values).
 const keys: string[] = [];
+const ids: string[] = [];
 async function seedTo(total: number) {
   const started = Date.now();
   while (keys.length < total) {
@@ -87,6 +93,7 @@ async function seedTo(total: number) {
       const id = newId();
       const key = mintKey(id);
       keys.push(key);
+      ids.push(id);
       const now = Date.now();
       rows.push({ id, org_id: orgId, name: `bench-${keys.length}`, kind: "scoped", secure: 1, key_hash: createHash("sha256").update(key).digest("hex"), key_prefix: displayPrefix(key), scopes: '["app:read"]', created_at: now, updated_at: now });
     }
@@ -102,14 +109,24 @@ async function seedTo(total: number) {
   log(`seeded ${total} keys (${Date.now() - started} ms)`);
 }
 
+/** Deletes every key past the first `total` (seeded ones only: they have no roles or audit entries). */
+async function shrinkTo(total: number) {
+  const gone = ids.splice(total);
+  keys.splice(total);
+  for (let i = 0; i < gone.length; i += 10_000) {
+    await d1.prepare("delete from api_keys where id in (select value from json_each(?))").bind(JSON.stringify(gone.slice(i, i + 10_000))).run();
+  }
+  log(`deleted ${gone.length} keys, ${total} left`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Load runs.
-interface Row { rps: number; p50Ms: number; p99Ms: number; total: number; errors: number; statuses: Record<string, number> }
+interface Row { rps: number; p50Ms: number; p99Ms: number; total: number; durationS: number; errors: number; statuses: Record<string, number> }
 const rows: Record<string, Row> = {};
 
 const execFileAsync = promisify(execFile);
 
-async function load(name: string, spec: { method: string; path: string; headers?: Record<string, string>; body?: string; bodies?: string[]; amount?: number }, expect: number) {
+async function load(name: string, spec: { method: string; path: string; headers?: Record<string, string>; body?: string; bodies?: string[]; amount?: number; duration?: number }, expect: number) {
   let bodiesFile: string | undefined;
   if (spec.bodies) writeFileSync((bodiesFile = join(work, `${name}.json`)), JSON.stringify(spec.bodies));
   // Asynchronous: this process hosts Miniflare's plumbing (the runtime's stdout among it), so it
@@ -119,7 +136,7 @@ async function load(name: string, spec: { method: string; path: string; headers?
     ["bench/load.mjs", JSON.stringify({ url: base, connections: CONNECTIONS, duration: DURATION_S, ...spec, bodies: undefined, bodiesFile })],
     { encoding: "utf8", maxBuffer: 1 << 20 },
   );
-  const r = JSON.parse(out) as Row & { durationS: number };
+  const r = JSON.parse(out) as Row;
   // Fixed-count runs are short: their rate is count / time, not autocannon's per-second samples.
   if (spec.amount) r.rps = r.total / r.durationS;
   const wrong = Object.entries(r.statuses).filter(([code]) => Number(code) !== expect);
@@ -131,8 +148,9 @@ async function load(name: string, spec: { method: string; path: string; headers?
 const json = { "content-type": "application/json" };
 const verifyBodies = (list: string[]) => list.map((key) => JSON.stringify({ key }));
 const hitPool = () => keys.slice(0, HIT_POOL);
-let missCursor = HIT_POOL; // keys never verified yet
-const missPool = () => keys.slice(missCursor, (missCursor += MISS_AMOUNT));
+let missCursor = HIT_POOL; // among the first SMALL keys: the next never verified
+/** Never-verified keys for a miss round: the next of the first SMALL, or the large seeding's last. */
+const missPool = (size: number) => (size === SMALL ? keys.slice(missCursor, (missCursor += MISS_AMOUNT)) : keys.slice(size - MISS_AMOUNT, size));
 
 async function warm(list: string[]) {
   for (const key of list) await fetch(`${base}/v1/keys/verify`, { method: "POST", headers: json, body: JSON.stringify({ key }) });
@@ -148,17 +166,32 @@ const noop = async (i: number) => {
   delete rows[`noop#${i}`];
 };
 
+/** One row from its rounds: throughput over their summed time, mean p50, worst p99. */
+function pool(name: string, parts: string[]) {
+  const runs = parts.map((part) => rows[part]!);
+  for (const part of parts) delete rows[part];
+  const total = runs.reduce((sum, r) => sum + r.total, 0);
+  const durationS = runs.reduce((sum, r) => sum + r.durationS, 0);
+  const p50Ms = runs.reduce((sum, r) => sum + r.p50Ms, 0) / runs.length;
+  rows[name] = { rps: total / durationS, p50Ms: Number(p50Ms.toFixed(1)), p99Ms: Math.max(...runs.map((r) => r.p99Ms)), total, durationS, errors: 0, statuses: {} };
+}
+
 await seedTo(SMALL);
 await warm(hitPool());
 await noop(1);
-await load(`verify-hit@${SMALL}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
-await load(`verify-miss@${SMALL}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(missPool()), amount: MISS_AMOUNT }, 200);
-
-await seedTo(LARGE);
+const rounds = Array.from({ length: ROUNDS }, (_, i) => i + 1);
+for (const round of rounds) {
+  for (const size of [SMALL, LARGE]) {
+    if (size === LARGE) await seedTo(LARGE);
+    await load(`verify-hit@${size}#${round}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()), duration: Math.max(1, DURATION_S / ROUNDS) }, 200);
+    await load(`verify-miss@${size}#${round}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(missPool(size)), amount: MISS_AMOUNT }, 200);
+  }
+  if (round < ROUNDS) await shrinkTo(SMALL);
+}
+for (const row of ["verify-hit", "verify-miss"]) {
+  for (const size of [SMALL, LARGE]) pool(`${row}@${size}`, rounds.map((round) => `${row}@${size}#${round}`));
+}
 await noop(2);
-await load(`verify-hit@${LARGE}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
-missCursor = LARGE - MISS_AMOUNT - 1; // keys seeded last: never touched
-await load(`verify-miss@${LARGE}`, { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(missPool()), amount: MISS_AMOUNT }, 200);
 const wellFormedTypo = (k: string) => k.slice(0, -1) + (k.endsWith("A") ? "B" : "A");
 await load("malformed", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: wellFormedTypo(keys[0]!) }) }, 200);
 const unknown = mintKey(newId());
@@ -186,7 +219,7 @@ await mf.dispose();
 // ---------------------------------------------------------------------------------------------
 // Report.
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-rows.noop = { rps: median(noops.map((n) => n.rps)), p50Ms: median(noops.map((n) => n.p50Ms)), p99Ms: median(noops.map((n) => n.p99Ms)), total: noops.reduce((s, n) => s + n.total, 0), errors: 0, statuses: {} };
+rows.noop = { rps: median(noops.map((n) => n.rps)), p50Ms: median(noops.map((n) => n.p50Ms)), p99Ms: median(noops.map((n) => n.p99Ms)), total: noops.reduce((s, n) => s + n.total, 0), durationS: noops.reduce((s, n) => s + n.durationS, 0), errors: 0, statuses: {} };
 rows["verify-hit"] = rows[`verify-hit@${LARGE}`]!;
 rows["verify-miss"] = rows[`verify-miss@${LARGE}`]!;
 const n = rows.noop;
@@ -225,7 +258,7 @@ const report = {
   when: new Date().toISOString(),
   mode: quick ? "quick" : "full",
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-  settings: { durationS: DURATION_S, connections: CONNECTIONS, smallKeys: SMALL, largeKeys: LARGE, missAmount: MISS_AMOUNT, hitPool: HIT_POOL },
+  settings: { durationS: DURATION_S, connections: CONNECTIONS, smallKeys: SMALL, largeKeys: LARGE, scaleRounds: ROUNDS, missAmountPerRound: MISS_AMOUNT, hitPool: HIT_POOL },
   bundle: { kib: bundleKiB, gzipKiB: bundleGzipKiB },
   rows: Object.fromEntries(order.map((name) => [name, { rps: Number(rows[name]!.rps.toFixed(1)), p50Ms: rows[name]!.p50Ms, p99Ms: rows[name]!.p99Ms }])),
   noopRuns: noops.map((r) => ({ rps: Number(r.rps.toFixed(1)), p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
