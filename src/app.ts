@@ -26,6 +26,28 @@ export const SECURITY_HEADERS: Record<string, string> = {
   "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
 };
 
+const SECURITY_HEADER_ENTRIES = Object.entries(SECURITY_HEADERS);
+
+/**
+ * `res` with the request id and the security headers it did not set itself. Sets them in place when
+ * the headers are mutable: Hono's `c.header` on a finished response copies the whole response once
+ * per header, which was a quarter of a cheap request's CPU time. Copies once when they are not.
+ */
+export function withResponseHeaders(res: Response, requestId: string): Response {
+  const apply = (headers: Headers) => {
+    headers.set("x-request-id", requestId);
+    for (const [name, value] of SECURITY_HEADER_ENTRIES) if (!headers.has(name)) headers.set(name, value);
+  };
+  try {
+    apply(res.headers);
+    return res;
+  } catch {
+    const copy = new Response(res.body, res);
+    apply(copy.headers);
+    return copy;
+  }
+}
+
 /** The storage fault behind `err`, if any: query builders wrap the seam's error in their own. */
 function storageFault(err: unknown): StorageUnavailableError | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
@@ -88,10 +110,8 @@ export function newApp(): App {
     const started = Date.now();
     c.set("requestId", `req_${crypto.randomUUID().replaceAll("-", "")}`);
     await next();
-    c.header("x-request-id", c.get("requestId"));
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
-      if (!c.res.headers.has(name)) c.header(name, value);
-    }
+    const finished = withResponseHeaders(c.res, c.get("requestId"));
+    if (finished !== c.res) c.res = finished;
     // One structured line per request. Never the URL's query or any header: keys may be in them.
     console.log(
       JSON.stringify({
