@@ -40,6 +40,10 @@ export default {
       case "/kv-get-bulk":
         await env.KV.get(["probe:record", "probe:policy"], "json");
         return new Response("ok");
+      // What a POST costs the runtime itself: reading a small JSON body (the verify request's shape).
+      case "/post-json":
+        await request.json();
+        return new Response("ok");
       case "/sha256":
         await crypto.subtle.digest("SHA-256", encoder.encode(pathname.repeat(10)));
         return new Response("ok");

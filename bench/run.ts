@@ -157,7 +157,7 @@ async function warm(list: string[]) {
 }
 
 /** Building blocks measured by the probe worker; `miss-chain` is the cache-miss path's storage calls alone. */
-const PROBES = ["noop", "kv-get", "kv-get-absent", "kv-get-2", "kv-get-bulk", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
+const PROBES = ["noop", "post-json", "kv-get", "kv-get-absent", "kv-get-2", "kv-get-bulk", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
 
 const noops: Row[] = [];
 const noop = async (i: number) => {
@@ -211,8 +211,10 @@ await probeD1.prepare("insert or replace into probe values ('a', 'x')").run();
 const probeKV = await mf.getKVNamespace("KV", "probe");
 await probeKV.put("probe:record", JSON.stringify({ status: "active", keyId: "01jd8x7a0b1c2d3e4f5g", orgId: "01jd8x6w2m9k3v7q4r5t", name: "CI/CD Deploy", kind: "scoped", scopes: ["app:read"], createdAt: 0, expiresAt: null }));
 await probeKV.put("probe:policy", JSON.stringify({ requireExpiration: false, maxLifetimeDays: null }));
+const probeBody = JSON.stringify({ key: wellFormedTypo(keys[0]!) });
 for (const probe of PROBES) {
-  await load(`probe:${probe}`, { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
+  const post = probe === "post-json" ? { method: "POST", headers: { host: "probe.local", ...json }, body: probeBody } : undefined;
+  await load(`probe:${probe}`, post ? { ...post, path: `/${probe}` } : { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
 }
 await mf.dispose();
 
