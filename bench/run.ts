@@ -213,8 +213,8 @@ await probeKV.put("probe:record", JSON.stringify({ status: "active", keyId: "01j
 await probeKV.put("probe:policy", JSON.stringify({ requireExpiration: false, maxLifetimeDays: null }));
 const probeBody = JSON.stringify({ key: wellFormedTypo(keys[0]!) });
 for (const probe of PROBES) {
-  const post = probe === "post-json" ? { method: "POST", headers: { host: "probe.local", ...json }, body: probeBody } : undefined;
-  await load(`probe:${probe}`, post ? { ...post, path: `/${probe}` } : { method: "GET", path: `/${probe}`, headers: { host: "probe.local" } }, 200);
+  const request = probe === "post-json" ? { method: "POST", headers: { host: "probe.local", ...json }, body: probeBody } : { method: "GET", headers: { host: "probe.local" } };
+  await load(`probe:${probe}`, { ...request, path: `/${probe}` }, 200);
 }
 await mf.dispose();
 

@@ -1,4 +1,5 @@
 import { ApiError } from "../errors";
+import type { VerifyCode } from "./verify-key";
 
 /**
  * Limits failed authentications per client IP: the verify endpoint, the gateway and management
@@ -85,7 +86,7 @@ export function recordFailure(
   env: Env,
   ip: string,
   scope: LimitScope,
-  code: string,
+  code: VerifyCode,
   waitUntil: (p: Promise<unknown>) => void,
   now = Date.now(),
 ): void {
