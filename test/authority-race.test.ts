@@ -15,10 +15,11 @@ beforeAll(async () => {
 });
 
 const audit = { actorKeyId: null, requestId: "race-test" };
+const actor = { ...audit, grants: null, expiresAt: null };
 
 /** A new scoped key straight through the storage layer (the routes are tested elsewhere). */
 async function newKey(name = "raced") {
-  return createKey(db(env.DB), env.KEY_ENCRYPTION_SECRET, {
+  return createKey(db(env.DB), env, {
     orgId: org.orgId,
     name,
     secure: true,
@@ -47,8 +48,8 @@ const settled = async (p: Promise<unknown>) => {
 type Change = "revoke" | "regenerate" | "edit";
 async function change(kind: Change, keyId: string) {
   const authority = authorityFor(env, keyId);
-  if (kind === "revoke") return authority.revoke(keyId, org.orgId, audit);
-  if (kind === "regenerate") return authority.regenerate(keyId, org.orgId, audit);
+  if (kind === "revoke") return authority.revoke(keyId, org.orgId, actor);
+  if (kind === "regenerate") return authority.regenerate(keyId, org.orgId, actor);
   return authority.update(keyId, org.orgId, { scopes: ["app:read"] }, audit);
 }
 /** Whether the old secret still passes what the change took away. */
@@ -120,9 +121,9 @@ describe("stress: concurrent verify / revoke / regenerate", () => {
             verifications++;
             if ((await verifyKey(env, key)).valid) deadAccepted++;
           }
-          if (kind === "regenerate" && typeof result === "object" && result !== null && "key" in result) {
+          if (kind === "regenerate" && result.ok && typeof result.value === "object" && "key" in result.value) {
             verifications++;
-            if (!(await verifyKey(env, result.key)).valid) liveRefused++;
+            if (!(await verifyKey(env, result.value.key)).valid) liveRefused++;
           }
           await Promise.all(during);
         }),

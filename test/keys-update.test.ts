@@ -70,14 +70,19 @@ describe("PATCH /v1/orgs/{orgId}/keys/{keyId} — happy paths", () => {
     expect((await storedRow(created.id))!.expires_at).toBeNull();
   });
 
-  it("writes an audit entry for the edit, naming the acting key and the changed fields", async () => {
+  it("writes an audit entry for the edit, naming the acting key and each changed field before and after", async () => {
     const created = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "Audited", scopes: ["app:read"] });
     expectStatus(await patch(created.id, { name: "Audited 2", scopes: ["app:read", "app:publish"] }), 200);
     const entry = await env.DB.prepare("select * from audit_log where target_id = ? and action = 'key.update'")
       .bind(created.id)
       .first<Record<string, string>>();
     expect(entry).toMatchObject({ actor_key_id: org.adminKeyId, org_id: org.orgId });
-    expect(JSON.parse(entry!.details!).changed.sort()).toEqual(["name", "scopes"]);
+    const { changes } = JSON.parse(entry!.details!);
+    expect(Object.keys(changes).sort()).toEqual(["name", "scopes"]);
+    expect(changes).toEqual({
+      name: { before: "Audited", after: "Audited 2" },
+      scopes: { before: ["app:read"], after: ["app:read", "app:publish"] },
+    });
   });
 });
 
@@ -167,7 +172,7 @@ describe("PATCH /v1/orgs/{orgId}/keys/{keyId} — errors write nothing", () => {
 
   it("enforces the org's policy on a new expiration", async () => {
     const policyOrg = await createOrg("Edit policy");
-    const caller = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "Admin", orgRole: "admin", expiresInDays: 30 });
+    const caller = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "Admin", orgRole: "admin", expiresInDays: 60 });
     const target = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "scoped", name: "T", scopes: ["app:read"], expiresInDays: 30 });
     await setPolicy(policyOrg.orgId, { requireExpiration: true, maxLifetimeDays: 60 });
     const before = await writeCounts();
@@ -191,7 +196,7 @@ describe("PATCH /v1/orgs/{orgId}/keys/{keyId} — errors write nothing", () => {
     expectStatus(await patch(target.id, { scopes: ["app:read", "project:deploy"] }), 200);
     const audit = { actorKeyId: null, requestId: "test" };
     const stale = await authorityFor(env, target.id).update(target.id, org.orgId, { scopes: ["app:read"] }, audit, row.updated_at as number);
-    expect(stale).toBeNull();
+    expect(stale).toMatchObject({ ok: false, code: "CONFLICT" });
     expect((await storedRow(target.id))!.scopes).toBe('["app:read","project:deploy"]');
   });
 });

@@ -61,7 +61,8 @@ const requireSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   const session = await loadSession(c.env.KEYS_KV, sessionId);
   let ended = session ? undefined : "expired";
   if (session) {
-    const result = await verifyHash(c.env, session.keyId, session.keyHash, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    // Strict, like every management call: a revoked key's session ends everywhere, not when a cache expires.
+    const result = await verifyHash(c.env, session.keyId, session.keyHash, { strict: true, waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (result.valid) {
       c.set("session", session);
       c.set("caller", result.key);

@@ -49,10 +49,25 @@ export function grantsOf(access: KeyAccess): Grant[] {
 /**
  * Whether `grants` allow `permission`, on `app` when given. Without an app, only an org-wide
  * grant allows it: a key with a role on one app may not act on "any" app.
- * @example allows(grantsOf(access), "app:upload", "app_123")
+ *
+ * An org-wide grant covers the apps *of the key's organization* only: pass `appOfKeyOrg: false` when
+ * `app` is another organization's or does not exist, and only a grant bound to that very app counts
+ * (which a key never holds on a foreign app). Callers that have not checked the app's org must pass
+ * what they know; the verifier looks it up ({@link needsAppOrg} says when it must).
+ * @example allows(grantsOf(access), "app:upload", "app_123", appOrg === key.orgId)
  */
-export function allows(grants: readonly Grant[], permission: Permission, app?: string | null): boolean {
-  return grants.some((g) => g.permission === permission && (g.app === null || (app != null && g.app === app)));
+export function allows(grants: readonly Grant[], permission: Permission, app?: string | null, appOfKeyOrg = true): boolean {
+  return grants.some(
+    (g) => g.permission === permission && (g.app === null ? app == null || appOfKeyOrg : app != null && g.app === app),
+  );
+}
+
+/**
+ * Whether deciding `permission` on `app` depends on the app's organization: only when no grant bound
+ * to the app allows it and an org-wide one would. Otherwise the answer is known without a lookup.
+ */
+export function needsAppOrg(grants: readonly Grant[], permission: Permission, app: string | null | undefined): boolean {
+  return app != null && !allows(grants, permission, app, false) && allows(grants, permission, app, true);
 }
 
 /**
@@ -73,6 +88,17 @@ export function missingGrants(callerGrants: readonly Grant[], requested: readonl
     if (g.app !== null) need({ permission: "app:admin", app: g.app });
   }
   return missing;
+}
+
+/** A grant as errors and audit entries show it: `permission@appId`, or `permission@*` when org-wide. */
+export const grantLabel = (g: Grant) => `${g.permission}@${g.app ?? "*"}`;
+
+/**
+ * What a caller holding `callerGrants` lacks to manage (edit, regenerate, reveal, revoke) a key with
+ * `access`: a caller may only touch keys no more powerful than itself. Empty when allowed.
+ */
+export function missingToManage(callerGrants: readonly Grant[], access: KeyAccess): string[] {
+  return missingGrants(callerGrants, grantsOf(access)).map(grantLabel);
 }
 
 /** Whether the key has no access at all (refused at creation and at edit). */

@@ -46,3 +46,12 @@ export function resolveExpiry(input: ExpirationInput | undefined, now: number): 
   if (!input) return null;
   return "days" in input ? now + input.days * DAY_MS : input.at;
 }
+
+/**
+ * Whether a key expiring at `expiresAt` (null: never) would outlive a caller expiring at
+ * `callerExpiresAt`. Expiry is access: no caller hands out a secret, or a lifetime, beyond its own.
+ * @example outlives(null, Date.now() + 86_400_000) // true: a never-expiring key outlives a 24 h caller
+ */
+export function outlives(expiresAt: number | null, callerExpiresAt: number | null): boolean {
+  return callerExpiresAt !== null && (expiresAt === null || expiresAt > callerExpiresAt);
+}

@@ -14,13 +14,19 @@ export const KV_TIMEOUT_MS = 2_000;
 
 const CONSTRAINT = /constraint failed/i;
 
+/** `Infinity` as a timeout: wait for the call to settle, whatever it takes (see {@link settledEnv}). */
+const NO_TIMEOUT = Number.POSITIVE_INFINITY;
+
 async function guard<T>(store: "d1" | "kv", timeoutMs: number, call: () => Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${store} did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
+  const timeout =
+    timeoutMs === NO_TIMEOUT
+      ? null
+      : new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`${store} did not answer within ${timeoutMs} ms`)), timeoutMs);
+        });
   try {
-    return await Promise.race([call(), timeout]);
+    return await (timeout ? Promise.race([call(), timeout]) : call());
   } catch (err) {
     if (err instanceof StorageUnavailableError) throw err;
     if (store === "d1" && err instanceof Error && CONSTRAINT.test(err.message)) throw err;
@@ -35,14 +41,14 @@ const guardedD1 = new WeakMap<D1Database, D1Database>();
 /** Guarded statement → the binding's own statement, which `batch()` must be given. */
 const realStatement = new WeakMap<object, D1PreparedStatement>();
 
-function guardStatement(statement: D1PreparedStatement): D1PreparedStatement {
+function guardStatement(statement: D1PreparedStatement, timeoutMs: number): D1PreparedStatement {
   const proxy = new Proxy(statement, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
-      if (prop === "bind") return (...args: unknown[]) => guardStatement(value.apply(target, args));
+      if (prop === "bind") return (...args: unknown[]) => guardStatement(value.apply(target, args), timeoutMs);
       if (typeof prop === "string" && STATEMENT_CALLS.has(prop)) {
-        return (...args: unknown[]) => guard("d1", D1_TIMEOUT_MS, () => value.apply(target, args));
+        return (...args: unknown[]) => guard("d1", timeoutMs, () => value.apply(target, args));
       }
       return value.bind(target);
     },
@@ -55,44 +61,48 @@ function guardStatement(statement: D1PreparedStatement): D1PreparedStatement {
  * `d1` with every query guarded (see the module comment). Memoized per binding.
  * @example drizzle(guardD1(env.DB))
  */
-export function guardD1(d1: D1Database): D1Database {
-  let guarded = guardedD1.get(d1);
+export function guardD1(d1: D1Database, timeoutMs = D1_TIMEOUT_MS): D1Database {
+  const memo = timeoutMs === NO_TIMEOUT ? settledD1 : guardedD1;
+  let guarded = memo.get(d1);
   if (!guarded) {
     guarded = new Proxy(d1, {
       get(target, prop) {
         const value = Reflect.get(target, prop, target);
         if (typeof value !== "function") return value;
-        if (prop === "prepare") return (query: string) => guardStatement(value.call(target, query));
+        if (prop === "prepare") return (query: string) => guardStatement(value.call(target, query), timeoutMs);
         if (prop === "batch") {
           return (statements: D1PreparedStatement[]) =>
-            guard("d1", D1_TIMEOUT_MS, () => value.call(target, statements.map((s) => realStatement.get(s) ?? s)));
+            guard("d1", timeoutMs, () => value.call(target, statements.map((s) => realStatement.get(s) ?? s)));
         }
-        if (prop === "exec") return (query: string) => guard("d1", D1_TIMEOUT_MS, () => value.call(target, query));
+        if (prop === "exec") return (query: string) => guard("d1", timeoutMs, () => value.call(target, query));
         return value.bind(target);
       },
     });
-    guardedD1.set(d1, guarded);
+    memo.set(d1, guarded);
   }
   return guarded;
 }
+const settledD1 = new WeakMap<D1Database, D1Database>();
 
 const guardedKV = new WeakMap<KVNamespace, KVNamespace>();
+const settledKV = new WeakMap<KVNamespace, KVNamespace>();
 
 /**
  * `kv` with every call guarded (see the module comment). Memoized per binding.
  * @example const kv = guardKV(env.KEYS_KV); await kv.get(name, "json");
  */
-export function guardKV(kv: KVNamespace): KVNamespace {
-  let guarded = guardedKV.get(kv);
+export function guardKV(kv: KVNamespace, timeoutMs = KV_TIMEOUT_MS): KVNamespace {
+  const memo = timeoutMs === NO_TIMEOUT ? settledKV : guardedKV;
+  let guarded = memo.get(kv);
   if (!guarded) {
     guarded = new Proxy(kv, {
       get(target, prop) {
         const value = Reflect.get(target, prop, target);
         if (typeof value !== "function") return value;
-        return (...args: unknown[]) => guard("kv", KV_TIMEOUT_MS, () => value.apply(target, args));
+        return (...args: unknown[]) => guard("kv", timeoutMs, () => value.apply(target, args));
       },
     });
-    guardedKV.set(kv, guarded);
+    memo.set(kv, guarded);
   }
   return guarded;
 }
@@ -110,4 +120,21 @@ export function guardEnv(env: Env): Env {
     guardedEnvs.set(env, guarded);
   }
   return guarded;
+}
+
+const settledEnvs = new WeakMap<Env, Env>();
+
+/**
+ * The bindings with faults turned into `StorageUnavailableError` but no timeout: every call is
+ * awaited until it settles. For the key authority's writes: a write abandoned on a timeout can still
+ * land later, after the next serialized operation wrote a newer state, and bring an old secret back.
+ * The authority waits instead; its callers time out on their side (`askAuthority`).
+ */
+export function settledEnv(env: Env): Env {
+  let settled = settledEnvs.get(env);
+  if (!settled) {
+    settled = { ...env, DB: guardD1(env.DB, NO_TIMEOUT), KEYS_KV: guardKV(env.KEYS_KV, NO_TIMEOUT) };
+    settledEnvs.set(env, settled);
+  }
+  return settled;
 }

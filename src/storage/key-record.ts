@@ -1,26 +1,53 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, ne, or, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Permission } from "../domain/catalog";
 import type { KeyAccess } from "../domain/permissions";
 import { NO_POLICY, type OrgPolicy } from "../domain/policy";
 import type { Db } from "./db";
-import { apiKeys, keyAppRoles, orgPolicies } from "./schema";
+import { apiKeys, apps, keyAppRoles, orgPolicies } from "./schema";
 
 /**
  * What the KV cache holds for one key hash, under `key:<sha256 hex>`. Never any key material: the
  * hash is the KV key name and is not repeated here. `docs/storage.md` documents it.
+ *
+ * `version` is the row's `updatedAt`, which every change makes strictly greater: the authority never
+ * writes a record older than one it has already written or committed (see `KeyAuthority`).
  */
 export type KeyRecord =
-  | ({ status: "active"; keyId: string; orgId: string; name: string; createdAt: number; expiresAt: number | null } & KeyAccess)
-  | { status: "revoked"; keyId: string; orgId: string }
+  | ({
+      status: "active";
+      keyId: string;
+      orgId: string;
+      name: string;
+      createdAt: number;
+      expiresAt: number | null;
+      version: number;
+    } & KeyAccess)
+  | { status: "revoked"; keyId: string; orgId: string; version: number }
   | { status: "unknown" };
 
 export const KEY_RECORD_PREFIX = "key:";
 export const POLICY_RECORD_PREFIX = "policy:";
+export const APP_RECORD_PREFIX = "app:";
 /** Tombstones and negative records only save work; KV's minimum TTL is 60 s, one hour keeps them cheap. */
 export const TOMBSTONE_TTL_SECONDS = 3600;
+/**
+ * Active records expire too, so a record that should not exist (a write that landed out of order
+ * despite everything) outlives its cause by at most this long. A miss after it costs one fill.
+ */
+export const ACTIVE_RECORD_TTL_SECONDS = 900;
 
 export const keyRecordName = (hash: string) => KEY_RECORD_PREFIX + hash;
 export const policyRecordName = (orgId: string) => POLICY_RECORD_PREFIX + orgId;
+/** `app:<appId>` → `{ orgId }`: which org an app belongs to, for org-wide grants used on an app. */
+export const appRecordName = (appId: string) => APP_RECORD_PREFIX + appId;
+export interface AppRecord {
+  orgId: string;
+}
+
+/** The KV write options of a record: every record expires (see the TTLs above). */
+export function recordTtl(record: KeyRecord): { expirationTtl: number } {
+  return { expirationTtl: record.status === "active" ? ACTIVE_RECORD_TTL_SECONDS : TOMBSTONE_TTL_SECONDS };
+}
 
 /** The D1 row of a key with its app roles, as the authority and the management routes read it. */
 export type KeyRow = typeof apiKeys.$inferSelect & { appRoles: Record<string, AppRole> };
@@ -63,7 +90,7 @@ export function accessOf(row: KeyRow): KeyAccess {
 
 /** The cache record for a key row. */
 export function recordOf(row: KeyRow): KeyRecord {
-  if (row.revokedAt !== null) return { status: "revoked", keyId: row.id, orgId: row.orgId };
+  if (row.revokedAt !== null) return { status: "revoked", keyId: row.id, orgId: row.orgId, version: row.updatedAt };
   return {
     status: "active",
     keyId: row.id,
@@ -71,9 +98,41 @@ export function recordOf(row: KeyRow): KeyRecord {
     name: row.name,
     createdAt: row.createdAt,
     expiresAt: row.expiresAt,
+    version: row.updatedAt,
     ...accessOf(row),
   };
 }
+
+/** The org an app belongs to, from D1: null when there is no such app. */
+export async function loadAppOrg(database: Db, appId: string): Promise<string | null> {
+  const row = await database.select({ orgId: apps.orgId }).from(apps).where(eq(apps.id, appId)).get();
+  return row?.orgId ?? null;
+}
+
+/**
+ * Whether another live admin key (org role admin or legacy `all`, not revoked, not expired) than
+ * `keyId` exists in `orgId`: revoking the last one would leave the org with no way back.
+ */
+export async function hasOtherAdminKey(database: Db, orgId: string, keyId: string, now: number): Promise<boolean> {
+  const found = await database
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(
+      and(
+        eq(apiKeys.orgId, orgId),
+        ne(apiKeys.id, keyId),
+        isNull(apiKeys.revokedAt),
+        or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+        or(eq(apiKeys.orgRole, "admin"), eq(apiKeys.mode, "all")),
+      ),
+    )
+    .limit(1)
+    .get();
+  return found !== undefined;
+}
+
+/** Whether the row is an admin key in the sense of {@link hasOtherAdminKey}. */
+export const isAdminKey = (row: KeyRow) => row.orgRole === "admin" || row.mode === "all";
 
 export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy> {
   const row = await database.select().from(orgPolicies).where(eq(orgPolicies.orgId, orgId)).get();

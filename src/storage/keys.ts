@@ -2,7 +2,7 @@ import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
 import { displayPrefix, mintKey, newId } from "../domain/key-format";
 import type { KeyAccess } from "../domain/permissions";
-import { auditEntry, type AuditContext } from "../durable-objects/key-authority";
+import { accessDetails, auditEntry, type AuditContext } from "./audit";
 import type { Db } from "./db";
 import type { KeyRow } from "./key-record";
 import { apiKeys, auditLog, keyAppRoles, orgs, orgPolicies } from "./schema";
@@ -17,10 +17,16 @@ export interface NewKey {
   createdBy: string | null;
 }
 
-/** The row for a new key and its secret; nothing is written yet. */
-export async function prepareKey(encryptionSecret: string, input: NewKey, now = Date.now()) {
+/** The Worker secrets a new key needs: its tag, and the encryption of a non-secure key at rest. */
+export type KeySecrets = Pick<Env, "KEY_TAG_SECRET" | "KEY_ENCRYPTION_SECRET">;
+
+/**
+ * The row for a new key and its secret; nothing is written yet. Throws `MISCONFIGURED` when
+ * `KEY_TAG_SECRET` (or, for a non-secure key, `KEY_ENCRYPTION_SECRET`) is missing or short.
+ */
+export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.now()) {
   const id = newId(now);
-  const key = mintKey(id);
+  const key = await mintKey(id, secrets.KEY_TAG_SECRET);
   const { access } = input;
   const row: KeyRow = {
     id,
@@ -30,7 +36,7 @@ export async function prepareKey(encryptionSecret: string, input: NewKey, now = 
     secure: input.secure,
     keyHash: await hashKey(key),
     keyPrefix: displayPrefix(key),
-    secretCiphertext: input.secure ? null : await encryptSecret(encryptionSecret, key, id),
+    secretCiphertext: input.secure ? null : await encryptSecret(secrets.KEY_ENCRYPTION_SECRET, key, id),
     orgRole: access.kind === "rbac" ? access.orgRole : null,
     mode: access.kind === "legacy" ? access.mode : null,
     scopes: access.kind === "scoped" ? access.scopes : null,
@@ -53,7 +59,7 @@ export function insertKeyStatements(database: Db, row: KeyRow, audit: AuditConte
     ...Object.entries(appRoles).map(([appId, role]) => database.insert(keyAppRoles).values({ keyId: row.id, appId, role })),
     database
       .insert(auditLog)
-      .values(auditEntry(row.orgId, audit, "key.create", row.id, { name: row.name, kind: row.kind, secure: row.secure })),
+      .values(auditEntry(row.orgId, audit, "key.create", row.id, accessDetails(row))),
   ] as const;
 }
 
@@ -62,8 +68,8 @@ export function insertKeyStatements(database: Db, row: KeyRow, audit: AuditConte
  * the row and the full key, which the caller shows once. No KV write: the first verification fills
  * the cache through the key's authority.
  */
-export async function createKey(database: Db, encryptionSecret: string, input: NewKey, audit: AuditContext) {
-  const prepared = await prepareKey(encryptionSecret, input);
+export async function createKey(database: Db, secrets: KeySecrets, input: NewKey, audit: AuditContext) {
+  const prepared = await prepareKey(secrets, input);
   const [first, ...rest] = insertKeyStatements(database, prepared.row, audit);
   await database.batch([first, ...rest]);
   return prepared;
@@ -72,10 +78,10 @@ export async function createKey(database: Db, encryptionSecret: string, input: N
 /**
  * Creates an organization with its first admin key, in one batch.
  */
-export async function createOrgWithAdminKey(database: Db, encryptionSecret: string, name: string, requestId: string) {
+export async function createOrgWithAdminKey(database: Db, secrets: KeySecrets, name: string, requestId: string) {
   const now = Date.now();
   const org = { id: newId(now), name, createdAt: now };
-  const prepared = await prepareKey(encryptionSecret, {
+  const prepared = await prepareKey(secrets, {
     orgId: org.id,
     name: "Admin key",
     secure: true,

@@ -3,7 +3,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { App } from "../../app";
 import { ApiError } from "../../errors";
 import { hashKey } from "../../domain/crypto";
-import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
+import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { verifyKey } from "../../verification/verify-key";
 import { parseForm } from "../context";
 import { first } from "../forms";
@@ -69,11 +69,11 @@ export function registerConsoleSignIn(app: App) {
     // No session yet, so no token: a cross-site form must not sign a victim in as the attacker's key.
     if (!isSameOriginRequest(c.req.raw.headers, c.req.url)) throw new ApiError("FORBIDDEN", "Sign-in must come from the console's own page.");
     const ip = clientIp(c.req.raw.headers);
-    assertNotBlocked(ip, "management");
+    // Verified whatever the address: a valid key signs in even from a limited address.
     const key = first(await parseForm(c), "key").trim();
-    const result = await verifyKey(c.env, key, { waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    const result = await verifyKey(c.env, key, { strict: true, waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
-      recordFailure(c.env, ip, "management", result.code, (p) => c.executionCtx.waitUntil(p));
+      recordFailure(c.env, ip, "management", result, (p) => c.executionCtx.waitUntil(p)); // 429 past the limit
       c.set("outcome", result.code);
       const reason = key === "" ? "Enter an API key." : `That key cannot sign in: ${result.message}`;
       return c.html(<SignInPage error={reason} />, 401);

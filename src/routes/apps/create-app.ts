@@ -2,10 +2,11 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { newId } from "../../domain/key-format";
-import { auditEntry } from "../../durable-objects/key-authority";
+import { auditEntry } from "../../storage/audit";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
+import { appRecordName, type AppRecord } from "../../storage/key-record";
 import { apps, auditLog } from "../../storage/schema";
 import { ErrorSchema, errorResponses, json, Name, OrgIdParam } from "../schemas";
 import { AppObject, toAppObject } from "./app-object";
@@ -50,6 +51,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     }
     throw err;
   }
+  // Lets the verifier tell this org's apps from others' in the same KV read as the key. Best effort:
+  // without it the verifier reads the app's org from D1.
+  await c.env.KEYS_KV.put(appRecordName(row.id), JSON.stringify({ orgId } satisfies AppRecord)).catch(() => undefined);
   return c.json(toAppObject(row), 201);
 };
 

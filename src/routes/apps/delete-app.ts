@@ -2,10 +2,12 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { auditEntry, authorityFor } from "../../durable-objects/key-authority";
+import { askAuthority } from "../../durable-objects/key-authority";
+import { auditEntry } from "../../storage/audit";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
+import { appRecordName } from "../../storage/key-record";
 import { apps, auditLog, keyAppRoles } from "../../storage/schema";
 import { errorResponses, Id, OrgIdParam } from "../schemas";
 
@@ -36,7 +38,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (!app) throw new ApiError("NOT_FOUND", "No such app.");
   for (let pass = 0; pass < DELETE_PASSES; pass++) {
     const holders = await database.select({ keyId: keyAppRoles.keyId }).from(keyAppRoles).where(eq(keyAppRoles.appId, appId)).all();
-    await Promise.all(holders.map(({ keyId }) => authorityFor(c.env, keyId).dropApp(keyId, appId)));
+    await Promise.all(holders.map(({ keyId }) => askAuthority(c.env, keyId, (a) => a.dropApp(keyId, appId))));
+    // The app's org record goes before the app: org-wide grants stop covering the app id.
+    await c.env.KEYS_KV.delete(appRecordName(appId));
     try {
       await database.batch([
         database.delete(apps).where(eq(apps.id, appId)),

@@ -1,8 +1,9 @@
 import { z } from "@hono/zod-openapi";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
-import { grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
-import { policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
+import { grantLabel, grantsOf, hasNoAccess, missingGrants, type KeyAccess } from "../../domain/permissions";
+import { outlives, policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
+import type { Actor } from "../../durable-objects/key-authority";
 import { ApiError, invalidFields, type FieldIssue } from "../../errors";
 import type { Db } from "../../storage/db";
 import { accessOf, loadKeyRow, type KeyRow } from "../../storage/key-record";
@@ -201,8 +202,30 @@ export function assertPolicy(policy: OrgPolicy, key: { createdAt: number; expire
 // Escalation
 // ---------------------------------------------------------------------------------------------
 
-/** A grant as errors show it: `permission@appId`, or `permission@*` when org-wide. */
-export const grantLabel = (g: Grant) => `${g.permission}@${g.app ?? "*"}`;
+export { grantLabel };
+
+/**
+ * The authority's view of the calling key: who it is (for the audit log) and what it holds, which
+ * the authority checks against the key as it is when the operation runs.
+ */
+export function actorOf(caller: Pick<VerifiedKey, "keyId" | "grants" | "expiresAt">, requestId: string): Actor {
+  return { actorKeyId: caller.keyId, requestId, grants: caller.grants, expiresAt: caller.expiresAt };
+}
+
+/**
+ * 403 when a key expiring at `expiresAt` would outlive `caller`: expiry is access, so a key expiring
+ * in 24 h cannot create or edit a key that lives longer (or forever).
+ * @example assertWithinCallerLifetime(caller, expiresAt, body)
+ */
+export function assertWithinCallerLifetime(caller: Pick<VerifiedKey, "expiresAt">, expiresAt: number | null, input: ExpirationEdit): void {
+  if (!outlives(expiresAt, caller.expiresAt)) return;
+  const field = input.expiresInDays !== undefined ? "expiresInDays" : "expiresAt";
+  const until = new Date(caller.expiresAt!).toISOString();
+  throw new ApiError("FORBIDDEN", `This key expires at ${until}: it cannot give a key a longer life than its own.`, {
+    reason: "OUTLIVES_CALLER",
+    issues: [{ field, message: `must be no later than ${until}, when the calling key expires` }],
+  });
+}
 
 /**
  * 403 FORBIDDEN unless `caller` holds everything `access` grants (and `app:admin` on every app it

@@ -1,13 +1,19 @@
-import { createRoute, type RouteHandler } from "@hono/zod-openapi";
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { authorityFor } from "../../durable-objects/key-authority";
+import { askAuthority } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
+import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { errorResponses, json, KeyIdParams, KeyWithSecret } from "../schemas";
-import { manageableKey } from "./access-input";
+import { errorResponses, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
+import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
+
+const RegenerateBody = z.strictObject({ ...ExpirationFields }).openapi("RegenerateKey", {
+  description: "Optional: a new expiration for the key, set together with its new secret (the way to bring back an expired key).",
+  example: { expiresInDays: 90 },
+});
 
 const route = createRoute({
   method: "post",
@@ -17,10 +23,12 @@ const route = createRoute({
   description:
     "Gives the key a new secret, returned once as `key`. The old secret stops verifying before this call " +
     "returns; the id, name and access stay. A secure key stays secure (only its hash is stored). " +
-    "Needs `apiKeyManagement` and at least the key's own access.",
+    "Needs `apiKeyManagement` and at least the key's own access and lifetime, judged on the key as it is when the " +
+    "regeneration runs. An optional body sets a new expiration with the new secret (the organization's policy and the " +
+    "caller's own expiry apply).",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
-  request: { params: KeyIdParams },
+  request: { params: KeyIdParams, body: { content: { "application/json": { schema: RegenerateBody } }, required: false } },
   responses: {
     200: json(KeyWithSecret, "The key with its new secret, shown only in this response."),
     ...errorResponses,
@@ -29,12 +37,18 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
-  await manageableKey(db(c.env.DB), c.var.caller, orgId, keyId);
-  const result = await authorityFor(c.env, keyId).regenerate(keyId, orgId, {
-    actorKeyId: c.var.caller.keyId,
-    requestId: c.var.requestId,
-  });
-  if (!result) throw new ApiError("NOT_FOUND", "No such key.");
+  const body = c.req.valid("json");
+  const caller = c.var.caller;
+  const expiresAt = expiryFromInput(body, Date.now());
+  if (expiresAt !== undefined) {
+    // The policy counts a key's lifetime from its creation, which never changes.
+    const database = db(c.env.DB);
+    const [row, policy] = await Promise.all([loadKeyRow(database, keyId, orgId), loadPolicy(database, orgId)]);
+    if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+    assertPolicy(policy, { createdAt: row.createdAt, expiresAt }, body);
+    assertWithinCallerLifetime(caller, expiresAt, body);
+  }
+  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt));
   return c.json({ ...toKeyObject(result.row), key: result.key }, 200);
 };
 

@@ -1,7 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { decryptSecret } from "../../domain/crypto";
+import { decryptSecret, requireSecret } from "../../domain/crypto";
 import { auditEntry } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
@@ -24,8 +24,10 @@ const route = createRoute({
   summary: "Reveal a non-secure key",
   description:
     "Returns the full key of a non-secure key, decrypted from its AES-GCM ciphertext. Secure keys are stored " +
-    "only as a hash and answer 409. Needs `apiKeyManagement` and at least the key's own access; every " +
-    "reveal is written to the audit log (without the secret).",
+    "only as a hash and answer 409. Needs `apiKeyManagement` and at least the key's own access and lifetime, judged " +
+    "on the key as it is when the reveal runs; every " +
+    "reveal is written to the audit log (without the secret). 500 `MISCONFIGURED` when the deployment's " +
+    "`KEY_ENCRYPTION_SECRET` is missing or shorter than 32 bytes.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
   request: { params: KeyIdParams },
@@ -43,7 +45,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (row.secure || row.secretCiphertext === null) {
     throw new ApiError("CONFLICT", "This is a secure key: only its hash is stored, so it cannot be revealed. Regenerate it for a new secret.");
   }
-  const key = await decryptSecret(c.env.KEY_ENCRYPTION_SECRET, row.secretCiphertext, row.id);
+  // Never decrypted under a missing or short secret (500 MISCONFIGURED), which would fail open.
+  const key = await decryptSecret(requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET), row.secretCiphertext, row.id);
   // Audited before the secret leaves: a reveal that cannot be recorded does not happen.
   await database
     .insert(auditLog)

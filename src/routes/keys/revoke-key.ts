@@ -1,12 +1,21 @@
-import { createRoute, type RouteHandler } from "@hono/zod-openapi";
+import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { authorityFor } from "../../durable-objects/key-authority";
-import { ApiError } from "../../errors";
+import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
-import { errorResponses, KeyIdParams } from "../schemas";
-import { manageableKey } from "./access-input";
+import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
+import { actorOf } from "./access-input";
+
+const RevokeQuery = z.object({
+  force: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "force", in: "query" },
+      description: "`true` to revoke the organization's last live admin key anyway (otherwise 409).",
+      example: "false",
+    }),
+});
 
 const route = createRoute({
   method: "delete",
@@ -15,26 +24,26 @@ const route = createRoute({
   summary: "Revoke (delete) a key",
   description:
     "Revokes the key irreversibly. When this call returns, the key no longer verifies: its cached record " +
-    "has been replaced by its key authority. Needs `apiKeyManagement` and at least the key's own access. " +
-    "Revoking a revoked or unknown key answers 404.",
+    "has been replaced by its key authority. Needs `apiKeyManagement` and at least the key's own access, judged " +
+    "on the key as it is when the revocation runs. Revoking a revoked key answers 404 and invalidates its cached " +
+    "records again (safe to retry after a 503). The organization's last live admin key is refused with 409 " +
+    "(`details.reason` LAST_ADMIN_KEY) unless `force=true`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
-  request: { params: KeyIdParams },
+  request: { params: KeyIdParams, query: RevokeQuery },
   responses: {
     204: { description: "Revoked. Any request using the key now fails." },
     ...errorResponses,
+    409: json(ErrorSchema, "The key is the organization's last live admin key; repeat with `force=true` to revoke it anyway."),
   },
 });
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
-  await manageableKey(db(c.env.DB), c.var.caller, orgId, keyId);
-  const revoked = await authorityFor(c.env, keyId).revoke(keyId, orgId, {
-    actorKeyId: c.var.caller.keyId,
-    requestId: c.var.requestId,
-  });
-  // A concurrent revoke got there first: the key is gone either way, but this call did not do it.
-  if (!revoked) throw new ApiError("NOT_FOUND", "No such key.");
+  const { force } = c.req.valid("query");
+  // The authority reads the key, checks the caller's rights on it and revokes it in one serialized
+  // operation: a key raised meanwhile is judged as it now is.
+  await askAuthority(c.env, keyId, (a) => a.revoke(keyId, orgId, actorOf(c.var.caller, c.var.requestId), { force: force === "true" }));
   return c.body(null, 204);
 };
 

@@ -1,7 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { authorityFor, type KeyChange } from "../../durable-objects/key-authority";
+import { askAuthority, type KeyChange } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -14,10 +14,9 @@ import {
   assertCanGrant,
   assertCanManage,
   assertPolicy,
+  assertWithinCallerLifetime,
   editedAccess,
   expiryFromInput,
-  invalidFields,
-  isMissingAppError,
   ScopesField,
 } from "./access-input";
 
@@ -79,7 +78,16 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const access = editedAccess(accessOf(row), body);
   const expiresAt = expiryFromInput(body, now);
   await assertAppsOfOrg(database, orgId, body.appRoles);
-  if (expiresAt !== undefined) assertPolicy(await loadPolicy(database, orgId), { createdAt: row.createdAt, expiresAt }, body);
+  if (expiresAt !== undefined) {
+    // An expired key's old secret is not brought back by an edit: regenerate gives it a new one.
+    if (row.expiresAt !== null && row.expiresAt <= now) {
+      throw new ApiError("CONFLICT", "The key has expired: an edit does not bring it back. Regenerate it with a new expiration instead.", {
+        reason: "KEY_EXPIRED",
+      });
+    }
+    assertPolicy(await loadPolicy(database, orgId), { createdAt: row.createdAt, expiresAt }, body);
+    assertWithinCallerLifetime(caller, expiresAt, body);
+  }
   assertCanGrant(caller, access);
 
   const change: KeyChange = {};
@@ -91,26 +99,11 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (access.kind === "scoped" && body.scopes !== undefined) change.scopes = access.scopes;
   if (expiresAt !== undefined) change.expiresAt = expiresAt;
 
-  let updated;
-  try {
-    // The authority commits D1 and replaces the KV record before answering, and applies the change
-    // only to the version of the key the checks above judged.
-    updated = await authorityFor(c.env, keyId).update(
-      keyId,
-      orgId,
-      change,
-      { actorKeyId: caller.keyId, requestId: c.get("requestId") },
-      row.updatedAt,
-    );
-  } catch (err) {
-    if (isMissingAppError(err)) throw invalidFields([{ field: "appRoles", message: "names an app that no longer exists" }]);
-    throw err;
-  }
-  if (!updated) {
-    const latest = await loadKeyRow(database, keyId, orgId);
-    if (!latest || latest.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
-    throw new ApiError("CONFLICT", "The key changed while this edit was being made: read it again and retry.");
-  }
+  // The authority commits D1 and replaces the KV record before answering, and applies the change
+  // only to the version of the key the checks above judged (409 when it changed meanwhile).
+  const updated = await askAuthority(c.env, keyId, (a) =>
+    a.update(keyId, orgId, change, { actorKeyId: caller.keyId, requestId: c.get("requestId") }, row.updatedAt),
+  );
   return c.json(toKeyObject(updated), 200);
 };
 

@@ -1,7 +1,7 @@
 import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { auditEntry } from "../../durable-objects/key-authority";
+import { auditEntry } from "../../storage/audit";
 import { policyViolation } from "../../domain/policy";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
