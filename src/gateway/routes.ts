@@ -7,7 +7,8 @@ import type { GatewayRouteInput } from "./config";
  * - `pattern`: `/gw/…` with `:param` segments and an optional trailing `/*`
  * - `methods`: allowed methods (others answer 405)
  * - `upstream`: `{ service: "BINDING" }` (a service binding in wrangler.toml) or `{ url: "https://…" }`
- * - `stripPrefix`: removed from the path before it is appended to the upstream
+ * - `stripPrefix`: whole leading segments of the pattern (`/gw/demo`, not `/gw/demo/`), removed from
+ *   the path before it becomes the upstream URL's path (the upstream's host and port never change)
  * - `auth: false` for an open route; otherwise `permission` (optional) and `appParam`, the `:param`
  *   naming the app the permission is needed on
  * - `strict: true` verifies with the key's authority (zero staleness anywhere, more latency)
