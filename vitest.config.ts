@@ -19,6 +19,7 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
                   KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
+                  KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
                 },
                 // The gateway's local upstream: the same echo worker `npm run dev` starts.
                 workers: [

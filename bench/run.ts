@@ -41,15 +41,19 @@ const bundle = bundleWorker(join(work, "dist"));
 const bundleKiB = bundle.kib;
 const bundleGzipKiB = bundle.gzipKiB;
 
-const secrets = { BOOTSTRAP_SECRET: "bench-bootstrap-secret", KEY_ENCRYPTION_SECRET: "bench-encryption-secret-0123456789" };
+const secrets = {
+  BOOTSTRAP_SECRET: "bench-bootstrap-secret",
+  KEY_ENCRYPTION_SECRET: "bench-encryption-secret-0123456789",
+  KEY_TAG_SECRET: "bench-key-tag-secret-0123456789abcdef",
+};
 let logLines = 0;
 const { mf, url: base, d1 } = await startLocalWorker({
   bundle,
   bindings: secrets,
   // The worker still writes its one JSON line per request; here they are counted, not printed.
   handleStructuredLogs: () => void logLines++,
-  // Far above the production limit (30/min): the malformed/unknown rows measure the refusal path
-  // (including its call to the limiter), not 429s.
+  // Far above the production limit (30/min): the malformed/forged/unknown rows measure the refusal
+  // path (for unknown keys, including its call to the limiter), not 429s.
   authFailureLimit: 1_000_000_000,
   extraWorkers: [
     {
@@ -91,7 +95,7 @@ async function seedTo(total: number) {
     const rows = [];
     for (let i = 0; i < SEED_CHUNK && keys.length < total; i++) {
       const id = newId();
-      const key = mintKey(id);
+      const key = await mintKey(id, secrets.KEY_TAG_SECRET);
       keys.push(key);
       ids.push(id);
       const now = Date.now();
@@ -194,7 +198,10 @@ for (const row of ["verify-hit", "verify-miss"]) {
 await noop(2);
 const wellFormedTypo = (k: string) => k.slice(0, -1) + (k.endsWith("A") ? "B" : "A");
 await load("malformed", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: wellFormedTypo(keys[0]!) }) }, 200);
-const unknown = mintKey(newId());
+// Well-formed, checksum correct, but tagged under another secret: refused at the tag, before any storage.
+const forged = await mintKey(newId(), "not-this-deployments-tag-secret-0123456789");
+await load("forged", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: forged }) }, 200);
+const unknown = await mintKey(newId(), secrets.KEY_TAG_SECRET);
 await warm([unknown]);
 await load("unknown", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: unknown }) }, 200);
 await noop(3);
@@ -232,6 +239,7 @@ const targets = {
   "verify-hit throughput / noop": target(rows["verify-hit"].rps / n.rps, 0.85, false),
   "verify-hit p99 / noop p99": target(ms(rows["verify-hit"].p99Ms) / ms(n.p99Ms), 1.3, true),
   "malformed throughput / noop": target(rows.malformed!.rps / n.rps, 0.95, false),
+  "forged throughput / malformed": target(rows.forged!.rps / rows.malformed!.rps, 0.9, false),
   "verify-miss p50 / noop p50": target(ms(rows["verify-miss"].p50Ms) / ms(n.p50Ms), 3, true),
   "gateway throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
   [`verify-hit ${SMALL} keys / ${LARGE} keys (throughput)`]: target(rows[`verify-hit@${SMALL}`]!.rps / rows[`verify-hit@${LARGE}`]!.rps, 1.1, true),
@@ -240,7 +248,7 @@ const targets = {
 };
 
 const probes = PROBES.map((p) => `probe:${p}`);
-const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
   `| --- | ---: | ---: | ---: | ---: |`,

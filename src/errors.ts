@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   INTERNAL: 500,
+  MISCONFIGURED: 500,
   BAD_GATEWAY: 502,
   SERVICE_UNAVAILABLE: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
@@ -41,6 +42,19 @@ export class ApiError extends HTTPException {
 
 export function errorBody(code: ErrorCode, message: string, requestId: string, details?: unknown): ErrorBody {
   return { error: { code, message, requestId, ...(details === undefined ? {} : { details }) } };
+}
+
+/**
+ * A Worker secret the request needs is missing or shorter than 32 bytes: 500 `MISCONFIGURED`, with the
+ * secret's name in `details.secret`. Nothing that needs the secret is done (fail closed); the operator
+ * sets it with `wrangler secret put <name>`.
+ */
+export function misconfigured(secret: string): ApiError {
+  return new ApiError(
+    "MISCONFIGURED",
+    `The deployment is misconfigured: the ${secret} secret is missing or shorter than 32 bytes, so this is refused. The operator must set it (wrangler secret put ${secret}).`,
+    { secret },
+  );
 }
 
 /** A bad field, in the same shape the validation hook uses for zod failures. */

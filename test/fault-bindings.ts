@@ -38,3 +38,27 @@ export function faultyKV(fault: Fault, methods = ["get", "put", "delete", "list"
     },
   });
 }
+
+/**
+ * A binding that must not be used at all: any property read (a call, a `get`, an `idFromName`) is
+ * recorded in `touched` and throws. Proves that a path reads no storage, creates no Durable Object
+ * and makes no limiter call, rather than only that it wrote nothing.
+ */
+export function untouchable<T>(name: string, touched: string[]): T {
+  return new Proxy({} as object, {
+    get(_, prop) {
+      touched.push(`${name}.${String(prop)}`);
+      throw new Error(`${name} was touched (${String(prop)})`);
+    },
+  }) as T;
+}
+
+/** D1, KV, the key authority and the failure limiter, all {@link untouchable}. */
+export function untouchableStorage(touched: string[]): Pick<Env, "DB" | "KEYS_KV" | "KEY_AUTHORITY" | "AUTH_FAILURES"> {
+  return {
+    DB: untouchable("DB", touched),
+    KEYS_KV: untouchable("KEYS_KV", touched),
+    KEY_AUTHORITY: untouchable("KEY_AUTHORITY", touched),
+    AUTH_FAILURES: untouchable("AUTH_FAILURES", touched),
+  };
+}

@@ -31,7 +31,8 @@ async function send(request: Request) {
   const after = await storageSnapshot();
   return { status: res.status, text, changed: after !== last, headers: res.headers, commit: () => (last = after) };
 }
-const ip = () => ({ "cf-connecting-ip": `2001:db8:e::${sent.toString(16)}` });
+// A fresh client each time: IPv6 addresses are counted by their /64, so the request number goes there.
+const ip = () => ({ "cf-connecting-ip": `2001:db8:${(sent >>> 16).toString(16)}:${(sent & 0xffff).toString(16)}::e` });
 
 describe("generated bad input at the edge", () => {
   it("POST /v1/keys/verify: no 5xx, refusals in the envelope, nothing written for a refused key", async () => {

@@ -15,6 +15,8 @@ let appId: string;
 
 /** Requests sent by this file; the suite asserts it sends at least as many as it claims. */
 let sent = 0;
+/** A fresh client each time: IPv6 addresses are counted by their /64, so the request number goes there. */
+const freshAddress = () => `2001:db8:${(sent >>> 16).toString(16)}:${(sent & 0xffff).toString(16)}::1`;
 const RUNS_PER_PROPERTY = 1500;
 
 beforeAll(async () => {
@@ -135,7 +137,7 @@ describe("generated bad input against every management endpoint", () => {
           const resolve = (v: string, own: string) => (v === "ORG" ? own : v === "OTHER" ? other.orgId : v);
           const url = path({ org: resolve(orgChoice, org.orgId), key: resolve(idChoice, victimId), app: resolve(idChoice, appId) });
           // A fresh client address each time: this property is about input, not the abuse limiter.
-          const headers = new Headers({ "cf-connecting-ip": `2001:db8::${sent.toString(16)}` });
+          const headers = new Headers({ "cf-connecting-ip": freshAddress() });
           const key = authFor(auth);
           if (key) headers.set("authorization", `Bearer ${key}`);
           if (type) headers.set("content-type", type);
@@ -155,7 +157,7 @@ describe("generated bad input against every management endpoint", () => {
         async (damaged, style, template) => {
           // A header value with CR, LF or NUL cannot be sent at all (the client's Headers refuses it).
           fc.pre(damaged !== org.adminKey && !/[\r\n\0]/.test(damaged));
-          const headers = new Headers({ "cf-connecting-ip": `2001:db8::${sent.toString(16)}` });
+          const headers = new Headers({ "cf-connecting-ip": freshAddress() });
           let url = template.replace("ORG", org.orgId);
           if (style === "bearer") headers.set("authorization", `Bearer ${damaged}`);
           if (style === "x-api-key") headers.set("x-api-key", damaged);

@@ -73,6 +73,15 @@ describe("GET /openapi.json", () => {
     expect(missing).toEqual([]);
   });
 
+  it("documents the 429 of the failure limit on every operation that takes a credential", async () => {
+    const doc = await document();
+    const missing = ROUTES.filter((r) => r !== "get /healthz").filter((r) => {
+      const [method, path] = r.split(" ");
+      return !doc.paths[path!]?.[method!]?.responses?.["429"];
+    });
+    expect(missing).toEqual([]);
+  });
+
   it("documents the error envelope and bearer authentication", async () => {
     const doc = await document();
     expect(doc.components.schemas.Error.properties.error.required).toEqual(expect.arrayContaining(["code", "message", "requestId"]));

@@ -1,5 +1,9 @@
 /** Hashing, comparison and encryption of key material, on the runtime's own Web Crypto. */
 
+import { requireSecret } from "./secrets";
+
+export { MIN_SECRET_BYTES, requireSecret } from "./secrets";
+
 const encoder = new TextEncoder();
 
 function toHex(buf: ArrayBuffer): string {
@@ -31,12 +35,16 @@ export function timingSafeEqual(a: string, b: string): boolean {
 
 const aesKeys = new Map<string, Promise<CryptoKey>>();
 
-/** The AES-256-GCM key derived (HKDF-SHA-256) from the `KEY_ENCRYPTION_SECRET` Worker secret. */
+/**
+ * The AES-256-GCM key derived (HKDF-SHA-256) from the `KEY_ENCRYPTION_SECRET` Worker secret. Throws
+ * `MISCONFIGURED` when the secret is missing or shorter than 32 bytes: nothing is encrypted or
+ * decrypted under an empty or weak key.
+ */
 function encryptionKey(secret: string): Promise<CryptoKey> {
   let key = aesKeys.get(secret);
   if (!key) {
     key = crypto.subtle
-      .importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"])
+      .importKey("raw", encoder.encode(requireSecret("KEY_ENCRYPTION_SECRET", secret)), "HKDF", false, ["deriveKey"])
       .then((base) =>
         crypto.subtle.deriveKey(
           { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: encoder.encode("keygate/secret-at-rest/v1") },

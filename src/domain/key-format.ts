@@ -6,19 +6,26 @@
  * - `kgw_` — a distinctive prefix so secret scanners can find leaked keys;
  * - the key id (20 chars of lowercase Crockford base32: 10 of creation time, 10 random), so the
  *   verifier can address the key's authority without any lookup;
- * - `_` and 32 base62 characters of secret (190 bits from `crypto.getRandomValues`);
+ * - `_` and 32 base62 characters of secret: 24 random (≈143 bits from `crypto.getRandomValues`), then
+ *   an 8-character keyed tag (≈47.6 bits of HMAC-SHA-256 under the `KEY_TAG_SECRET` Worker secret,
+ *   over everything before it), so a key this deployment did not mint is refused before any storage
+ *   read; nobody without the secret can make a tag;
  * - 6 base62 characters of CRC-32 over everything before them, so a mistyped or truncated key is
- *   refused before any storage read.
+ *   refused before any storage read (a public checksum, for secret scanners).
  *
  * Regular expression for scanners: {@link KEY_PATTERN}.
  */
+
+import { requireSecret } from "./secrets";
 
 export const KEY_PREFIX = "kgw_";
 const ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lowercase
 const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const ID_TIME_CHARS = 10; // 50 bits of milliseconds: good until the year 37655
 const ID_RANDOM_CHARS = 10; // 50 random bits: ids minted in the same millisecond do not collide
-const SECRET_CHARS = 32; // 32 × log2(62) ≈ 190 bits
+const SECRET_CHARS = 32; // the random part and the tag
+const TAG_CHARS = 8; // 62^8 ≈ 2^47.6: the chance that a forged key passes the tag
+const RANDOM_CHARS = SECRET_CHARS - TAG_CHARS; // 24 × log2(62) ≈ 143 bits
 const CHECKSUM_CHARS = 6; // 62^6 > 2^32, so any CRC-32 fits
 
 export const KEY_PATTERN = /^kgw_[0-9a-hjkmnp-tv-z]{20}_[0-9A-Za-z]{38}$/;
@@ -82,17 +89,49 @@ function checksum(body: string): string {
   return out;
 }
 
+const encoder = new TextEncoder();
+
+const tagKeys = new Map<string, Promise<CryptoKey>>();
+
+/** The HMAC-SHA-256 key of `KEY_TAG_SECRET`, checked and imported once per secret and isolate. */
+function tagKey(secret: string): Promise<CryptoKey> {
+  let key = tagKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", encoder.encode(requireSecret("KEY_TAG_SECRET", secret)), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    if (tagKeys.size >= 4) tagKeys.clear(); // one secret in practice; a rotation adds a second
+    tagKeys.set(secret, key);
+  }
+  return key;
+}
+
+const TAG_SPACE = 62n ** BigInt(TAG_CHARS);
+
+/** The keyed tag of `body` (prefix, id, `_` and the random part): 64 bits of HMAC, in 8 base62 characters. */
+async function tagOf(body: string, secret: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await tagKey(secret), encoder.encode(body));
+  let n = new DataView(mac).getBigUint64(0) % TAG_SPACE; // bias ≤ 62^8 / 2^64 ≈ 2^-16.4 of one value's share
+  let out = "";
+  for (let i = 0; i < TAG_CHARS; i++) {
+    out = B62[Number(n % 62n)] + out;
+    n /= 62n;
+  }
+  return out;
+}
+
 /**
- * Mints a full key for `keyId` with a fresh secret.
- * @example const key = mintKey(newId()); // "kgw_…"
+ * Mints a full key for `keyId` with a fresh secret, tagged under `tagSecret` (`env.KEY_TAG_SECRET`).
+ * Throws `MISCONFIGURED` when that secret is missing or short: no key is minted.
+ * @example const key = await mintKey(newId(), env.KEY_TAG_SECRET); // "kgw_…"
  */
-export function mintKey(keyId: string): string {
-  const body = `${KEY_PREFIX}${keyId}_${randomChars(B62, SECRET_CHARS)}`;
+export async function mintKey(keyId: string, tagSecret: string): Promise<string> {
+  const random = `${KEY_PREFIX}${keyId}_${randomChars(B62, RANDOM_CHARS)}`;
+  const body = random + (await tagOf(random, tagSecret));
   return body + checksum(body);
 }
 
 /**
- * Reads a presented key without touching storage: `null` when the shape or checksum is wrong.
+ * Reads a presented key without touching storage: `null` when the shape or checksum is wrong. The
+ * keyed tag is checked separately ({@link hasValidTag}): it needs the secret and an HMAC.
  * @example parseKey(key)?.keyId
  */
 export function parseKey(key: string): { keyId: string } | null {
@@ -100,6 +139,21 @@ export function parseKey(key: string): { keyId: string } | null {
   const body = key.slice(0, KEY_LENGTH - CHECKSUM_CHARS);
   if (checksum(body) !== key.slice(KEY_LENGTH - CHECKSUM_CHARS)) return null;
   return { keyId: key.slice(KEY_PREFIX.length, KEY_PREFIX.length + 20) };
+}
+
+/**
+ * Whether a key that {@link parseKey} accepted carries the tag this deployment would have given it:
+ * false for a key minted without `KEY_TAG_SECRET` (a forgery), found without any storage access.
+ * Throws `MISCONFIGURED` when the secret is missing or short: no key verifies.
+ */
+export async function hasValidTag(key: string, tagSecret: string): Promise<boolean> {
+  const tagStart = KEY_PREFIX.length + 20 + 1 + RANDOM_CHARS;
+  const expected = await tagOf(key.slice(0, tagStart), tagSecret);
+  // Constant time over the fixed 8 characters: how long this takes does not say where a guess went wrong.
+  const presented = key.slice(tagStart, tagStart + TAG_CHARS);
+  let diff = 0;
+  for (let i = 0; i < TAG_CHARS; i++) diff |= expected.charCodeAt(i) ^ presented.charCodeAt(i);
+  return diff === 0;
 }
 
 /**

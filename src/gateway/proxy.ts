@@ -2,7 +2,7 @@ import { SECURITY_HEADERS, STORAGE_RETRY_AFTER_SECONDS } from "../app";
 import { ApiError, ERROR_STATUS, errorBody, StorageUnavailableError, type ErrorCode } from "../errors";
 import { KEY_PATTERN_SOURCE } from "../domain/key-format";
 import { presentedKey, unauthorized } from "../middleware/authenticate";
-import { assertNotBlocked, clientIp, recordFailure } from "../verification/abuse-limit";
+import { clientIp, recordFailure } from "../verification/abuse-limit";
 import { verifyKey, type VerifiedKey } from "../verification/verify-key";
 import { compileGateway, matchRoute, type CompiledRoute } from "./config";
 import { GATEWAY_ROUTES } from "./routes";
@@ -170,7 +170,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       const presented = presentedKey(request.headers);
       if (presented === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
       const ip = clientIp(request.headers);
-      assertNotBlocked(ip, "gateway");
+      // Verified whatever the address: a valid key is forwarded even from a limited address.
       const result = await verifyKey(env, presented, {
         permission: route.permission,
         app: route.appParam ? params[route.appParam] : undefined,
@@ -182,7 +182,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code, required: route.permission });
       }
       if (!result.valid) {
-        recordFailure(env, ip, "gateway", result.code, (p) => ctx.waitUntil(p));
+        recordFailure(env, ip, "gateway", result, (p) => ctx.waitUntil(p)); // 429 past the limit
         throw unauthorized(result.message, result.code);
       }
       key = result.key;

@@ -126,6 +126,11 @@ export const errorResponses = {
   404: errorResponse("No such object in the caller's organization."),
   413: errorResponse("Request body too large."),
   415: errorResponse("Request body is not JSON."),
+  429: errorResponse(
+    "Too many failed authentications from this address (`RATE_LIMITED`, with `Retry-After`): the presented credential " +
+      "was not accepted. A valid key is still served from a limited address.",
+  ),
+  500: errorResponse("`MISCONFIGURED`: a Worker secret this needs is missing or shorter than 32 bytes; nothing was done."),
   503: errorResponse("Storage unavailable; nothing was changed."),
 } as const;
 

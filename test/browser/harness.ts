@@ -40,7 +40,11 @@ export async function startWorld(): Promise<World> {
   const bundle = bundleWorker(join(mkdtempSync(join(tmpdir(), "keygate-browser-")), "dist"));
   const { mf, url } = await startLocalWorker({
     bundle,
-    bindings: { BOOTSTRAP_SECRET, KEY_ENCRYPTION_SECRET: "browser-encryption-secret-0123456789abcdef" },
+    bindings: {
+      BOOTSTRAP_SECRET,
+      KEY_ENCRYPTION_SECRET: "browser-encryption-secret-0123456789abcdef",
+      KEY_TAG_SECRET: "browser-key-tag-secret-0123456789abcdef",
+    },
     handleStructuredLogs: () => undefined,
   });
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--headless", "--no-sandbox", "--disable-gpu"] });

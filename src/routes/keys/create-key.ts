@@ -1,6 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
+import { requireSecret } from "../../domain/crypto";
 import type { KeyAccess } from "../../domain/permissions";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -79,7 +80,9 @@ const route = createRoute({
   description:
     "Creates an RBAC, scoped or legacy key and returns it with the full secret in `key`, shown only in this response. " +
     "Needs `apiKeyManagement`; the new key can never have access the calling key lacks (403 with `details.missing`). " +
-    "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG).",
+    "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG). " +
+    "500 `MISCONFIGURED` when the deployment's `KEY_TAG_SECRET` (or, for a non-secure key, `KEY_ENCRYPTION_SECRET`) " +
+    "is missing or shorter than 32 bytes: nothing is written.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
   request: {
@@ -110,6 +113,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const now = Date.now();
 
   // Everything that can refuse the request runs before the one write, so a refusal writes nothing.
+  // A non-secure key is stored encrypted: never under a missing or short secret (500 MISCONFIGURED).
+  if (!body.secure) requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET);
   const access = accessOfBody(body);
   const expiresAt = expiryFromInput(body, now) ?? null;
   const database = db(c.env.DB);
@@ -122,7 +127,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   try {
     created = await createKey(
       database,
-      c.env.KEY_ENCRYPTION_SECRET,
+      c.env,
       { orgId, name: body.name, secure: body.secure, expiresAt, access, createdBy: caller.keyId },
       { actorKeyId: caller.keyId, requestId: c.get("requestId") },
     );

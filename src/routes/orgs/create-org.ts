@@ -7,6 +7,7 @@ import { unauthorized } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { policyRecordName } from "../../storage/key-record";
 import { createOrgWithAdminKey, toKeyObject } from "../../storage/keys";
+import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
 import { errorResponses, Id, json, KeyWithSecret, Name, Timestamp } from "../schemas";
 
 export const OrgObject = z
@@ -20,7 +21,8 @@ const route = createRoute({
   summary: "Create an organization and its first admin key",
   description:
     "Authenticated with the deployment's bootstrap secret (`Authorization: Bearer <BOOTSTRAP_SECRET>`), not an API key. " +
-    "The response carries the organization's first admin key in full, shown only this once.",
+    "The response carries the organization's first admin key in full, shown only this once. Wrong secrets count toward " +
+    "the per-address failure limit; past it, every call from the address is answered 429 until the window ends.",
   security: [{ apiKey: [] }],
   request: {
     body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "Acme Inc" }) }) } }, required: true },
@@ -34,13 +36,21 @@ const route = createRoute({
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const presented = /^Bearer[ ]+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
   if (!presented) throw unauthorized("The bootstrap secret is required: Authorization: Bearer <BOOTSTRAP_SECRET>.", "MISSING");
+  // One secret opens every organization's creation: a limited address may not even try it (429).
+  const ip = clientIp(c.req.raw.headers);
+  assertNotBlocked(ip, "bootstrap");
   if (!c.env.BOOTSTRAP_SECRET || !timingSafeEqual(presented, c.env.BOOTSTRAP_SECRET)) {
+    // Counted like every failed authentication (location-wide too); 429 past the limit.
+    recordFailure(c.env, ip, "bootstrap", { code: "NOT_FOUND" }, (p) => c.executionCtx.waitUntil(p));
     throw unauthorized("The bootstrap secret is wrong.", "NOT_FOUND");
   }
   const { name } = c.req.valid("json");
-  const { org, row, key } = await createOrgWithAdminKey(db(c.env.DB), c.env.KEY_ENCRYPTION_SECRET, name, c.get("requestId"));
-  // The verifier reads the org's policy from KV on every request; seed it so that read never misses.
-  await c.env.KEYS_KV.put(policyRecordName(org.id), JSON.stringify(NO_POLICY));
+  // One D1 batch: the org, its policy row, its admin key and the audit entries, or nothing.
+  const { org, row, key } = await createOrgWithAdminKey(db(c.env.DB), c.env, name, c.get("requestId"));
+  // After the commit nothing may fail the call, or the admin key would exist and never be shown.
+  // The policy record only saves the verifier a D1 read (a missing record falls back to D1), so
+  // seeding it is best-effort.
+  await c.env.KEYS_KV.put(policyRecordName(org.id), JSON.stringify(NO_POLICY)).catch(() => undefined);
   c.header("Cache-Control", "no-store");
   return c.json(
     { org: { id: org.id, name: org.name, createdAt: new Date(org.createdAt).toISOString() }, key: { ...toKeyObject(row), key } },

@@ -2,7 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { PERMISSIONS } from "../../domain/catalog";
-import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
+import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
 import { AppRoleSchema, ErrorSchema, errorResponses, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
@@ -65,9 +65,11 @@ const route = createRoute({
   description:
     "Tells whether the presented key is valid and, optionally, holds a permission (on an app). Always 200 with a " +
     "`code`: VALID, MALFORMED, NOT_FOUND, EXPIRED, REVOKED, POLICY_VIOLATION or INSUFFICIENT_PERMISSIONS. It tells only " +
-    "about the presented key: MALFORMED and NOT_FOUND carry no identity, and failures count toward the per-IP limit (429).",
+    "about the presented key: MALFORMED and NOT_FOUND carry no identity (a key this deployment never minted is NOT_FOUND). " +
+    "Failures count toward the per-address limit: past it a failure is answered 429 instead of its code, while a valid " +
+    "key is still answered VALID.",
   request: { body: { content: { "application/json": { schema: VerifyBody } }, required: true } },
-  responses: { 200: json(VerifyResult, "The verdict."), ...errorResponses, 429: json(ErrorSchema, "Too many failed verifications from this address.") },
+  responses: { 200: json(VerifyResult, "The verdict."), ...errorResponses, 429: json(ErrorSchema, "Too many failed verifications from this address: this key is not valid, and its code is withheld.") },
 });
 
 /** The verdict as the API shows it: identity only for keys that exist and are not revoked. */
@@ -94,7 +96,7 @@ export function verdictBody(result: Verification) {
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
   const ip = clientIp(c.req.raw.headers);
-  assertNotBlocked(ip, "verify");
+  // Verified whatever the address: a valid key is served even from a limited address.
   const result = await verifyKey(c.env, body.key, {
     permission: body.permission,
     app: body.app,
@@ -103,9 +105,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   });
   c.set("outcome", result.code);
   // A key that is not what it claims to be is a failed authentication; a valid key lacking a
-  // permission is not (its holder proved possession).
+  // permission is not (its holder proved possession). Past the limit, a failure is answered 429.
   if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS") {
-    recordFailure(c.env, ip, "verify", result.code, (p) => c.executionCtx.waitUntil(p));
+    recordFailure(c.env, ip, "verify", result, (p) => c.executionCtx.waitUntil(p));
   }
   return c.json(verdictBody(result), 200);
 };
