@@ -1,0 +1,200 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { hashKey } from "../src/domain/crypto";
+import { authorityFor, type KeyAuthority } from "../src/durable-objects/key-authority";
+import { db } from "../src/storage/db";
+import { D1_TIMEOUT_MS, KV_TIMEOUT_MS } from "../src/storage/guarded-bindings";
+import { keyRecordName } from "../src/storage/key-record";
+import { createKey } from "../src/storage/keys";
+import { verifyKey } from "../src/verification/verify-key";
+import { call, createOrg, expectStatus } from "./helpers";
+
+/**
+ * Storage that is slow but succeeds: the case the storage seam's timeouts used to get wrong. A write
+ * abandoned on a timeout still landed later, after the key's next change, and brought an old secret
+ * back (cached records never expired, so for good). Each test slows one step of one operation past
+ * the seam's timeout, runs verifications before, during and after, waits until every slow write has
+ * landed, and checks that nothing of the old state verifies, cached or strict.
+ */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Longer than the seam's timeout for the store, so an abandoning seam would give up first. */
+const SLOW = { kv: KV_TIMEOUT_MS + 700, d1: D1_TIMEOUT_MS + 700 };
+
+type Step = "fill-read" | "fill-write" | "invalidate" | "commit" | "prefill";
+
+/**
+ * The key authority's bindings with one step slowed (each call still succeeds). `reached` resolves
+ * when the slow call starts.
+ */
+function slowAt(step: Step) {
+  let reach!: () => void;
+  const reached = new Promise<void>((r) => (reach = r));
+  let armed = true;
+  const slowly = async <T,>(ms: number, work: () => Promise<T>) => {
+    if (!armed) return work();
+    armed = false;
+    reach();
+    await sleep(ms);
+    return work();
+  };
+  const kv = new Proxy(env.KEYS_KV, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as (...args: unknown[]) => Promise<unknown>;
+      if (prop === "put") {
+        return (name: string, body: string, options?: unknown) => {
+          const isFillWrite = step === "fill-write" && body.includes('"status":"active"');
+          const isPrefill = step === "prefill";
+          return isFillWrite || isPrefill ? slowly(SLOW.kv, () => value.call(target, name, body, options)) : value.call(target, name, body, options);
+        };
+      }
+      if (prop === "delete" && step === "invalidate") return (name: string) => slowly(SLOW.kv, () => value.call(target, name));
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const d1 = new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as (...args: unknown[]) => unknown;
+      if (prop === "batch" && step === "commit") return (statements: D1PreparedStatement[]) => slowly(SLOW.d1, () => target.batch(statements));
+      if (prop === "prepare" && step === "fill-read") {
+        return (sql: string) => {
+          const statement = target.prepare(sql);
+          if (!/select/i.test(sql)) return statement;
+          return new Proxy(statement, {
+            get(s, p) {
+              const v = Reflect.get(s, p, s) as (...args: unknown[]) => unknown;
+              if (p === "bind") return (...args: unknown[]) => {
+                const bound = s.bind(...args);
+                return new Proxy(bound, { get: (bs, bp) => (["first", "all", "raw", "run"].includes(bp as string) ? (...a: unknown[]) => slowly(SLOW.d1, () => (Reflect.get(bs, bp, bs) as (...x: unknown[]) => Promise<unknown>).apply(bs, a)) : (typeof Reflect.get(bs, bp, bs) === "function" ? (Reflect.get(bs, bp, bs) as (...x: unknown[]) => unknown).bind(bs) : Reflect.get(bs, bp, bs))) });
+              };
+              return typeof v === "function" ? v.bind(s) : v;
+            },
+          });
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return { bindings: { ...env, KEYS_KV: kv, DB: d1 } as Env, reached };
+}
+
+let org: Awaited<ReturnType<typeof createOrg>>;
+beforeAll(async () => {
+  org = await createOrg("Slow Co");
+});
+
+async function newKey() {
+  return createKey(
+    db(env.DB),
+    { KEY_ENCRYPTION_SECRET: env.KEY_ENCRYPTION_SECRET, KEY_TAG_SECRET: env.KEY_TAG_SECRET },
+    { orgId: org.orgId, name: "slow", secure: true, expiresAt: null, access: { kind: "scoped", scopes: ["app:read", "app:upload"] }, createdBy: null },
+    { actorKeyId: null, requestId: "slow-test" },
+  );
+}
+
+async function useBindings(keyId: string, bindings: Env | null) {
+  await runInDurableObject(authorityFor(env, keyId), (instance: KeyAuthority) => {
+    instance.bindings = bindings;
+  });
+}
+
+type Op = "revoke" | "regenerate" | "edit";
+/** The management call, through the API as an admin would make it. */
+function change(op: Op, keyId: string) {
+  const path = `/v1/orgs/${org.orgId}/keys/${keyId}`;
+  if (op === "revoke") return call("DELETE", path, { key: org.adminKey });
+  if (op === "regenerate") return call("POST", `${path}/regenerate`, { key: org.adminKey });
+  return call("PATCH", path, { key: org.adminKey, body: { scopes: ["app:read"] } });
+}
+/** What the change took away: the old secret (revoke, regenerate) or app:upload (edit). */
+const oldStillWorks = async (op: Op, key: string, strict = false) =>
+  (await verifyKey(env, key, { strict, ...(op === "edit" ? { permission: "app:upload" as const } : {}) })).valid;
+
+describe.concurrent("slow storage never brings an old state back", () => {
+  for (const op of ["revoke", "regenerate", "edit"] as const) {
+    for (const step of ["invalidate", "commit", "prefill"] as const) {
+      it(`${op} with a slow ${step}: nothing old verifies once it returns, nor after every write has landed`, async () => {
+        const { key, row } = await newKey();
+        expect(await oldStillWorks(op, key)).toBe(true); // cached
+        const slow = slowAt(step);
+        await useBindings(row.id, slow.bindings);
+        const changing = change(op, row.id);
+        await slow.reached;
+        // Verifications that start while the change is under way: any answer is allowed, but they
+        // must not leave anything behind that outlives the change.
+        const during = [verifyKey(env, key), verifyKey(env, key, { strict: true })].map((p) => p.catch(() => null));
+        const res = await changing;
+        expect(res.status, res.text).toBeLessThan(300);
+        expect(await oldStillWorks(op, key)).toBe(false);
+        expect(await oldStillWorks(op, key, true)).toBe(false);
+        await Promise.all(during);
+        await sleep(Math.max(SLOW.kv, SLOW.d1) + 300); // every slow write has landed by now
+        expect(await oldStillWorks(op, key)).toBe(false);
+        expect(await oldStillWorks(op, key, true)).toBe(false);
+        await useBindings(row.id, null);
+      }, 20_000);
+    }
+
+    it(`a fill whose KV write is slow does not land over a ${op} issued behind it`, async () => {
+      const { key, row } = await newKey();
+      const slow = slowAt("fill-write");
+      await useBindings(row.id, slow.bindings);
+      const first = verifyKey(env, key).catch(() => null); // miss → fill → slow write of the active record
+      await slow.reached;
+      const res = await change(op, row.id);
+      expect(res.status, res.text).toBeLessThan(300);
+      await first;
+      expect(await oldStillWorks(op, key)).toBe(false);
+      await sleep(SLOW.kv + 300);
+      expect(await oldStillWorks(op, key)).toBe(false);
+      expect(await oldStillWorks(op, key, true)).toBe(false);
+      await useBindings(row.id, null);
+    }, 20_000);
+
+    it(`a fill whose D1 read is too slow fails closed and leaves nothing behind a ${op}`, async () => {
+      const { key, row } = await newKey();
+      const slow = slowAt("fill-read");
+      await useBindings(row.id, slow.bindings);
+      const first = verifyKey(env, key).catch(() => null);
+      await slow.reached;
+      const res = await change(op, row.id);
+      expect(res.status, res.text).toBeLessThan(300);
+      await first;
+      expect(await oldStillWorks(op, key)).toBe(false);
+      await sleep(SLOW.d1 + 300);
+      expect(await oldStillWorks(op, key)).toBe(false);
+      expect(await oldStillWorks(op, key, true)).toBe(false);
+      await useBindings(row.id, null);
+    }, 20_000);
+  }
+});
+
+describe("revoke is idempotent in effect", () => {
+  it("revoking a revoked key answers 404 and puts its tombstone back, whatever the cache held", async () => {
+    const { key, row } = await newKey();
+    expectStatus(await change("revoke", row.id), 204);
+    // A stale active record, as a lost write would have left it.
+    const hash = await hashKey(key);
+    await env.KEYS_KV.put(keyRecordName(hash), JSON.stringify({ status: "active", keyId: row.id, orgId: org.orgId, name: "x", createdAt: 0, expiresAt: null, version: 0, kind: "scoped", scopes: ["app:read"] }));
+    expect(await oldStillWorks("revoke", key)).toBe(true);
+    const again = await change("revoke", row.id);
+    expectStatus(again, 404);
+    expect(await oldStillWorks("revoke", key)).toBe(false);
+    expect(await env.KEYS_KV.get(keyRecordName(hash), "json")).toMatchObject({ status: "revoked" });
+  });
+});
+
+describe("cached records are bounded in time", () => {
+  it("an active record written by a fill expires within 15 minutes", async () => {
+    const { key } = await newKey();
+    await verifyKey(env, key);
+    let expiration: number | undefined;
+    // The fill answers before its KV write lands; wait for it.
+    for (let i = 0; i < 50 && expiration === undefined; i++, await sleep(20)) {
+      expiration = (await env.KEYS_KV.list({ prefix: keyRecordName(await hashKey(key)) })).keys[0]?.expiration;
+    }
+    expect(expiration).toBeDefined();
+    expect(expiration! * 1000 - Date.now()).toBeLessThanOrEqual(15 * 60 * 1000 + 1000);
+  });
+});
