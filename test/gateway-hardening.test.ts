@@ -78,6 +78,7 @@ describe("an upstream's response cannot act on the console (same origin)", () =>
       expect(res.status, res.dump).toBe(status);
       expect(res.headers.get("content-security-policy"), res.dump).toBe("sandbox");
       expect(res.headers.getSetCookie(), res.dump).toEqual([]); // the echo sets demo=1; Path=/
+      expect(res.headers.get("x-content-type-options"), res.dump).toBe("nosniff");
     }
   });
 });
@@ -212,6 +213,18 @@ describe("other credential carriers never reach the upstream", () => {
     // Other query strings pass, including ones that only look a little like a key.
     const fine = await upstreamSaw(`/gw/demo/apps/${appId}/info?key=kgw_short&page=2`, { key: reader.key });
     expect(fine.query, fine.dump).toBe("?key=kgw_short&page=2");
+  });
+
+  it("a key pasted into the path is refused with 400 too, and never forwarded", async () => {
+    for (const [path, key] of [
+      [`/gw/demo/public/${reader.key}`, undefined],
+      [`/gw/demo/apps/${appId}/${reader.key}/info`, reader.key],
+    ] as const) {
+      const res = await gw("GET", path, { key });
+      expect(res.status, res.dump).toBe(400);
+      expect(res.json?.error?.details?.reason, res.dump).toBe("KEY_IN_URL");
+      expect(res.headers.get("x-demo-upstream"), res.dump).toBeNull();
+    }
   });
 
   it("Proxy-Authorization is removed before forwarding, on open and authenticated routes", async () => {
