@@ -6,7 +6,7 @@ import { outlives, policyViolation, resolveExpiry, type OrgPolicy } from "../../
 import type { Actor } from "../../durable-objects/key-authority";
 import { ApiError, invalidFields, type FieldIssue } from "../../errors";
 import type { Db } from "../../storage/db";
-import { accessOf, loadKeyRow, type KeyRow } from "../../storage/key-record";
+import { accessOf, type KeyRow } from "../../storage/key-record";
 import { apps } from "../../storage/schema";
 import type { VerifiedKey } from "../../verification/verify-key";
 import { AppRoleAssignment, ScopeSchema } from "../schemas";
@@ -243,21 +243,8 @@ export function assertCanGrant(caller: Pick<VerifiedKey, "grants">, access: KeyA
 /**
  * 403 FORBIDDEN unless `caller` covers all of the access the stored key `row` carries: a caller may
  * only edit, regenerate, reveal or revoke keys no more powerful than itself.
- * @example assertCanManage(c.var.caller, row) // before authorityFor(env, row.id).revoke(...)
+ * @example assertCanManage(c.var.caller, row) // before the authority applies an edit
  */
 export function assertCanManage(caller: Pick<VerifiedKey, "grants">, row: KeyRow): void {
   assertCanGrant(caller, accessOf(row), "manage a key with");
-}
-
-/**
- * The live key `keyId` of `orgId` that `caller` may manage: 404 when it does not exist, is revoked
- * or belongs to another org (all alike, so existence does not leak); 403 when it is more powerful
- * than the caller.
- * @example const row = await manageableKey(db(c.env.DB), c.var.caller, orgId, keyId);
- */
-export async function manageableKey(database: Db, caller: Pick<VerifiedKey, "grants">, orgId: string, keyId: string) {
-  const row = await loadKeyRow(database, keyId, orgId);
-  if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
-  assertCanManage(caller, row);
-  return row;
 }

@@ -22,6 +22,7 @@ import {
   assertAppsOfOrg,
   assertCanGrant,
   assertPolicy,
+  assertWithinCallerLifetime,
   expiryFromInput,
   invalidFields,
   isMissingAppError,
@@ -121,6 +122,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const appRoles = body.kind === "rbac" ? body.appRoles : undefined;
   const [policy] = await Promise.all([loadPolicy(database, orgId), assertAppsOfOrg(database, orgId, appRoles)]);
   assertPolicy(policy, { createdAt: now, expiresAt }, body);
+  assertWithinCallerLifetime(caller, expiresAt, body);
   assertCanGrant(caller, access);
 
   let created;

@@ -1,14 +1,10 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { decryptSecret, requireSecret } from "../../domain/crypto";
-import { auditEntry } from "../../durable-objects/key-authority";
-import { ApiError } from "../../errors";
+import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
-import { auditLog } from "../../storage/schema";
 import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
-import { manageableKey } from "./access-input";
+import { actorOf } from "./access-input";
 
 const RevealedKey = z
   .object({
@@ -40,18 +36,10 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
-  const database = db(c.env.DB);
-  const row = await manageableKey(database, c.var.caller, orgId, keyId);
-  if (row.secure || row.secretCiphertext === null) {
-    throw new ApiError("CONFLICT", "This is a secure key: only its hash is stored, so it cannot be revealed. Regenerate it for a new secret.");
-  }
-  // Never decrypted under a missing or short secret (500 MISCONFIGURED), which would fail open.
-  const key = await decryptSecret(requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET), row.secretCiphertext, row.id);
-  // Audited before the secret leaves: a reveal that cannot be recorded does not happen.
-  await database
-    .insert(auditLog)
-    .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "key.reveal", keyId, { name: row.name }));
-  return c.json({ id: row.id, key }, 200);
+  // Rights, decryption (never under a missing or short KEY_ENCRYPTION_SECRET: 500 MISCONFIGURED) and
+  // the audit entry happen in the key's serialized operation, on the key as it is (KeyAuthority.reveal).
+  const { key } = await askAuthority(c.env, keyId, (a) => a.reveal(keyId, orgId, actorOf(c.var.caller, c.var.requestId)));
+  return c.json({ id: keyId, key }, 200);
 };
 
 export const registerRevealKey = (app: App) => app.openapi(route, handler);
