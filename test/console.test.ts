@@ -31,7 +31,7 @@ describe("console sign-in and sessions", () => {
     const page = await client.get("/console/keys");
     expect(page.status).toBe(200);
     expect(page.html).toContain("Signed in as <strong>Admin key</strong>");
-    expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(page.headers.get("content-security-policy")).toContain("script-src https://gateway.test/console/app.js;");
     expect(page.headers.get("content-security-policy")).not.toContain("unsafe-inline");
     expect(page.headers.get("cache-control")).toBe("no-store");
     const sessions = await env.KEYS_KV.list({ prefix: SESSION_RECORD_PREFIX });

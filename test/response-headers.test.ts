@@ -34,7 +34,7 @@ describe("every response carries a request id and the security headers", () => {
     const res = await call("GET", "/console/sign-in");
     expect(res.status).toBe(200);
     expectSecurityHeaders(res.headers);
-    expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(res.headers.get("content-security-policy")).toContain("script-src https://gateway.test/console/app.js;");
   });
 
   it("adds them to a response whose headers cannot be changed, by copying it once", async () => {

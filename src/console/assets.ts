@@ -1,6 +1,6 @@
 /**
  * The console's one script and one stylesheet, served from the worker so the pages' CSP can be
- * `script-src 'self'; style-src 'self'` with no inline code at all. The script only enhances:
+ * a `script-src` and `style-src` naming these two files, with no inline code at all. The script only enhances:
  * opening and closing native <dialog>s (which keep focus inside and close on Escape), Copy, and
  * showing the fields that apply to the chosen kind and role.
  */

@@ -17,9 +17,16 @@ import { COOKIE_OPTIONS, registerConsoleSignIn } from "./routes/sign-in";
 import { csrfTokenMatches, deleteSession, isSameOriginRequest, loadSession, SESSION_COOKIE } from "./session";
 import { Notice, Page } from "./views/layout";
 
-/** No inline script or style anywhere: the console's code is its two files. */
-export const CONSOLE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/**
+ * No inline script or style anywhere: the console's code is its two files, and the policy names those
+ * two files, not the origin. `'self'` would also allow whatever `/gw/` proxies from an upstream.
+ */
+export function consoleCsp(origin: string): string {
+  return (
+    `default-src 'none'; script-src ${origin}/console/app.js; style-src ${origin}/console/app.css; img-src 'self'; ` +
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+  );
+}
 
 /**
  * Every console response: the HTML CSP, and errors (storage faults, CSRF refusals, unknown keys)
@@ -45,7 +52,7 @@ const consoleShell: MiddlewareHandler<AppEnv> = async (c, next) => {
     );
   }
   if (c.res.headers.get("content-type")?.startsWith("text/html")) {
-    c.header("Content-Security-Policy", CONSOLE_CSP);
+    c.header("Content-Security-Policy", consoleCsp(new URL(c.req.url).origin));
     // With `no-referrer` browsers send `Origin: null` on form posts, and the CSRF check needs the origin.
     c.header("Referrer-Policy", "same-origin");
   }

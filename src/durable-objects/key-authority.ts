@@ -83,6 +83,8 @@ export class KeyAuthority extends DurableObject<Env> {
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
+  /** Test seam: the same pause for every object (the randomized stress test varies it per fill). */
+  static fillPauseAll: (() => Promise<void>) | null = null;
   /** Test seam: bindings used instead of the object's own (slow or failing storage). */
   bindings: Env | null = null;
 
@@ -202,7 +204,8 @@ export class KeyAuthority extends DurableObject<Env> {
     return this.serialized(async () => {
       this.row = undefined; // a fill always reads D1: it is the cache's way back to the truth
       const record = await this.recordFor(keyId, hash);
-      if (this.fillPause) await this.fillPause();
+      const pause = this.fillPause ?? KeyAuthority.fillPauseAll;
+      if (pause) await pause();
       const write = this.writes.kv.put(keyRecordName(hash), JSON.stringify(record), recordTtl(record)).catch(() => undefined);
       this.settling = Promise.all([this.settling, write]);
       // The org's policy came with the row (one query), so the verifier need not read it again.

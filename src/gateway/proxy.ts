@@ -134,7 +134,7 @@ function defused(response: Response): Response {
   const headers = new Headers(response.headers);
   for (const name of ORIGIN_WIDE_RESPONSE_HEADERS) headers.delete(name);
   headers.append("content-security-policy", GATEWAY_RESPONSE_CSP);
-  // The console's `script-src 'self'` covers /gw/ too: nothing from an upstream is sniffed into a script.
+  // Nothing from an upstream may be sniffed into a script on the console's origin.
   if (!headers.has("x-content-type-options")) headers.set("x-content-type-options", "nosniff");
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
