@@ -102,7 +102,7 @@ function prng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-const sleep = (ms: number) => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
+const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
 
 describe("stress: concurrent verify / revoke / regenerate / edit", () => {
   it("1,000 trials: zero verifications of a dead state that started after its management call returned", async () => {
