@@ -1,6 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
+import { requireSecret } from "../../domain/crypto";
 import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
 import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
@@ -36,6 +37,9 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
+  // Refused here first, before any read, when this deployment cannot decrypt anyway (the authority's
+  // decryption refuses it too: crypto.ts never decrypts under a missing or short secret).
+  requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET);
   // Rights, decryption (never under a missing or short KEY_ENCRYPTION_SECRET: 500 MISCONFIGURED) and
   // the audit entry happen in the key's serialized operation, on the key as it is (KeyAuthority.reveal).
   const { key } = await askAuthority(c.env, keyId, (a) => a.reveal(keyId, orgId, actorOf(c.var.caller, c.var.requestId)));
