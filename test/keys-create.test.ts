@@ -245,7 +245,7 @@ describe("POST /v1/orgs/{orgId}/keys — errors write nothing", () => {
   it("enforces a policy that requires an expiration, and one that caps the lifetime", async () => {
     const policyOrg = await createOrg("Policy Co");
     // A caller that itself complies with the policy set below.
-    const caller = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "Admin 30d", orgRole: "admin", expiresInDays: 30 });
+    const caller = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "Admin 60d", orgRole: "admin", expiresInDays: 60 });
     await setPolicy(policyOrg.orgId, { requireExpiration: true, maxLifetimeDays: 60 });
     const path = `/v1/orgs/${policyOrg.orgId}/keys`;
     const before = await writeCounts();
@@ -266,7 +266,11 @@ describe("POST /v1/orgs/{orgId}/keys — errors write nothing", () => {
     expect(tooLate.body.error.details.code).toBe("LIFETIME_TOO_LONG");
     expect(await writeCounts()).toEqual(before);
 
-    const ok = await call("POST", path, { key: caller.key, body: { kind: "legacy", name: "k", mode: "read", expiresInDays: 60 } });
+    // Within the cap, but no key may outlive the key that creates it.
+    const outlivesCaller = await call("POST", path, { key: caller.key, body: { kind: "legacy", name: "k", mode: "read", expiresInDays: 60 } });
+    expectStatus(outlivesCaller, 403);
+    expect(outlivesCaller.body.error.details.reason).toBe("OUTLIVES_CALLER");
+    const ok = await call("POST", path, { key: caller.key, body: { kind: "legacy", name: "k", mode: "read", expiresInDays: 30 } });
     expectStatus(ok, 201);
   });
 });
