@@ -6,6 +6,7 @@ import { registerRoutes } from "./routes";
 import { guardEnv } from "./storage/guarded-bindings";
 
 export { KeyAuthority } from "./durable-objects/key-authority";
+export { OrgAuthority } from "./durable-objects/org-authority";
 export { KeyVerifier } from "./verification/key-verifier";
 
 const app = registerConsole(registerRoutes(newApp()));

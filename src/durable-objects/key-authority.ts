@@ -1,12 +1,9 @@
-import { DurableObject } from "cloudflare:workers";
-import { and, eq } from "drizzle-orm";
+import { and, eq, lt, or, isNull } from "drizzle-orm";
 import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
-import { ApiError, StorageUnavailableError, type ErrorCode } from "../errors";
-import { db } from "../storage/db";
-import { guardEnv, settledEnv } from "../storage/guarded-bindings";
+import { ApiError, StorageUnavailableError } from "../errors";
 import {
   accessOf,
   hasOtherAdminKey,
@@ -21,6 +18,9 @@ import {
 } from "../storage/key-record";
 import { auditEntry, changesOf, isoOrNull, type AuditContext } from "../storage/audit";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
+import { ask, SerializedObject, type Outcome } from "./serialized-object";
+
+export { type Outcome };
 
 export { auditEntry, type AuditContext };
 
@@ -49,85 +49,45 @@ export interface Fill {
   policy: OrgPolicy | null;
 }
 
-/**
- * What an authority method answers. Errors do not keep their class across the Durable Object
- * boundary, so a refusal or a storage fault travels as data and {@link askAuthority} turns it back
- * into the `ApiError` or `StorageUnavailableError` the app answers with (404/403/409, or 503 with
- * `Retry-After`).
- */
-export type Outcome<T> =
-  | { ok: true; value: T }
-  | { ok: false; code: ErrorCode; message: string; details?: unknown; store?: StorageUnavailableError["store"] };
-
 const notFound = () => new ApiError("NOT_FOUND", "No such key.");
 
+/** A lease on a key's state: what the edge may answer from, for `ms` from when it asked. */
+export interface KeyLease {
+  record: KeyRecord;
+  /** How long the edge may hold it (0 for an answer that must not be held). */
+  ms: number;
+}
+
+/** `lastUsedAt` reaches D1 at most this often per key, whatever the number of isolates and locations. */
+export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
 /**
- * One object per key, named by the key id carried in the key itself. It serializes everything that
- * writes the key's KV record: cache fills on a miss, regenerate, revoke, reveal and every edit. Each
- * change deletes the KV record, commits D1, then writes the new record, so when a management call
- * returns the old record is gone, and a fill queued behind the change reads the new D1 state.
- *
- * D1 and KV calls are I/O that let other requests into the object, so a promise chain, not the
- * input gate, is what serializes them. Writes are awaited until they settle, never abandoned on a
- * timeout: the queue does not move on while a write of this object may still land. Reads keep the
- * storage seam's timeouts (an abandoned read changes nothing). Callers time out on their side.
+ * One object per key, named by the key id carried in the key itself. It is the key's authority: the
+ * edge holds leases on its state (see `src/domain/lease.ts`), and every change (regenerate, revoke,
+ * edit, app removal) runs here, serialized, and waits out the leases granted on the old state before
+ * it answers. It keeps the key's row in memory (D1 is read when the object starts or after a failure),
+ * writes the key's KV records for the cached mode, and gathers `lastUsedAt` from the edges into at
+ * most one D1 write a minute.
  */
-export class KeyAuthority extends DurableObject<Env> {
-  private queue: Promise<unknown> = Promise.resolve();
-  /** The key's row as of the last serialized operation: strict verification answers from it. */
+export class KeyAuthority extends SerializedObject {
+  /** The key's row as of the last serialized operation: leases and strict verification answer from it. */
   private row: KeyRow | undefined;
-  /** The org's policy, read with the row. */
+  /** The org's policy, read with the row (the cached mode's fills hand it to the verifier). */
   private policy: OrgPolicy | undefined;
-  /** The newest version (`updatedAt`) this object has read or committed: it never writes an older record. */
+  /** The newest version (`updatedAt`) this object has read or committed: it never acts on an older read. */
   private version = 0;
+  /** The latest use the edges reported, and the last one written to D1. */
+  private lastUsed = 0;
+  private lastUsedWritten = 0;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
   /** Test seam: the same pause for every object (the randomized stress test varies it per fill). */
   static fillPauseAll: (() => Promise<void>) | null = null;
-  /** Test seam: bindings used instead of the object's own (slow or failing storage). */
-  bindings: Env | null = null;
 
-  /**
-   * Runs `task` after every earlier one, including the writes they left settling. A task may hand
-   * back a write it does not wait for itself (`settling`): the caller gets its answer, the queue
-   * waits for the write.
-   */
-  private serialized<T>(task: () => Promise<T>): Promise<Outcome<T>> {
-    const run = this.queue.then(async (): Promise<Outcome<T>> => {
-      try {
-        return { ok: true, value: await task() };
-      } catch (err) {
-        // Whatever failed, the next operation starts again from D1.
-        this.row = undefined;
-        if (err instanceof ApiError) return { ok: false, code: err.code, message: err.message, details: err.details };
-        const fault = storageFault(err);
-        if (fault) return { ok: false, code: "SERVICE_UNAVAILABLE", message: "Storage is unavailable.", store: fault.store };
-        console.error(JSON.stringify({ level: "error", error: err instanceof Error ? err.name : "unknown", in: "KeyAuthority" }));
-        return { ok: false, code: "INTERNAL", message: "Internal error." };
-      }
-    });
-    this.queue = run
-      .then(() => this.settling)
-      .then(() => (this.settling = Promise.resolve()));
-    return run;
-  }
-  /** Writes the current task started without waiting for them; the queue waits (they never reject). */
-  private settling: Promise<unknown> = Promise.resolve();
-
-  private get own(): Env {
-    return this.bindings ?? this.env;
-  }
-
-  /** Reads: behind the storage seam, with its timeouts. */
-  private get reads() {
-    return db(guardEnv(this.own).DB);
-  }
-
-  /** Writes: faults become `StorageUnavailableError`, but a slow write is waited for, never abandoned. */
-  private get writes() {
-    const env = settledEnv(this.own);
-    return { database: db(env.DB), kv: env.KEYS_KV };
+  protected forget(): void {
+    this.row = undefined;
+    this.policy = undefined;
   }
 
   private async load(keyId: string, orgId?: string): Promise<KeyRow | null> {
@@ -147,25 +107,6 @@ export class KeyAuthority extends DurableObject<Env> {
     return Math.max(Date.now(), row.updatedAt + 1, this.version + 1);
   }
 
-  /**
-   * Removes the KV record of `hash` before a change is committed. Invalidating first is what makes
-   * the guarantee hold through faults: if this fails nothing has changed (503); if the D1 commit
-   * then fails, the next fill reads the unchanged row; if it succeeds, no record of the old state
-   * is left for anyone to read. Fills cannot interleave: they wait in the same queue.
-   */
-  private async invalidate(hash: string): Promise<void> {
-    await this.writes.kv.delete(keyRecordName(hash));
-  }
-
-  /** Writes a record after a committed change, without the caller waiting; the queue waits for it. */
-  private prefill(hash: string, record: KeyRecord): void {
-    const write = this.writes.kv.put(keyRecordName(hash), JSON.stringify(record), recordTtl(record)).catch(async () => {
-      // The record may or may not have landed: remove it, so the next verification fills from D1.
-      await this.writes.kv.delete(keyRecordName(hash)).catch(() => undefined);
-    });
-    this.settling = Promise.all([this.settling, write]);
-  }
-
   private async currentRow(keyId: string): Promise<KeyRow | null> {
     if (this.row !== undefined) return this.row;
     const { row, policy } = await loadKeyRowAndPolicy(this.reads, keyId);
@@ -178,11 +119,16 @@ export class KeyAuthority extends DurableObject<Env> {
     return row;
   }
 
-  /** The record for `hash` from D1, without touching KV. */
+  /** The record for `hash` from memory or D1, without touching KV. */
   private async recordFor(keyId: string, hash: string): Promise<KeyRecord> {
     const row = await this.currentRow(keyId);
     if (!row || !timingSafeEqual(row.keyHash, hash)) return { status: "unknown" };
     return recordOf(row);
+  }
+
+  /** The KV record of a hash for the cached mode: one write, spaced and coalesced per name. */
+  private writeRecord(hash: string, record: KeyRecord): void {
+    this.kvWrite(keyRecordName(hash), JSON.stringify(record), recordTtl(record).expirationTtl);
   }
 
   /** 403 unless `actor` may manage `row` (access and lifetime), checked on the row the operation acts on. */
@@ -196,42 +142,91 @@ export class KeyAuthority extends DurableObject<Env> {
   }
 
   /**
-   * Fills the KV record of `hash` from D1 after a cache miss, and returns it. Unknown and revoked
-   * hashes get a short-lived negative record, so repeated guesses do not reach the object again.
-   * The answer does not wait for the KV write; the queue does.
+   * Notes a use an edge reports. D1 hears of it at most once a minute: at once when the last write is
+   * a minute old, otherwise by the object's alarm at the end of that minute.
+   */
+  private noteUse(keyId: string, usedAt: number | null | undefined): void {
+    if (!usedAt || usedAt <= this.lastUsed) return;
+    this.lastUsed = usedAt;
+    this.keyId = keyId;
+    const due = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
+    if (Date.now() >= due) void this.flushLastUsed().catch(() => undefined);
+    else void this.ctx.storage.setAlarm(due).catch(() => undefined);
+  }
+  private keyId: string | undefined;
+
+  private async flushLastUsed(): Promise<void> {
+    if (!this.keyId || this.lastUsed <= this.lastUsedWritten) return;
+    const at = this.lastUsed;
+    this.lastUsedWritten = Date.now();
+    await this.writes.database
+      .update(apiKeys)
+      .set({ lastUsedAt: at })
+      .where(and(eq(apiKeys.id, this.keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, at))));
+  }
+
+  /** The alarm set by {@link noteUse}: writes the latest reported use. */
+  override async alarm(): Promise<void> {
+    await this.flushLastUsed();
+  }
+
+  /**
+   * A lease on the state of `hash` for the edge (the default mode). An active record is leased for T,
+   * and a change waits out that lease; an unknown or revoked hash can never become valid again, so its
+   * answer needs no lease to be waited out. `usedAt` is the edge's latest use of the key.
+   */
+  lease(keyId: string, hash: string, usedAt?: number | null): Promise<Outcome<KeyLease>> {
+    return this.serialized(async () => {
+      const record = await this.recordFor(keyId, hash);
+      if (record.status !== "active") return { record, ms: 0 };
+      this.noteUse(keyId, usedAt);
+      return { record, ms: this.grantLease() };
+    });
+  }
+
+  /** Strict verification: the authority's own view, with no cache in between. */
+  check(keyId: string, hash: string, usedAt?: number | null): Promise<Outcome<KeyRecord>> {
+    return this.serialized(async () => {
+      const record = await this.recordFor(keyId, hash);
+      if (record.status === "active") this.noteUse(keyId, usedAt);
+      return record;
+    });
+  }
+
+  /** A use seen by the cached mode, which asks no authority to verify. */
+  touch(keyId: string, usedAt: number): void {
+    this.noteUse(keyId, usedAt);
+  }
+
+  /**
+   * Fills the KV record of `hash` after a cache miss of the cached mode, and returns it. Concurrent
+   * fills of one key read D1 once (the row stays in memory) and write each record at most once a
+   * second. Unknown and revoked hashes get a negative record too.
    */
   fill(keyId: string, hash: string): Promise<Outcome<Fill>> {
     return this.serialized(async () => {
-      this.row = undefined; // a fill always reads D1: it is the cache's way back to the truth
       const record = await this.recordFor(keyId, hash);
       const pause = this.fillPause ?? KeyAuthority.fillPauseAll;
       if (pause) await pause();
-      const write = this.writes.kv.put(keyRecordName(hash), JSON.stringify(record), recordTtl(record)).catch(() => undefined);
-      this.settling = Promise.all([this.settling, write]);
+      this.writeRecord(hash, record);
       // The org's policy came with the row (one query), so the verifier need not read it again.
       return { record, policy: record.status === "active" ? (this.policy ?? null) : null };
     });
   }
 
-  /** Strict verification: the authority's own view, with no cache in between. */
-  check(keyId: string, hash: string): Promise<Outcome<KeyRecord>> {
-    return this.serialized(() => this.recordFor(keyId, hash));
-  }
-
   /**
-   * Revokes the key, irreversibly: the KV record goes, D1 commits, then the record becomes a
-   * tombstone. Revoking a revoked key writes its tombstone again and answers 404: whatever an
-   * earlier attempt left behind, nothing of the key stays valid. The org's last live admin key is
-   * refused (409) unless `force`.
+   * Revokes the key, irreversibly: D1 commits, the KV record becomes a tombstone (one write), and the
+   * call answers once every lease on the key has ended. Revoking a revoked key writes its tombstone
+   * again and answers 404: whatever an earlier attempt left behind, nothing of the key stays valid.
+   * The org's last live admin key is refused (409) unless `force`.
    */
   revoke(keyId: string, orgId: string, actor: Actor, options: { force?: boolean } = {}): Promise<Outcome<true>> {
-    return this.serialized(async () => {
+    return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row) throw notFound();
       if (row.revokedAt !== null) {
         this.row = row;
-        await this.invalidate(row.keyHash);
-        this.prefill(row.keyHash, recordOf(row));
+        this.writeRecord(row.keyHash, recordOf(row));
         throw notFound();
       }
       this.assertCanManage(actor, row, false);
@@ -248,7 +243,6 @@ export class KeyAuthority extends DurableObject<Env> {
       }
       const version = this.nextVersion(row);
       this.row = undefined;
-      await this.invalidate(row.keyHash);
       const { database } = this.writes;
       await database.batch([
         database.update(apiKeys).set({ revokedAt: now, updatedAt: version }).where(eq(apiKeys.id, keyId)),
@@ -256,18 +250,18 @@ export class KeyAuthority extends DurableObject<Env> {
       ]);
       this.version = version;
       this.row = { ...row, revokedAt: now, updatedAt: version };
-      this.prefill(row.keyHash, recordOf(this.row));
+      this.writeRecord(row.keyHash, recordOf(this.row));
       return true as const;
     });
   }
 
   /**
-   * Gives the key a new secret and returns it (the only time it is shown). The old secret's record
-   * is gone before this returns; id, name and access stay. `expiresAt`, when given, is the key's
-   * new expiry (the way to bring back an expired key: with a new secret, never the old one).
+   * Gives the key a new secret and returns it (the only time it is shown). The old secret's leases
+   * have ended when this returns; id, name and access stay. `expiresAt`, when given, is the key's new
+   * expiry (the way to bring back an expired key: with a new secret, never the old one).
    */
   regenerate(keyId: string, orgId: string, actor: Actor, expiresAt?: number | null): Promise<Outcome<{ key: string; row: KeyRow }>> {
-    return this.serialized(async () => {
+    return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row || row.revokedAt !== null) throw notFound();
       const nextExpiry = expiresAt !== undefined ? expiresAt : row.expiresAt;
@@ -283,7 +277,6 @@ export class KeyAuthority extends DurableObject<Env> {
         updatedAt: version,
       };
       this.row = undefined;
-      await this.invalidate(row.keyHash);
       const { database } = this.writes;
       const details: Record<string, unknown> = { name: row.name };
       if (nextExpiry !== row.expiresAt) details.changes = { expiresAt: { before: isoOrNull(row.expiresAt), after: isoOrNull(nextExpiry) } };
@@ -296,8 +289,8 @@ export class KeyAuthority extends DurableObject<Env> {
       ]);
       this.version = version;
       this.row = next;
-      this.prefill(row.keyHash, { status: "revoked", keyId, orgId, version });
-      this.prefill(next.keyHash, recordOf(next));
+      this.writeRecord(row.keyHash, { status: "revoked", keyId, orgId, version });
+      this.writeRecord(next.keyHash, recordOf(next));
       return { key, row: next };
     });
   }
@@ -321,12 +314,12 @@ export class KeyAuthority extends DurableObject<Env> {
   }
 
   /**
-   * Applies an edit of name, access or expiry, then replaces the KV record with the new access.
-   * With `expectedUpdatedAt`, applies it only if the key has not changed since the caller read it
-   * (the caller judged its right to edit against that version); 409 when it has.
+   * Applies an edit of name, access or expiry, writes the key's KV record, and answers once the leases
+   * on the old access have ended. With `expectedUpdatedAt`, applies it only if the key has not changed
+   * since the caller read it (the caller judged its right to edit against that version); 409 when it has.
    */
   update(keyId: string, orgId: string, change: KeyChange, actor: AuditContext, expectedUpdatedAt?: number): Promise<Outcome<KeyRow>> {
-    return this.serialized(async () => {
+    return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row || row.revokedAt !== null) throw notFound();
       if (expectedUpdatedAt !== undefined && row.updatedAt !== expectedUpdatedAt) {
@@ -359,7 +352,6 @@ export class KeyAuthority extends DurableObject<Env> {
             ]
           : [];
       this.row = undefined;
-      await this.invalidate(row.keyHash);
       try {
         await database.batch([...statements, ...roleStatements]);
       } catch (err) {
@@ -372,7 +364,7 @@ export class KeyAuthority extends DurableObject<Env> {
       }
       this.version = version;
       this.row = next;
-      this.prefill(next.keyHash, recordOf(next));
+      this.writeRecord(next.keyHash, recordOf(next));
       return next;
     });
   }
@@ -382,12 +374,11 @@ export class KeyAuthority extends DurableObject<Env> {
    * that held a role on the app, so the app's deletion is a change of access like any other.
    */
   dropApp(keyId: string, appId: string): Promise<Outcome<void>> {
-    return this.serialized(async () => {
+    return this.change(async () => {
       const before = await this.load(keyId);
       if (!before) return;
       const version = this.nextVersion(before);
       this.row = undefined;
-      await this.invalidate(before.keyHash);
       const { database } = this.writes;
       await database.batch([
         database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId))),
@@ -396,16 +387,9 @@ export class KeyAuthority extends DurableObject<Env> {
       this.version = version;
       const { [appId]: _dropped, ...appRoles } = before.appRoles;
       this.row = { ...before, appRoles, updatedAt: version };
-      this.prefill(before.keyHash, recordOf(this.row));
+      this.writeRecord(before.keyHash, recordOf(this.row));
     });
   }
-}
-
-function storageFault(err: unknown): StorageUnavailableError | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof StorageUnavailableError) return e;
-  }
-  return undefined;
 }
 
 /**
@@ -417,39 +401,14 @@ export function authorityFor(env: Env, keyId: string) {
 }
 
 /**
- * How long a caller waits for its key's authority. The authority waits for its own writes to settle
- * (it never abandons one), so a slow store makes the caller give up here with a 503, while the
- * operation may still complete: a retry of revoke is safe (it is idempotent in effect).
- */
-export const AUTHORITY_TIMEOUT_MS = 10_000;
-
-/**
- * Calls `keyId`'s authority and unwraps its {@link Outcome}: refusals become `ApiError`, storage
- * faults, an unreachable object and a call that takes longer than `AUTHORITY_TIMEOUT_MS` become
- * `StorageUnavailableError` (503 with `Retry-After`).
+ * Calls `keyId`'s authority and unwraps its {@link Outcome} (see {@link ask}).
  * @example const { key } = await askAuthority(env, keyId, (a) => a.regenerate(keyId, orgId, actor));
  */
-export async function askAuthority<T>(
+export function askAuthority<T>(
   env: Env,
   keyId: string,
   call: (authority: DurableObjectStub<KeyAuthority>) => Promise<Outcome<T>>,
-  timeoutMs = AUTHORITY_TIMEOUT_MS,
+  timeoutMs?: number,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let outcome: Outcome<T>;
-  try {
-    outcome = await Promise.race([
-      call(authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`the key authority did not answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-  } catch (err) {
-    throw new StorageUnavailableError("authority", err);
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-  }
-  if (outcome.ok) return outcome.value;
-  if (outcome.code === "SERVICE_UNAVAILABLE") throw new StorageUnavailableError(outcome.store ?? "authority", new Error(outcome.message));
-  throw new ApiError(outcome.code, outcome.message, outcome.details);
+  return ask(authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>, call, timeoutMs);
 }

@@ -1,13 +1,15 @@
 import type { Permission } from "../domain/catalog";
-import { StorageUnavailableError } from "../errors";
 import { hashKey } from "../domain/crypto";
 import { hasValidTag, parseKey } from "../domain/key-format";
+import { leaseMs, type VerifyMode } from "../domain/lease";
 import { allows, grantsOf, needsAppOrg, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
-import { askAuthority } from "../durable-objects/key-authority";
+import { askAuthority, authorityFor, type KeyAuthority } from "../durable-objects/key-authority";
+import { askOrgAuthority } from "../durable-objects/org-authority";
+import { StorageUnavailableError } from "../errors";
 import { db } from "../storage/db";
 import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName, type AppRecord, type KeyRecord } from "../storage/key-record";
-import { recordLastUsed } from "./last-used";
+import { Edge, isolateEdge } from "./edge";
 
 export const VERIFY_CODES = [
   "VALID",
@@ -46,25 +48,39 @@ export interface VerifyOptions {
   permission?: Permission;
   /** The app the permission is needed on; without it only org-wide grants count. */
   app?: string;
-  /** Ask the key's authority directly instead of the KV cache: zero staleness, more latency. */
+  /**
+   * How fresh the answer must be (see docs/consistency.md): `lease` (the default) answers from a lease
+   * of the key's authority, in force everywhere once a change returns; `strict` asks the authority every
+   * time; `cached` answers from KV, up to KV's propagation delay behind a change.
+   */
+  mode?: VerifyMode;
+  /** The same as `mode: "strict"`. */
   strict?: boolean;
-  /** Where `lastUsedAt` writes are deferred to, off the response path. */
+  /** Where uses are reported to the key's authority, off the response path. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** The isolate's state; the location model gives each location its own. */
+  edge?: Edge;
   now?: number;
 }
 
 export { StorageUnavailableError };
 
-/** How long verification waits for a key's authority (a fill or a strict check) before answering 503. */
+/** How long verification waits for an authority (a lease, a fill or a strict check) before answering 503. */
 const VERIFY_AUTHORITY_TIMEOUT_MS = 5_000;
+/** An unknown or revoked hash never becomes valid: its answer is held this long (not a lease: nothing waits on it). */
+const NEGATIVE_HOLD_MS = 60_000;
+/** A use is reported to the key's authority at most once a minute per key and isolate (it writes D1 at most as often). */
+const USE_REPORT_INTERVAL_MS = 60_000;
 
-// keyId → orgId never changes, so the policy can be read with the key's record once an isolate has
-// seen a key. Bounded so a flood of distinct keys cannot grow it without limit.
-const ORG_OF_KEY_LIMIT = 50_000;
-const orgOfKey = new Map<string, string>();
+// ---------------------------------------------------------------------------------------------
+// The cached mode: KV records, up to KV's propagation delay behind a change
+// ---------------------------------------------------------------------------------------------
+
+/** KV's minimum `cacheTtl` (s): how long a location may answer from its copy of a record. */
+export const KV_CACHE_TTL_SECONDS = 60;
 
 async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
-  const cached = await env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), "json");
+  const cached = await env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS });
   return cached ?? (await loadPolicy(db(env.DB), orgId));
 }
 
@@ -104,10 +120,10 @@ async function readCached(
   orgId: string | undefined,
   appId: string | undefined,
 ): Promise<{ record: KeyRecord | null; policy: OrgPolicy | null; app: AppRecord | null | undefined }> {
-  if (!orgId) return { record: await env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), "json"), policy: null, app: undefined };
+  if (!orgId) return { record: await env.KEYS_KV.get<KeyRecord>(keyRecordName(hash), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS }), policy: null, app: undefined };
   const names = [keyRecordName(hash), policyRecordName(orgId)];
   if (appId) names.push(appRecordName(appId));
-  const found = await env.KEYS_KV.get<KeyRecord | OrgPolicy | AppRecord>(names, "json");
+  const found = await env.KEYS_KV.get<KeyRecord | OrgPolicy | AppRecord>(names, { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS });
   return {
     record: (found.get(names[0]!) as KeyRecord | undefined) ?? null,
     policy: (found.get(names[1]!) as OrgPolicy | undefined) ?? null,
@@ -115,12 +131,58 @@ async function readCached(
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The lease mode (default) and the strict mode: the authorities
+// ---------------------------------------------------------------------------------------------
+
+/** The key's state from a live lease, or from a new one (one call per key and isolate however many ask at once). */
+async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number): Promise<KeyRecord> {
+  const held = edge.heldKey(hash, now);
+  if (held) return held;
+  return edge.coalesce(`key:${hash}`, async () => {
+    const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
+    const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+    edge.holdKey(hash, keyId, lease.record, started + (lease.record.status === "active" ? lease.ms : NEGATIVE_HOLD_MS));
+    return lease.record;
+  });
+}
+
+/** The org's policy, and whether `appId` is one of its apps, from live leases or a new one. */
+async function leasedOrg(env: Env, edge: Edge, orgId: string, appId: string | undefined, now: number): Promise<{ policy: OrgPolicy; ownsApp?: boolean }> {
+  const org = edge.orgLeases.get(orgId);
+  const app = appId === undefined ? undefined : edge.appLeases.get(`${orgId}:${appId}`);
+  if (org && now < org.until && (appId === undefined || (app && now < app.until))) return { policy: org.policy, ownsApp: app?.owns };
+  return edge.coalesce(`org:${orgId}:${appId ?? ""}`, async () => {
+    const started = Date.now();
+    const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
+    const until = started + lease.ms;
+    Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until });
+    if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
+    return lease;
+  });
+}
+
 /**
- * The one verifier: the verify endpoint, management authentication and the gateway all call it.
- * Format and checksum, then the keyed tag (no storage read when they fail), then SHA-256, then the KV record,
- * filled through the key's authority on a miss; expiry and org policy are decided now, from the
- * current time and the current policy, never from the cache. Pass the bindings through `guardEnv`
- * (the entry points do) so storage faults surface as `StorageUnavailableError`, never as `VALID`.
+ * Reports a use to the key's authority, off the response path, at most once a minute per key and
+ * isolate: the authority writes `lastUsedAt` to D1 at most once a minute per key, from all of them.
+ */
+function reportUse(env: Env, edge: Edge, keyId: string, now: number, waitUntil: VerifyOptions["waitUntil"]): void {
+  const last = edge.usesReported.get(keyId);
+  if (last !== undefined && now - last < USE_REPORT_INTERVAL_MS) return;
+  Edge.remember(edge.usesReported, keyId, now);
+  const report = (authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>).touch(keyId, now).catch(() => edge.usesReported.delete(keyId));
+  waitUntil?.(report);
+}
+
+const modeOf = (options: VerifyOptions): VerifyMode => options.mode ?? (options.strict ? "strict" : "lease");
+
+/**
+ * The one verifier: the verify endpoint, management authentication, the console and the gateway all
+ * call it. Format and checksum first, then (unless this isolate holds a lease on the very hash) the
+ * keyed tag, so a key that was never minted reads no storage; then SHA-256 and the key's state in the
+ * requested mode. Expiry, the org's policy and app ownership are decided now, never cached as a verdict.
+ * Pass the bindings through `guardEnv` (the entry points do) so storage faults surface as
+ * `StorageUnavailableError`, never as `VALID`.
  *
  * @example
  * const result = await verifyKey(env, presented, { permission: "app:upload", app: appId });
@@ -129,13 +191,20 @@ async function readCached(
 export async function verifyKey(env: Env, presented: string, options: VerifyOptions = {}): Promise<Verification> {
   const parsed = parseKey(presented);
   if (!parsed) return { valid: false, code: "MALFORMED", message: "The key is not a well-formed API key.", beforeStorage: true };
+  const edge = options.edge ?? isolateEdge;
+  // A live lease on this exact hash proves the key was minted here: the tag's HMAC is not needed.
+  let hash: string | undefined;
+  if (modeOf(options) === "lease" && edge.leasedKeyIds.has(parsed.keyId)) {
+    hash = await hashKey(presented);
+    if (edge.heldKey(hash, options.now ?? Date.now())) return verifyHash(env, parsed.keyId, hash, options);
+  }
   // The keyed tag: a key this deployment never minted (a forgery with a correct public checksum) is
-  // refused here, before hashing or any storage access, and answered like an unknown key, so the
-  // answer is no oracle for the tag. A missing or short KEY_TAG_SECRET throws MISCONFIGURED.
+  // refused here, before any storage access, and answered like an unknown key, so the answer is no
+  // oracle for the tag. A missing or short KEY_TAG_SECRET throws MISCONFIGURED.
   if (!(await hasValidTag(presented, env.KEY_TAG_SECRET))) {
     return { valid: false, code: "NOT_FOUND", message: "The key does not exist.", beforeStorage: true };
   }
-  return verifyHash(env, parsed.keyId, await hashKey(presented), options);
+  return verifyHash(env, parsed.keyId, hash ?? (await hashKey(presented)), options);
 }
 
 /**
@@ -143,18 +212,21 @@ export async function verifyKey(env: Env, presented: string, options: VerifyOpti
  * itself (a console session). Same path, same answers.
  */
 export async function verifyHash(env: Env, keyId: string, hash: string, options: VerifyOptions = {}): Promise<Verification> {
-  const knownOrg = orgOfKey.get(keyId);
-  let record: KeyRecord;
-  // The policy, when it came with the record: read in the same KV round trip on a hit, or from D1
-  // by the authority's fill on a miss. Otherwise it is read below.
-  let policy: OrgPolicy | null = null;
+  const edge = options.edge ?? isolateEdge;
+  const mode = modeOf(options);
   const now = options.now ?? Date.now();
-  // The app's org record rides along with the bulk read only when this isolate does not know it.
-  const appToRead = options.app !== undefined && cachedAppOrg(options.app, now) === undefined ? options.app : undefined;
+  const knownOrg = edge.orgOfKey.get(keyId);
+  let record: KeyRecord;
+  // Cached mode only: the policy (and app record) that came with the KV read or the fill.
+  let policy: OrgPolicy | null = null;
   let appRecord: AppRecord | null | undefined;
-  if (options.strict) {
+  if (mode === "strict") {
     record = await askAuthority(env, keyId, (a) => a.check(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+  } else if (mode === "lease") {
+    record = await leasedKey(env, edge, keyId, hash, now);
   } else {
+    // The app's org record rides along with the bulk read only when this isolate does not know it.
+    const appToRead = options.app !== undefined && cachedAppOrg(options.app, now) === undefined ? options.app : undefined;
     const cached = await readCached(env, hash, knownOrg, appToRead);
     appRecord = cached.app;
     if (cached.record) {
@@ -167,26 +239,30 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
   if (record.status === "revoked") return { valid: false, code: "REVOKED", message: "The key has been revoked." };
 
-  if (!knownOrg) {
-    if (orgOfKey.size >= ORG_OF_KEY_LIMIT) orgOfKey.clear();
-    orgOfKey.set(record.keyId, record.orgId);
-  }
+  if (!knownOrg) Edge.remember(edge.orgOfKey, record.keyId, record.orgId);
   const { status: _status, version: _version, ...rest } = record;
   const key: VerifiedKey = { ...rest, grants: grantsOf(record) };
 
   if (record.expiresAt !== null && record.expiresAt <= now) {
     return { valid: false, code: "EXPIRED", message: "The key has expired.", key };
   }
-  policy ??= await readPolicy(env, record.orgId);
+  // An org-wide grant holds on the apps of the key's own org only; another org's app and an app
+  // that does not exist are refused alike. Only looked up when an org-wide grant would decide.
+  const appToCheck = options.permission && needsAppOrg(key.grants, options.permission, options.app) ? options.app : undefined;
+  let appOfKeyOrg = true;
+  if (mode === "cached") {
+    policy ??= await readPolicy(env, record.orgId);
+    if (appToCheck !== undefined) appOfKeyOrg = (await orgOfApp(env, appToCheck, appRecord, now)) === record.orgId;
+  } else {
+    // Org-wide state is leased from the org's authority in both modes: a policy change or an app's
+    // deletion waits out those leases, so a live one is as current as asking.
+    const org = await leasedOrg(env, edge, record.orgId, appToCheck, now);
+    policy = org.policy;
+    if (appToCheck !== undefined) appOfKeyOrg = org.ownsApp === true;
+  }
   const violation = policyViolation(policy, record);
   if (violation) return { valid: false, code: "POLICY_VIOLATION", message: violation.message, key };
 
-  // An org-wide grant holds on the apps of the key's own org only; another org's app and an app
-  // that does not exist are refused alike.
-  const appOfKeyOrg =
-    options.permission && needsAppOrg(key.grants, options.permission, options.app)
-      ? (await orgOfApp(env, options.app!, appRecord, now)) === record.orgId
-      : true;
   if (options.permission && !allows(key.grants, options.permission, options.app, appOfKeyOrg)) {
     const where = options.app ? ` on app ${options.app}` : "";
     return {
@@ -196,6 +272,6 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
       key,
     };
   }
-  recordLastUsed(env, key.keyId, now, options.waitUntil);
+  reportUse(env, edge, key.keyId, now, options.waitUntil);
   return { valid: true, code: "VALID", key };
 }

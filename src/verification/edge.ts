@@ -1,0 +1,71 @@
+import type { OrgPolicy } from "../domain/policy";
+import type { KeyRecord } from "../storage/key-record";
+
+/**
+ * What one isolate holds between requests: the leases it was granted, and small facts that never go
+ * stale. A worker has one (`isolateEdge`); the location model in `test/` makes one per location, each
+ * its own memory, over the same authorities.
+ *
+ * Every map is bounded: past its limit it is cleared (a flood of distinct keys costs calls, not memory).
+ */
+export class Edge {
+  /** key hash → the record leased for it, held until `until` (this isolate's clock, started before asking). */
+  readonly keyLeases = new Map<string, { record: KeyRecord; until: number }>();
+  /** key ids with a lease above: only for those is the hash worth computing before the keyed tag. */
+  readonly leasedKeyIds = new Set<string>();
+  /** org id → its leased policy. */
+  readonly orgLeases = new Map<string, { policy: OrgPolicy; until: number }>();
+  /** `orgId:appId` → whether the app is the org's, leased with the org. */
+  readonly appLeases = new Map<string, { owns: boolean; until: number }>();
+  /** keyId → orgId: never changes, so the org's lease can be renewed alongside the key's. */
+  readonly orgOfKey = new Map<string, string>();
+  /** keyId → when this isolate last reported a use of it to the key's authority. */
+  readonly usesReported = new Map<string, number>();
+  /** One call in flight per lease: a burst of first uses makes one authority call, not one each. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
+  static readonly LIMIT = 50_000;
+
+  /**
+   * Runs `ask` unless a call with the same `name` is in flight, whose answer is shared instead.
+   * @example edge.coalesce(`key:${hash}`, () => askAuthority(...))
+   */
+  coalesce<T>(name: string, ask: () => Promise<T>): Promise<T> {
+    const running = this.inflight.get(name) as Promise<T> | undefined;
+    if (running) return running;
+    const started = ask().finally(() => this.inflight.delete(name));
+    this.inflight.set(name, started);
+    return started;
+  }
+
+  /** Sets `value` in `map`, clearing the map first when it is full. */
+  static remember<K, V>(map: Map<K, V>, key: K, value: V): void {
+    if (map.size >= Edge.LIMIT && !map.has(key)) map.clear();
+    map.set(key, value);
+  }
+
+  holdKey(hash: string, keyId: string, record: KeyRecord, until: number): void {
+    Edge.remember(this.keyLeases, hash, { record, until });
+    if (this.leasedKeyIds.size >= Edge.LIMIT) this.leasedKeyIds.clear();
+    this.leasedKeyIds.add(keyId);
+  }
+
+  /** The record leased for `hash`, if the lease is live at `now`. */
+  heldKey(hash: string, now: number): KeyRecord | undefined {
+    const held = this.keyLeases.get(hash);
+    return held && now < held.until ? held.record : undefined;
+  }
+
+  /** Drops everything: a new isolate. */
+  reset(): void {
+    this.keyLeases.clear();
+    this.leasedKeyIds.clear();
+    this.orgLeases.clear();
+    this.appLeases.clear();
+    this.orgOfKey.clear();
+    this.usesReported.clear();
+  }
+}
+
+/** This isolate's edge. */
+export const isolateEdge = new Edge();
