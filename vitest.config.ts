@@ -18,6 +18,8 @@ export default defineConfig(async () => {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
                   BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
+                  // T: short, so that changes made while leases are held wait little.
+                  LEASE_MS: "200",
                   KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
                   KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
                 },

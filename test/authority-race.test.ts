@@ -8,6 +8,7 @@ import { keyRecordName } from "../src/storage/key-record";
 import { createKey } from "../src/storage/keys";
 import { verifyKey } from "../src/verification/verify-key";
 import { createOrg } from "./helpers";
+import { authoritySettled } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
@@ -56,6 +57,12 @@ async function change(kind: Change, keyId: string) {
 const stillAllowed = async (kind: Change, key: string) =>
   (await verifyKey(env, key, kind === "edit" ? { permission: "app:upload" } : {})).valid;
 
+/** Whether the cached mode (KV) still passes what the change took away, once the authority's KV writes have landed. */
+const cachedStillAllowed = async (kind: Change, key: string, keyId: string) => {
+  await authoritySettled(keyId);
+  return (await verifyKey(env, key, { mode: "cached", ...(kind === "edit" ? { permission: "app:upload" as const } : {}) })).valid;
+};
+
 describe("a cache fill racing a change never brings the old record back", () => {
   for (const kind of ["revoke", "regenerate", "edit"] as const) {
     it(`${kind} issued while a fill is paused after its D1 read waits for it, then wins`, async () => {
@@ -64,14 +71,15 @@ describe("a cache fill racing a change never brings the old record back", () => 
       await runInDurableObject(authorityFor(env, row.id), (instance: KeyAuthority) => {
         instance.fillPause = g.pause;
       });
-      const verifying = verifyKey(env, key, kind === "edit" ? { permission: "app:upload" } : {}); // KV miss → fill
-      await g.arrived; // the fill has read D1 (the old state) and not yet written KV
+      const verifying = verifyKey(env, key, { mode: "cached", ...(kind === "edit" ? { permission: "app:upload" as const } : {}) }); // KV miss → fill
+      await g.arrived; // the fill has read the old state and not yet written KV
       const changing = change(kind, row.id);
       expect(await settled(changing)).toBe(false); // serialized behind the fill
       g.open();
       expect((await verifying).valid).toBe(true); // began before the change: may see the old state
       await changing;
       expect(await stillAllowed(kind, key)).toBe(false);
+      expect(await cachedStillAllowed(kind, key, row.id)).toBe(false);
       await runInDurableObject(authorityFor(env, row.id), (instance: KeyAuthority) => {
         instance.fillPause = null;
       });
@@ -80,15 +88,18 @@ describe("a cache fill racing a change never brings the old record back", () => 
     it(`a fill that starts after ${kind} returned reads the new state`, async () => {
       const { key, row } = await newKey();
       await change(kind, row.id);
+      await authoritySettled(row.id);
       await env.KEYS_KV.delete(keyRecordName(await hashKey(key))); // force the miss path
       expect(await stillAllowed(kind, key)).toBe(false);
+      expect(await cachedStillAllowed(kind, key, row.id)).toBe(false);
     });
 
-    it(`a fill completed before ${kind} is replaced when ${kind} returns`, async () => {
+    it(`a fill completed before ${kind} is replaced once the authority's writes land`, async () => {
       const { key, row } = await newKey();
-      expect(await stillAllowed(kind, key)).toBe(true); // filled and cached
+      expect(await cachedStillAllowed(kind, key, row.id)).toBe(true); // filled and cached
       await change(kind, row.id);
       expect(await stillAllowed(kind, key)).toBe(false);
+      expect(await cachedStillAllowed(kind, key, row.id)).toBe(false);
     });
   }
 });

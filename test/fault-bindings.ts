@@ -62,3 +62,17 @@ export function untouchableStorage(touched: string[]): Pick<Env, "DB" | "KEYS_KV
     AUTH_FAILURES: untouchable("AUTH_FAILURES", touched),
   };
 }
+
+/** A Durable Object namespace whose objects cannot be reached: every call fails, as in an outage. */
+export function unreachableAuthorities(): Env["KEY_AUTHORITY"] {
+  return new Proxy(env.KEY_AUTHORITY, {
+    get(target, prop) {
+      if (prop === "get") {
+        return () =>
+          new Proxy({}, { get: () => () => Promise.reject(new Error("Durable Object is overloaded or unreachable")) });
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

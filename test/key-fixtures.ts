@@ -1,15 +1,16 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { newId } from "../src/domain/key-format";
 import type { OrgPolicy } from "../src/domain/policy";
-import { authorityFor } from "../src/durable-objects/key-authority";
+import { authorityFor, type KeyAuthority } from "../src/durable-objects/key-authority";
+import { askOrgAuthority } from "../src/durable-objects/org-authority";
 import { db } from "../src/storage/db";
-import { policyRecordName } from "../src/storage/key-record";
-import { apps, orgPolicies } from "../src/storage/schema";
+import { apps } from "../src/storage/schema";
 import { call, expectStatus } from "./helpers";
 
 /**
- * Fixtures for the key route tests. Apps and policy are written straight to storage, so these tests
- * depend only on the key routes they test.
+ * Fixtures for the key route tests. Apps are written straight to D1 and the policy through the org's
+ * authority, so these tests depend only on the key routes they test.
  */
 
 /** An app of `orgId`, inserted into D1 directly. */
@@ -42,13 +43,14 @@ export async function writeCounts() {
   return row!;
 }
 
-/** Sets the org's key policy in D1 and in its KV record, as the policy endpoint would. */
+/** Sets the org's key policy through its authority, as the policy endpoint does. */
 export async function setPolicy(orgId: string, policy: OrgPolicy) {
-  await db(env.DB)
-    .insert(orgPolicies)
-    .values({ orgId, ...policy, updatedAt: Date.now() })
-    .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: Date.now() } });
-  await env.KEYS_KV.put(policyRecordName(orgId), JSON.stringify(policy));
+  await askOrgAuthority(env, orgId, (a) => a.setPolicy(orgId, policy, { actorKeyId: null, requestId: "test" }));
+}
+
+/** Waits until the KV writes the key's authority started have landed (the cached mode reads them). */
+export async function authoritySettled(keyId: string) {
+  await runInDurableObject(authorityFor(env, keyId), (instance: KeyAuthority) => instance.kvSettled());
 }
 
 /** The authority's caller for changes the tests make directly: not limited by a key's access. */

@@ -1,8 +1,9 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { authorityFor, LAST_USED_WRITE_INTERVAL_MS } from "../src/durable-objects/key-authority";
 import worker from "../src/index";
-import { LAST_USED_WRITE_INTERVAL_MS } from "../src/verification/last-used";
+import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg } from "./helpers";
 import { createKeyAs } from "./key-fixtures";
@@ -16,7 +17,7 @@ const lastUsed = async (keyId: string) =>
   (await env.DB.prepare("select last_used_at as t from api_keys where id = ?").bind(keyId).first<{ t: number | null }>())!.t;
 
 describe("lastUsedAt", () => {
-  it("is written off the response path (waitUntil) and shows in the key list", async () => {
+  it("is reported off the response path (waitUntil) and shows in the key list", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "used", scopes: ["app:read"] });
     expect(await lastUsed(key.id)).toBeNull();
     const ctx = createExecutionContext();
@@ -34,22 +35,33 @@ describe("lastUsedAt", () => {
     expect(Date.parse(listed.lastUsedAt)).toBe(written);
   });
 
-  it("writes at most once per key per interval in an isolate, then again after it", async () => {
+  it("an isolate reports a key's use at most once a minute, whatever its traffic", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "busy", scopes: ["app:read"] });
-    const writes: Promise<unknown>[] = [];
-    const waitUntil = (p: Promise<unknown>) => void writes.push(p);
+    const edge = new Edge();
+    const reports: Promise<unknown>[] = [];
+    const waitUntil = (p: Promise<unknown>) => void reports.push(p);
     const t0 = Date.now();
-    for (let i = 0; i < 50; i++) await verifyKey(env, key.key, { waitUntil, now: t0 + i * 1000 }); // 49 s of traffic
-    expect(writes).toHaveLength(1);
-    await Promise.all(writes);
-    expect(await lastUsed(key.id)).toBe(t0);
-    await verifyKey(env, key.key, { waitUntil, now: t0 + LAST_USED_WRITE_INTERVAL_MS });
-    expect(writes).toHaveLength(2);
-    await Promise.all(writes);
-    expect(await lastUsed(key.id)).toBe(t0 + LAST_USED_WRITE_INTERVAL_MS);
+    for (let i = 0; i < 50; i++) await verifyKey(env, key.key, { edge, waitUntil, now: t0 + i * 1000 }); // 49 s of traffic
+    expect(reports).toHaveLength(1);
+    await verifyKey(env, key.key, { edge, waitUntil, now: t0 + LAST_USED_WRITE_INTERVAL_MS });
+    expect(reports).toHaveLength(2);
+    await Promise.all(reports);
   });
 
-  it("is not written for refused verifications", async () => {
+  it("reaches D1 at most once a minute from all isolates together: later uses arrive with the authority's alarm", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "many isolates", scopes: ["app:read"] });
+    const t0 = Date.now();
+    const reports: Promise<unknown>[] = [];
+    // Three isolates (locations), each reporting its first use of the key.
+    for (let i = 0; i < 3; i++) await verifyKey(env, key.key, { edge: new Edge(), waitUntil: (p) => void reports.push(p), now: t0 + i });
+    await Promise.all(reports);
+    expect(reports).toHaveLength(3);
+    expect(await lastUsed(key.id)).toBe(t0); // the first report was written at once, the others wait
+    expect(await runDurableObjectAlarm(authorityFor(env, key.id))).toBe(true);
+    expect(await lastUsed(key.id)).toBe(t0 + 2);
+  });
+
+  it("is not reported for refused verifications", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "refused", scopes: ["app:read"] });
     const writes: Promise<unknown>[] = [];
     await verifyKey(env, key.key, { permission: "app:admin", waitUntil: (p) => void writes.push(p) });

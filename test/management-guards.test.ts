@@ -10,7 +10,7 @@ import { StorageUnavailableError, verifyKey } from "../src/verification/verify-k
 import { ConsoleClient } from "./console-helpers";
 import { faultyD1, faultyKV } from "./fault-bindings";
 import { call, createOrg, expectStatus } from "./helpers";
-import { createKeyAs, setPolicy, storedRow, writeCounts } from "./key-fixtures";
+import { authoritySettled, createKeyAs, setPolicy, storedRow, writeCounts } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
@@ -31,8 +31,9 @@ describe("management calls and console sessions are judged by the key's authorit
   it("a revoked admin key whose active record is still cached cannot create a key", async () => {
     const admin = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "soon revoked", orgRole: "admin" });
     expectStatus(await call("DELETE", `${keysPath()}/${admin.id}`, { key: org.adminKey }), 204);
+    await authoritySettled(admin.id);
     await staleActiveRecord(admin.key, admin.id);
-    expect((await verifyKey(env, admin.key)).valid).toBe(true); // the stale cache, as the gateway sees it
+    expect((await verifyKey(env, admin.key, { mode: "cached" })).valid).toBe(true); // the stale cache, as a cached-mode route sees it
     const res = await call("POST", keysPath(), { key: admin.key, body: { kind: "rbac", name: "backdoor", orgRole: "admin" } });
     expectStatus(res, 401);
     expect(res.body.error.details.reason).toBe("REVOKED");
@@ -43,6 +44,7 @@ describe("management calls and console sessions are judged by the key's authorit
     const client = new ConsoleClient();
     await client.signIn(admin.key);
     expectStatus(await call("DELETE", `${keysPath()}/${admin.id}`, { key: org.adminKey }), 204);
+    await authoritySettled(admin.id);
     await staleActiveRecord(admin.key, admin.id);
     const res = await client.get("/console/keys");
     expect(res.location).toBe("/console/sign-in?ended=REVOKED");
@@ -180,7 +182,7 @@ describe("the organization's last admin key", () => {
 });
 
 describe("the org policy fails closed", () => {
-  it("a KV fault while reading the policy of a cached key this isolate has not seen is a storage fault, not 'no policy'", async () => {
+  it("in the cached mode, a KV fault while reading the policy of a cached key this isolate has not seen is a storage fault, not 'no policy'", async () => {
     const policyOrg = await createOrg("Policy fault");
     const key = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "scoped", name: "never expires", scopes: ["app:read"] });
     await setPolicy(policyOrg.orgId, { requireExpiration: true, maxLifetimeDays: null });
@@ -197,7 +199,7 @@ describe("the org policy fails closed", () => {
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-    await expect(verifyKey(guardEnv({ ...env, KEYS_KV: partial }), key.key)).rejects.toBeInstanceOf(StorageUnavailableError);
+    await expect(verifyKey(guardEnv({ ...env, KEYS_KV: partial }), key.key, { mode: "cached" })).rejects.toBeInstanceOf(StorageUnavailableError);
     expect((await verifyKey(env, key.key)).code).toBe("POLICY_VIOLATION");
   });
 });

@@ -9,6 +9,7 @@ import { keyRecordName } from "../src/storage/key-record";
 import { createKey } from "../src/storage/keys";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus } from "./helpers";
+import { authoritySettled } from "./key-fixtures";
 
 /**
  * Storage that is slow but succeeds: the case the storage seam's timeouts used to get wrong. A write
@@ -22,7 +23,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Longer than the seam's timeout for the store, so an abandoning seam would give up first. */
 const SLOW = { kv: KV_TIMEOUT_MS + 700, d1: D1_TIMEOUT_MS + 700 };
 
-type Step = "fill-read" | "fill-write" | "invalidate" | "commit" | "prefill";
+type Step = "fill-read" | "fill-write" | "commit" | "prefill";
 
 /**
  * The key authority's bindings with one step slowed (each call still succeeds). `reached` resolves
@@ -49,7 +50,6 @@ function slowAt(step: Step) {
           return isFillWrite || isPrefill ? slowly(SLOW.kv, () => value.call(target, name, body, options)) : value.call(target, name, body, options);
         };
       }
-      if (prop === "delete" && step === "invalidate") return (name: string) => slowly(SLOW.kv, () => value.call(target, name));
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
@@ -87,7 +87,7 @@ beforeAll(async () => {
 async function newKey() {
   return createKey(
     db(env.DB),
-    { KEY_ENCRYPTION_SECRET: env.KEY_ENCRYPTION_SECRET, KEY_TAG_SECRET: env.KEY_TAG_SECRET },
+    env,
     { orgId: org.orgId, name: "slow", secure: true, expiresAt: null, access: { kind: "scoped", scopes: ["app:read", "app:upload"] }, createdBy: null },
     { actorKeyId: null, requestId: "slow-test" },
   );
@@ -107,31 +107,34 @@ function change(op: Op, keyId: string) {
   if (op === "regenerate") return call("POST", `${path}/regenerate`, { key: org.adminKey });
   return call("PATCH", path, { key: org.adminKey, body: { scopes: ["app:read"] } });
 }
-/** What the change took away: the old secret (revoke, regenerate) or app:upload (edit). */
-const oldStillWorks = async (op: Op, key: string, strict = false) =>
-  (await verifyKey(env, key, { strict, ...(op === "edit" ? { permission: "app:upload" as const } : {}) })).valid;
+/** What the change took away: the old secret (revoke, regenerate) or app:upload (edit), in a mode. */
+const oldStillWorks = async (op: Op, key: string, mode: "lease" | "strict" | "cached" = "lease") =>
+  (await verifyKey(env, key, { mode, ...(op === "edit" ? { permission: "app:upload" as const } : {}) })).valid;
 
 describe.concurrent("slow storage never brings an old state back", () => {
   for (const op of ["revoke", "regenerate", "edit"] as const) {
-    for (const step of ["invalidate", "commit", "prefill"] as const) {
+    for (const step of ["commit", "prefill"] as const) {
       it(`${op} with a slow ${step}: nothing old verifies once it returns, nor after every write has landed`, async () => {
         const { key, row } = await newKey();
-        expect(await oldStillWorks(op, key)).toBe(true); // cached
+        expect(await oldStillWorks(op, key)).toBe(true); // leased
+        expect(await oldStillWorks(op, key, "cached")).toBe(true); // and in KV
         const slow = slowAt(step);
         await useBindings(row.id, slow.bindings);
         const changing = change(op, row.id);
         await slow.reached;
         // Verifications that start while the change is under way: any answer is allowed, but they
         // must not leave anything behind that outlives the change.
-        const during = [verifyKey(env, key), verifyKey(env, key, { strict: true })].map((p) => p.catch(() => null));
+        const during = [verifyKey(env, key), verifyKey(env, key, { strict: true }), verifyKey(env, key, { mode: "cached" })].map((p) => p.catch(() => null));
         const res = await changing;
         expect(res.status, res.text).toBeLessThan(300);
         expect(await oldStillWorks(op, key)).toBe(false);
-        expect(await oldStillWorks(op, key, true)).toBe(false);
+        expect(await oldStillWorks(op, key, "strict")).toBe(false);
         await Promise.all(during);
         await sleep(Math.max(SLOW.kv, SLOW.d1) + 300); // every slow write has landed by now
+        await authoritySettled(row.id);
         expect(await oldStillWorks(op, key)).toBe(false);
-        expect(await oldStillWorks(op, key, true)).toBe(false);
+        expect(await oldStillWorks(op, key, "strict")).toBe(false);
+        expect(await oldStillWorks(op, key, "cached")).toBe(false);
         await useBindings(row.id, null);
       }, 20_000);
     }
@@ -140,15 +143,17 @@ describe.concurrent("slow storage never brings an old state back", () => {
       const { key, row } = await newKey();
       const slow = slowAt("fill-write");
       await useBindings(row.id, slow.bindings);
-      const first = verifyKey(env, key).catch(() => null); // miss → fill → slow write of the active record
+      const first = verifyKey(env, key, { mode: "cached" }).catch(() => null); // miss → fill → slow write of the active record
       await slow.reached;
       const res = await change(op, row.id);
       expect(res.status, res.text).toBeLessThan(300);
       await first;
       expect(await oldStillWorks(op, key)).toBe(false);
       await sleep(SLOW.kv + 300);
+      await authoritySettled(row.id);
       expect(await oldStillWorks(op, key)).toBe(false);
-      expect(await oldStillWorks(op, key, true)).toBe(false);
+      expect(await oldStillWorks(op, key, "strict")).toBe(false);
+      expect(await oldStillWorks(op, key, "cached")).toBe(false);
       await useBindings(row.id, null);
     }, 20_000);
 
@@ -156,15 +161,17 @@ describe.concurrent("slow storage never brings an old state back", () => {
       const { key, row } = await newKey();
       const slow = slowAt("fill-read");
       await useBindings(row.id, slow.bindings);
-      const first = verifyKey(env, key).catch(() => null);
+      const first = verifyKey(env, key, { mode: "cached" }).catch(() => null);
       await slow.reached;
       const res = await change(op, row.id);
       expect(res.status, res.text).toBeLessThan(300);
       await first;
       expect(await oldStillWorks(op, key)).toBe(false);
       await sleep(SLOW.d1 + 300);
+      await authoritySettled(row.id);
       expect(await oldStillWorks(op, key)).toBe(false);
-      expect(await oldStillWorks(op, key, true)).toBe(false);
+      expect(await oldStillWorks(op, key, "strict")).toBe(false);
+      expect(await oldStillWorks(op, key, "cached")).toBe(false);
       await useBindings(row.id, null);
     }, 20_000);
   }
@@ -174,13 +181,16 @@ describe("revoke is idempotent in effect", () => {
   it("revoking a revoked key answers 404 and puts its tombstone back, whatever the cache held", async () => {
     const { key, row } = await newKey();
     expectStatus(await change("revoke", row.id), 204);
+    await authoritySettled(row.id);
     // A stale active record, as a lost write would have left it.
     const hash = await hashKey(key);
     await env.KEYS_KV.put(keyRecordName(hash), JSON.stringify({ status: "active", keyId: row.id, orgId: org.orgId, name: "x", createdAt: 0, expiresAt: null, version: 0, kind: "scoped", scopes: ["app:read"] }));
-    expect(await oldStillWorks("revoke", key)).toBe(true);
+    expect(await oldStillWorks("revoke", key, "cached")).toBe(true);
     const again = await change("revoke", row.id);
     expectStatus(again, 404);
     expect(await oldStillWorks("revoke", key)).toBe(false);
+    await authoritySettled(row.id);
+    expect(await oldStillWorks("revoke", key, "cached")).toBe(false);
     expect(await env.KEYS_KV.get(keyRecordName(hash), "json")).toMatchObject({ status: "revoked" });
   });
 });
@@ -188,7 +198,7 @@ describe("revoke is idempotent in effect", () => {
 describe("cached records are bounded in time", () => {
   it("an active record written by a fill expires within 15 minutes", async () => {
     const { key } = await newKey();
-    await verifyKey(env, key);
+    await verifyKey(env, key, { mode: "cached" });
     let expiration: number | undefined;
     // The fill answers before its KV write lands; wait for it.
     for (let i = 0; i < 50 && expiration === undefined; i++, await sleep(20)) {

@@ -1,10 +1,12 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { D1_TIMEOUT_MS } from "../src/storage/guarded-bindings";
 import { createOrg } from "./helpers";
-import { faultyD1, faultyKV } from "./fault-bindings";
+import { orgAuthorityFor, type OrgAuthority } from "../src/durable-objects/org-authority";
+import { verifyKey } from "../src/verification/verify-key";
+import { faultyD1, faultyKV, unreachableAuthorities } from "./fault-bindings";
 import { createKeyAs, writeCounts } from "./key-fixtures";
 
 /**
@@ -26,34 +28,47 @@ async function callWith(bindings: Partial<Env>, method: string, path: string, ke
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
+/** Gives one org's authority other bindings (a store failing in the object itself), or its own back. */
+async function useOrgBindings(orgId: string, bindings: Env | null) {
+  await runInDurableObject(orgAuthorityFor(env, orgId), (instance: OrgAuthority) => {
+    instance.bindings = bindings;
+  });
+}
+
 let org: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
   org = await createOrg("Faulty Co");
 });
 
 describe("storage faults", () => {
-  it("a KV outage makes the verify endpoint fail closed (503), never VALID", async () => {
+  it("a KV outage does not touch the lease mode, and makes the cached mode fail closed (503), never VALID", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "v", scopes: ["app:read"] });
     for (const fault of ["throw", "stall"] as const) {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(
-        new Request("https://gateway.test/v1/keys/verify", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: key.key }) }),
-        { ...env, KEYS_KV: faultyKV(fault) },
-        ctx,
-      );
-      await waitOnExecutionContext(ctx);
-      const text = await res.text();
-      expect(res.status, text).toBe(503);
-      expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
-      expect(text).not.toContain("VALID");
+      const verify = async (mode?: string) => {
+        const ctx = createExecutionContext();
+        const res = await worker.fetch(
+          new Request("https://gateway.test/v1/keys/verify", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ key: key.key, mode }) }),
+          { ...env, KEYS_KV: faultyKV(fault) },
+          ctx,
+        );
+        await waitOnExecutionContext(ctx);
+        return { status: res.status, headers: res.headers, text: await res.text() };
+      };
+      const leased = await verify();
+      expect(leased.status, leased.text).toBe(200);
+      expect(JSON.parse(leased.text).code).toBe("VALID"); // the authorities are the source, not KV
+      const cached = await verify("cached");
+      expect(cached.status, cached.text).toBe(503);
+      expect(cached.headers.get("retry-after")).toMatch(/^\d+$/);
+      expect(cached.text).not.toContain("VALID");
     }
   }, 15_000);
 
-  it("a KV outage makes the gateway answer 503 with Retry-After, without forwarding", async () => {
+  it("an authority outage makes the gateway answer 503 with Retry-After, without forwarding", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "g", scopes: ["app:read"] });
     const res = await worker.fetch(
       new Request("https://gateway.test/gw/demo/apps/01jd8x9b2c3d4e5f6g7h/x", { headers: { authorization: `Bearer ${key.key}` } }),
-      { ...env, KEYS_KV: faultyKV("throw") },
+      { ...env, KEY_AUTHORITY: unreachableAuthorities() },
       createExecutionContext(),
     );
     expect(res.status).toBe(503);
@@ -62,8 +77,8 @@ describe("storage faults", () => {
     expect((await res.json()) as object).toMatchObject({ error: { code: "SERVICE_UNAVAILABLE" } });
   });
 
-  it("a KV outage makes management authentication fail closed with 503 and Retry-After", async () => {
-    const res = await callWith({ KEYS_KV: faultyKV("throw") }, "GET", `/v1/orgs/${org.orgId}/keys`, org.adminKey);
+  it("an authority outage makes management authentication fail closed with 503 and Retry-After", async () => {
+    const res = await callWith({ KEY_AUTHORITY: unreachableAuthorities() }, "GET", `/v1/orgs/${org.orgId}/keys`, org.adminKey);
     expect(res.status, res.text).toBe(503);
     expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
     expect(JSON.parse(res.text).error.code).toBe("SERVICE_UNAVAILABLE");
@@ -95,26 +110,26 @@ describe("storage faults", () => {
     expect(JSON.parse(list.text).apps).toEqual([]);
   }, 15_000);
 
-  it("a KV outage while setting the policy answers 503 and the policy is not half-applied", async () => {
-    const admin = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "a", orgRole: "admin", expiresInDays: 30 });
-    // Reads work, the write of the policy record fails.
-    const res = await callWith({ KEYS_KV: faultyKV("throw", ["put"]) }, "PUT", `/v1/orgs/${org.orgId}/policy`, admin.key, {
-      requireExpiration: true,
-      maxLifetimeDays: null,
-    });
-    expect(res.status, res.text).toBe(503);
-    const policy = await callWith({}, "GET", `/v1/orgs/${org.orgId}/policy`, org.adminKey);
-    expect(policy.status, policy.text).toBe(200);
-    expect(JSON.parse(policy.text).requireExpiration).toBe(false);
+  it("a KV outage while setting the policy still sets it: D1 and the org's leases are the truth, KV only the cached mode's copy", async () => {
+    const policyOrg = await createOrg("KV down policy");
+    const admin = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "a", orgRole: "admin", expiresInDays: 30 });
+    await useOrgBindings(policyOrg.orgId, { ...env, KEYS_KV: faultyKV("throw", ["put"]) });
+    const res = await callWith({}, "PUT", `/v1/orgs/${policyOrg.orgId}/policy`, admin.key, { requireExpiration: true, maxLifetimeDays: null });
+    expect(res.status, res.text).toBe(200);
+    expect((await verifyKey(env, policyOrg.adminKey)).code).toBe("POLICY_VIOLATION");
+    await useOrgBindings(policyOrg.orgId, null);
   });
 
-  it("a D1 outage while setting the policy answers 503 and puts the enforced policy back", async () => {
-    const admin = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "b", orgRole: "admin", expiresInDays: 30 });
-    const reads = faultyD1("throw", () => false); // single statements work; the write batch fails
-    const res = await callWith({ DB: reads }, "PUT", `/v1/orgs/${org.orgId}/policy`, admin.key, { requireExpiration: true, maxLifetimeDays: null });
+  it("a D1 outage while setting the policy answers 503 and changes nothing", async () => {
+    const policyOrg = await createOrg("D1 down policy");
+    const admin = await createKeyAs(policyOrg.adminKey, policyOrg.orgId, { kind: "rbac", name: "b", orgRole: "admin", expiresInDays: 30 });
+    await useOrgBindings(policyOrg.orgId, { ...env, DB: faultyD1("throw", () => false) }); // reads work, the write batch fails
+    const res = await callWith({}, "PUT", `/v1/orgs/${policyOrg.orgId}/policy`, admin.key, { requireExpiration: true, maxLifetimeDays: null });
     expect(res.status, res.text).toBe(503);
-    // The org's never-expiring admin key still works: the policy was not left enforced.
-    const still = await callWith({}, "GET", `/v1/orgs/${org.orgId}/policy`, org.adminKey);
+    expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+    await useOrgBindings(policyOrg.orgId, null);
+    // The org's never-expiring admin key still works: the policy was not changed.
+    const still = await callWith({}, "GET", `/v1/orgs/${policyOrg.orgId}/policy`, policyOrg.adminKey);
     expect(still.status, still.text).toBe(200);
     expect(JSON.parse(still.text).requireExpiration).toBe(false);
   });

@@ -4,7 +4,7 @@ import { mintKey, newId } from "../src/domain/key-format";
 import { keyRecordName } from "../src/storage/key-record";
 import { hashKey } from "../src/domain/crypto";
 import { call, createOrg, expectStatus } from "./helpers";
-import { createKeyAs, expireBeforeFirstUse, seedApp, setPolicy } from "./key-fixtures";
+import { authoritySettled, createKeyAs, expireBeforeFirstUse, seedApp, setPolicy } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
 let appId: string;
@@ -73,15 +73,19 @@ describe("POST /v1/keys/verify", () => {
     expect((await verify({ key: key.key, strict: true })).body.code).toBe("REVOKED");
   });
 
-  it("strict mode sees a change even when the cache still holds the old record", async () => {
+  it("the lease and strict modes see a change even where the cached mode still holds the old record", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "strict", scopes: ["app:read"] });
     expect((await verify({ key: key.key })).body.code).toBe("VALID");
     // Simulate another location whose cache is stale: put the old record back behind the authority's back.
     const hash = await hashKey(key.key);
+    expect((await verify({ key: key.key, mode: "cached" })).body.code).toBe("VALID");
+    await authoritySettled(key.id);
     const stale = await env.KEYS_KV.get(keyRecordName(hash));
     expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey }), 204);
+    await authoritySettled(key.id);
     await env.KEYS_KV.put(keyRecordName(hash), stale!);
-    expect((await verify({ key: key.key })).body.code).toBe("VALID"); // the stale cache, as a far location could see it
+    expect((await verify({ key: key.key, mode: "cached" })).body.code).toBe("VALID"); // the stale cache, as a far location could see it
+    expect((await verify({ key: key.key })).body.code).toBe("REVOKED"); // the default: leases, in force everywhere
     expect((await verify({ key: key.key, strict: true })).body.code).toBe("REVOKED");
   });
 

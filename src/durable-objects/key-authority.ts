@@ -76,8 +76,9 @@ export class KeyAuthority extends SerializedObject {
   private policy: OrgPolicy | undefined;
   /** The newest version (`updatedAt`) this object has read or committed: it never acts on an older read. */
   private version = 0;
-  /** The latest use the edges reported, and the last one written to D1. */
+  /** The latest use the edges reported, the last one written to D1, and when that write was made. */
   private lastUsed = 0;
+  private lastUsedFlushed = 0;
   private lastUsedWritten = 0;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
@@ -145,19 +146,20 @@ export class KeyAuthority extends SerializedObject {
    * Notes a use an edge reports. D1 hears of it at most once a minute: at once when the last write is
    * a minute old, otherwise by the object's alarm at the end of that minute.
    */
-  private noteUse(keyId: string, usedAt: number | null | undefined): void {
-    if (!usedAt || usedAt <= this.lastUsed) return;
+  private async noteUse(keyId: string, usedAt: number): Promise<void> {
+    if (usedAt <= this.lastUsed) return;
     this.lastUsed = usedAt;
     this.keyId = keyId;
     const due = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
-    if (Date.now() >= due) void this.flushLastUsed().catch(() => undefined);
-    else void this.ctx.storage.setAlarm(due).catch(() => undefined);
+    if (Date.now() >= due) await this.flushLastUsed();
+    else if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(due);
   }
   private keyId: string | undefined;
 
   private async flushLastUsed(): Promise<void> {
-    if (!this.keyId || this.lastUsed <= this.lastUsedWritten) return;
+    if (!this.keyId || this.lastUsed <= this.lastUsedFlushed) return;
     const at = this.lastUsed;
+    this.lastUsedFlushed = at;
     this.lastUsedWritten = Date.now();
     await this.writes.database
       .update(apiKeys)
@@ -173,29 +175,23 @@ export class KeyAuthority extends SerializedObject {
   /**
    * A lease on the state of `hash` for the edge (the default mode). An active record is leased for T,
    * and a change waits out that lease; an unknown or revoked hash can never become valid again, so its
-   * answer needs no lease to be waited out. `usedAt` is the edge's latest use of the key.
+   * answer needs no lease to be waited out.
    */
-  lease(keyId: string, hash: string, usedAt?: number | null): Promise<Outcome<KeyLease>> {
+  lease(keyId: string, hash: string): Promise<Outcome<KeyLease>> {
     return this.serialized(async () => {
       const record = await this.recordFor(keyId, hash);
-      if (record.status !== "active") return { record, ms: 0 };
-      this.noteUse(keyId, usedAt);
-      return { record, ms: this.grantLease() };
+      return { record, ms: record.status === "active" ? this.grantLease() : 0 };
     });
   }
 
   /** Strict verification: the authority's own view, with no cache in between. */
-  check(keyId: string, hash: string, usedAt?: number | null): Promise<Outcome<KeyRecord>> {
-    return this.serialized(async () => {
-      const record = await this.recordFor(keyId, hash);
-      if (record.status === "active") this.noteUse(keyId, usedAt);
-      return record;
-    });
+  check(keyId: string, hash: string): Promise<Outcome<KeyRecord>> {
+    return this.serialized(() => this.recordFor(keyId, hash));
   }
 
-  /** A use seen by the cached mode, which asks no authority to verify. */
-  touch(keyId: string, usedAt: number): void {
-    this.noteUse(keyId, usedAt);
+  /** A use an edge reports (at most once a minute per key and isolate), for `lastUsedAt`. */
+  async touch(keyId: string, usedAt: number): Promise<void> {
+    await this.noteUse(keyId, usedAt).catch(() => undefined);
   }
 
   /**

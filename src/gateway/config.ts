@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PERMISSIONS } from "../domain/catalog";
+import { VERIFY_MODES } from "../domain/lease";
 
 /**
  * The schema of the gateway's route table (`routes.ts`), checked when the worker loads: a table that
@@ -44,6 +45,8 @@ export const GatewayRouteSchema = z
     appParam: z.string().optional(),
     /** Verify with the key's authority instead of the edge cache: zero staleness, more latency. */
     strict: z.boolean().default(false),
+    /** `lease` (default), `strict` or `cached`: see docs/consistency.md. `strict: true` is `mode: "strict"`. */
+    mode: z.enum(VERIFY_MODES).optional(),
   })
   .superRefine((route, ctx) => {
     if (route.appParam && !route.pattern.split("/").includes(`:${route.appParam}`)) {
@@ -52,8 +55,8 @@ export const GatewayRouteSchema = z
     if (route.appParam && !route.permission) {
       ctx.addIssue({ code: "custom", path: ["appParam"], message: "names an app but the route requires no permission" });
     }
-    if (!route.auth && (route.permission || route.strict)) {
-      ctx.addIssue({ code: "custom", path: ["auth"], message: "an open route cannot require a permission or strict verification" });
+    if (!route.auth && (route.permission || route.strict || route.mode)) {
+      ctx.addIssue({ code: "custom", path: ["auth"], message: "an open route cannot require a permission or a verification mode" });
     }
     // A prefix that ends inside a segment would glue the rest of the path onto the upstream's host
     // (`/gw/svc/` + `.evil.example`): it must end where a segment of the pattern ends.

@@ -176,6 +176,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       const result = await verifyKey(env, presented, {
         permission: route.permission,
         app: route.appParam ? params[route.appParam] : undefined,
+        mode: route.mode,
         strict: route.strict,
         waitUntil: (p) => ctx.waitUntil(p),
       });

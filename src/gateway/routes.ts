@@ -11,7 +11,9 @@ import type { GatewayRouteInput } from "./config";
  *   the path before it becomes the upstream URL's path (the upstream's host and port never change)
  * - `auth: false` for an open route; otherwise `permission` (optional) and `appParam`, the `:param`
  *   naming the app the permission is needed on
- * - `strict: true` verifies with the key's authority (zero staleness anywhere, more latency)
+ * - `mode`: `lease` (the default: in force everywhere once a change returns, no I/O while a lease is
+ *   held), `strict` (asks the key's authority every time) or `cached` (KV, up to its propagation delay
+ *   behind a change); `strict: true` is `mode: "strict"`
  *
  * The routes below serve the demo upstream that `npm run dev` starts (demo/upstream.js).
  */

@@ -1,5 +1,6 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import type { Permission } from "../domain/catalog";
+import type { VerifyMode } from "../domain/lease";
 import { verdictBody } from "../routes/verify/verify-key";
 import { guardEnv } from "../storage/guarded-bindings";
 import { verifyKey } from "./verify-key";
@@ -19,7 +20,7 @@ import { verifyKey } from "./verify-key";
  */
 export class KeyVerifier extends WorkerEntrypoint<Env> {
   /** The same verdict as `POST /v1/keys/verify`. */
-  async verify(key: string, options: { permission?: Permission; app?: string; strict?: boolean } = {}) {
+  async verify(key: string, options: { permission?: Permission; app?: string; mode?: VerifyMode; strict?: boolean } = {}) {
     const result = await verifyKey(guardEnv(this.env), key, { ...options, waitUntil: (p) => this.ctx.waitUntil(p) });
     return verdictBody(result);
   }

@@ -3,12 +3,11 @@ import { and, eq } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { askAuthority } from "../../durable-objects/key-authority";
-import { auditEntry } from "../../storage/audit";
+import { askOrgAuthority } from "../../durable-objects/org-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
-import { appRecordName } from "../../storage/key-record";
-import { apps, auditLog, keyAppRoles } from "../../storage/schema";
+import { apps, keyAppRoles } from "../../storage/schema";
 import { errorResponses, Id, OrgIdParam } from "../schemas";
 
 /** Keys are re-read after each pass: a key given a role on the app meanwhile gets another pass. */
@@ -39,19 +38,15 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   for (let pass = 0; pass < DELETE_PASSES; pass++) {
     const holders = await database.select({ keyId: keyAppRoles.keyId }).from(keyAppRoles).where(eq(keyAppRoles.appId, appId)).all();
     await Promise.all(holders.map(({ keyId }) => askAuthority(c.env, keyId, (a) => a.dropApp(keyId, appId))));
-    // The app's org record goes before the app: org-wide grants stop covering the app id.
-    await c.env.KEYS_KV.delete(appRecordName(appId));
     try {
-      await database.batch([
-        database.delete(apps).where(eq(apps.id, appId)),
-        database
-          .insert(auditLog)
-          .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "app.delete", appId, { name: app.name, keysChanged: holders.length }, "app")),
-      ]);
+      // The org's authority deletes the app and answers once no location can still count it as the org's.
+      await askOrgAuthority(c.env, orgId, (a) =>
+        a.deleteApp(orgId, appId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, { name: app.name, keysChanged: holders.length }),
+      );
       return c.body(null, 204);
     } catch (err) {
-      // A key was given a role on the app after we read the holders: the foreign key refuses the delete.
-      if (!(err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message))) throw err;
+      // A key was given a role on the app after we read the holders: another pass drops it.
+      if (!(err instanceof ApiError && err.code === "CONFLICT")) throw err;
     }
   }
   throw new ApiError("CONFLICT", "Keys kept being given roles on this app while it was being deleted; retry.");

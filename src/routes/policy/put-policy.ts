@@ -1,13 +1,10 @@
 import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { auditEntry } from "../../storage/audit";
 import { policyViolation } from "../../domain/policy";
+import { askOrgAuthority } from "../../durable-objects/org-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
-import { loadPolicy, policyRecordName } from "../../storage/key-record";
-import { auditLog, orgPolicies } from "../../storage/schema";
 import { ErrorSchema, errorResponses, json, OrgIdParam } from "../schemas";
 import { PolicyObject } from "./policy-object";
 
@@ -17,8 +14,8 @@ const route = createRoute({
   tags: ["Policy"],
   summary: "Set the key policy",
   description:
-    "Replaces the organization's key policy. It is in force for every existing key before this call returns: " +
-    "the verifier evaluates policy on every request from the policy record this call writes. A policy the calling " +
+    "Replaces the organization's key policy. It is in force for every existing key, at every location, before this " +
+    "call returns: the organization's authority waits out the leases it granted on the old policy (at most T). A policy the calling " +
     "key would itself break is refused (409), so an admin cannot lock itself out. Needs `org:admin`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "org:admin" })] as const,
@@ -40,27 +37,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
       code: selfViolation.code,
     });
   }
-  const database = db(c.env.DB);
-  const before = await loadPolicy(database, orgId);
-  const now = Date.now();
-  // The KV record is what the verifier enforces, so it is written first; if the D1 commit then
-  // fails, the previous record is put back and the call answers 503 with nothing changed.
-  const kv = c.env.KEYS_KV;
-  await kv.put(policyRecordName(orgId), JSON.stringify(policy));
-  try {
-    await database.batch([
-      database
-        .insert(orgPolicies)
-        .values({ orgId, ...policy, updatedAt: now })
-        .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: now } }),
-      database
-        .insert(auditLog)
-        .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "policy.update", orgId, { before, after: policy }, "org")),
-    ]);
-  } catch (err) {
-    await kv.put(policyRecordName(orgId), JSON.stringify(before)).catch(() => undefined);
-    throw err;
-  }
+  // The org's authority commits D1 and answers once no location can still hold the old policy.
+  await askOrgAuthority(c.env, orgId, (a) => a.setPolicy(orgId, policy, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }));
   return c.json(policy, 200);
 };
 

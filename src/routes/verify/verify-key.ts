@@ -2,6 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { PERMISSIONS } from "../../domain/catalog";
+import { VERIFY_MODES } from "../../domain/lease";
 import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
 import { AppRoleSchema, ErrorSchema, errorResponses, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
@@ -17,8 +18,16 @@ const VerifyBody = z
     }),
     permission: z.enum(PERMISSIONS).optional().openapi({ description: "A permission the key must hold.", example: "app:upload" }),
     app: Id.optional().openapi({ description: "The app the permission is needed on.", example: "01jd8x9b2c3d4e5f6g7h" }),
+    mode: z.enum(VERIFY_MODES).optional().openapi({
+      description:
+        "How fresh the answer must be. `lease` (default): from a lease of the key's authority, held by this location for at most " +
+        "T (2 s); a revoke, regenerate, reducing edit, policy change or app deletion that has returned is in force everywhere. " +
+        "`strict`: the key's authority is asked every time. `cached`: from KV, close to the caller, up to KV's propagation delay " +
+        "(about 60 s) behind a change made elsewhere. See docs/consistency.md.",
+      example: "lease",
+    }),
     strict: z.boolean().optional().openapi({
-      description: "Ask the key's authority directly instead of the edge cache: zero staleness anywhere, at the cost of latency.",
+      description: "`true` is the same as `mode: \"strict\"` (kept for existing callers).",
       example: false,
     }),
   })
@@ -100,6 +109,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const result = await verifyKey(c.env, body.key, {
     permission: body.permission,
     app: body.app,
+    mode: body.mode,
     strict: body.strict,
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   });
