@@ -6,6 +6,12 @@
  * seeded straight into D1. Load comes from autocannon in a separate process. Every figure of one report
  * comes from the same server in the same run; `noop` is measured before, between and after the other
  * rows and its median is the baseline.
+ *
+ * Verification modes (src/verification/verify-key.ts): rows without a mode use the default, `lease`.
+ * A second copy of the same bundle (`edge-b.local`) runs beside the first as another isolate over the
+ * same Durable Object namespaces, D1 and KV: the first use of a key there, while its authority is warm
+ * from the first isolate, is the `lease-fill` row (one local workerd cannot be two locations; two
+ * isolates over the same authorities are what distinguishes them for leases).
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -15,6 +21,7 @@ import { cpus, totalmem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundleWorker, startLocalWorker } from "../scripts/local-worker";
 import { displayPrefix, mintKey, newId } from "../src/domain/key-format";
+import { revokeLatencies, type RevokeStats } from "./revoke";
 
 const quick = process.argv.includes("--quick");
 const SMALL = 1_000;
@@ -30,6 +37,24 @@ const ROUNDS = 2;
 const MISS_AMOUNT = quick ? 100 : 400; // ROUNDS × this ≤ SMALL - HIT_POOL: every request a real miss
 const HIT_POOL = 100; // keys cycled by verify-hit, all cached before measuring
 const SEED_CHUNK = 2_000;
+/**
+ * The lease duration T of the bench worker, set explicitly (it is also the default of src/domain/lease.ts):
+ * the `lease-hit` pool of HIT_POOL keys at thousands of requests per second verifies each key every few
+ * tens of ms, so most requests fall within T and each key's lease is renewed once per T, as in production.
+ */
+const LEASE_MS = 2_000;
+/** Distinct keys whose first verification in the second isolate is measured (authority warm). */
+const FILL_AMOUNT = quick ? 100 : 400;
+/** Revokes timed per revoke row; with leases they run in lanes (each waits out ~T, doing nothing). */
+const REVOKES = quick ? 20 : 100;
+const REVOKE_LANES_LEASED = 10;
+/**
+ * The revoke row of the code before leases (c6bac66), measured once with bench/revoke.ts (sequential,
+ * 100 never-verified keys after 5 warm-up revokes, same machine) in a throwaway worktree: the reference of
+ * the "revoke without leases within 1.2 ×" target, which therefore spans two runs.
+ */
+const REVOKE_BEFORE_LEASES = { commit: "c6bac66", when: "TBD", p50Ms: NaN, p99Ms: NaN };
+const EDGE_B = "edge-b.local";
 
 const work = mkdtempSync(join(tmpdir(), "keygate-bench-"));
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -47,15 +72,33 @@ const secrets = {
   KEY_TAG_SECRET: "bench-key-tag-secret-0123456789abcdef",
 };
 let logLines = 0;
+const bindings = { ...secrets, LEASE_MS: String(LEASE_MS) };
 const { mf, url: base, d1 } = await startLocalWorker({
   bundle,
-  bindings: secrets,
+  bindings,
   // The worker still writes its one JSON line per request; here they are counted, not printed.
   handleStructuredLogs: () => void logLines++,
   // Far above the production limit (30/min): the malformed/forged/unknown rows measure the refusal
   // path (for unknown keys, including its call to the limiter), not 429s.
   authFailureLimit: 1_000_000_000,
   extraWorkers: [
+    {
+      // The same bundle as another isolate (its own memory, so its own leases) over the first one's
+      // authorities (scriptName), D1 and KV.
+      name: "keygate-b",
+      modules: true,
+      scriptPath: join(bundle.dir, "index.js"),
+      modulesRoot: bundle.dir,
+      compatibilityDate: "2026-10-01",
+      compatibilityFlags: ["nodejs_compat"],
+      bindings: { ...bindings, AUTH_FAILURE_LIMIT: "1000000000" },
+      d1Databases: { DB: "keygate-local" },
+      kvNamespaces: { KEYS_KV: "keygate-local-kv" },
+      durableObjects: { KEY_AUTHORITY: { className: "KeyAuthority", scriptName: "keygate" }, ORG_AUTHORITY: { className: "OrgAuthority", scriptName: "keygate" } },
+      serviceBindings: { DEMO_UPSTREAM: "keygate-demo-upstream" },
+      ratelimits: { AUTH_FAILURES: { namespace_id: "1001", simple: { limit: 1_000_000_000, period: 60 } } },
+      routes: [`${EDGE_B}/*`],
+    },
     {
       name: "probe",
       modules: true,
@@ -160,6 +203,31 @@ async function warm(list: string[]) {
   for (const key of list) await fetch(`${base}/v1/keys/verify`, { method: "POST", headers: json, body: JSON.stringify({ key }) });
 }
 
+/** Verifies each key once, `lanes` at a time, in `mode` (default: none given), through `host`; each must be VALID. */
+async function warmValid(list: string[], options: { mode?: string; host?: string; lanes?: number } = {}) {
+  let next = 0;
+  const headers = { ...json, ...(options.host ? { host: options.host } : {}) };
+  async function lane() {
+    for (let i = next++; i < list.length; i = next++) {
+      const res = await fetch(`${base}/v1/keys/verify`, { method: "POST", headers, body: JSON.stringify({ key: list[i], ...(options.mode ? { mode: options.mode } : {}) }) });
+      const body = (await res.json()) as { code?: string };
+      if (body.code !== "VALID") throw new Error(`warm: expected VALID, got ${res.status} ${JSON.stringify(body)}`);
+    }
+  }
+  await Promise.all(Array.from({ length: options.lanes ?? 1 }, lane));
+}
+
+/** Keys seeded for the large rounds that no row has used: each call hands out the next `n`, never verified. */
+let freshCursor = SMALL;
+function fresh(n: number): { keys: string[]; ids: string[] } {
+  const from = freshCursor;
+  freshCursor += n;
+  if (freshCursor > LARGE - MISS_AMOUNT) throw new Error("bench: out of fresh keys");
+  return { keys: keys.slice(from, freshCursor), ids: ids.slice(from, freshCursor) };
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const withMode = (list: string[], mode: string) => list.map((key) => JSON.stringify({ key, mode }));
+
 /** Building blocks measured by the probe worker; `miss-chain` is the cache-miss path's storage calls alone. */
 const PROBES = ["noop", "post-json", "kv-get", "kv-get-absent", "kv-get-2", "kv-get-bulk", "sha256", "ratelimit", "log", "do-same", "do-new", "d1-get", "kv-put", "miss-chain"];
 
@@ -204,12 +272,45 @@ await load("forged", { method: "POST", path: "/v1/keys/verify", headers: json, b
 const unknown = await mintKey(newId(), secrets.KEY_TAG_SECRET);
 await warm([unknown]);
 await load("unknown", { method: "POST", path: "/v1/keys/verify", headers: json, body: JSON.stringify({ key: unknown }) }, 200);
+
+// The modes. lease-hit: the hit pool in the default mode, every key leased just before; each key's
+// lease is renewed once per T during the run, as it would be in production.
+await warmValid(hitPool());
+await load("lease-hit", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
+// strict: the same pool, the key's authority asked every time (it is warm: the row is in its memory).
+await load("strict", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(hitPool(), "strict") }, 200);
+// cached-hit: KV records of the pool written by their authorities (fills, written off the response path:
+// waited for), then read back once so this isolate knows each key's org and reads its policy in the same
+// bulk read.
+await warmValid(hitPool(), { mode: "cached" });
+await sleep(1_500);
+await warmValid(hitPool(), { mode: "cached" });
+await load("cached-hit", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(hitPool(), "cached") }, 200);
+// cached-miss: never-verified keys in the cached mode: a KV miss, then the authority's fill (cold object, D1).
+await load("cached-miss", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(fresh(MISS_AMOUNT).keys, "cached"), amount: MISS_AMOUNT }, 200);
+// lease-fill: keys verified in the first isolate just before (their authorities hold the row in memory
+// and have granted it a lease), then verified for the first time in the second isolate, which holds no
+// lease on them. The second isolate has served a request before, so its start is not measured.
+const fillKeys = fresh(FILL_AMOUNT).keys;
+await warmValid([keys[0]!], { host: EDGE_B });
+await warmValid(fillKeys, { lanes: CONNECTIONS });
+await load("lease-fill", { method: "POST", path: "/v1/keys/verify", headers: { ...json, host: EDGE_B }, bodies: verifyBodies(fillKeys), amount: FILL_AMOUNT }, 200);
 await noop(3);
 const reader = keys[0]!;
 await load("gateway", { method: "GET", path: `/gw/demo/apps/${appId}/info`, headers: { authorization: `Bearer ${reader}` } }, 200);
 await load("gateway-open", { method: "GET", path: "/gw/demo/public/info" }, 200);
 await load("create", { method: "POST", path: `/v1/orgs/${orgId}/keys`, headers: { ...json, authorization: `Bearer ${adminKey}` }, body: JSON.stringify({ kind: "scoped", name: "bench", scopes: ["app:read"] }) }, 201);
 await load("list", { method: "GET", path: `/v1/orgs/${orgId}/keys?limit=50`, headers: { authorization: `Bearer ${adminKey}` } }, 200);
+
+// Revocation latency, timed by the client. Without leases: never-verified keys, one at a time, after a
+// few warm-up revokes (bench/revoke.ts; the same procedure measured the code before leases). With leases:
+// each key verified in the default mode just before its revoke, which must then wait out that lease.
+const revokes: Record<string, RevokeStats> = {};
+const warmup = fresh(5);
+await revokeLatencies({ base, orgId, adminKey, ...warmup, lanes: 1, verifyFirst: false });
+revokes.revoke = await revokeLatencies({ base, orgId, adminKey, ...fresh(REVOKES), lanes: 1, verifyFirst: false });
+revokes["revoke-leased"] = await revokeLatencies({ base, orgId, adminKey, ...fresh(REVOKES), lanes: REVOKE_LANES_LEASED, verifyFirst: true });
+for (const [name, r] of Object.entries(revokes)) log(`${name.padEnd(20)} p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  max ${r.maxMs} ms  (${r.n} revokes, ${r.lanes} at a time)`);
 await noop(4);
 // The runtime's building blocks on their own (bench/probe.js), for reading the targets against.
 const probeD1 = await mf.getD1Database("DB", "probe");
@@ -241,14 +342,18 @@ const targets = {
   "malformed throughput / noop": target(rows.malformed!.rps / n.rps, 0.95, false),
   "forged throughput / malformed": target(rows.forged!.rps / rows.malformed!.rps, 0.9, false),
   "verify-miss p50 / noop p50": target(ms(rows["verify-miss"].p50Ms) / ms(n.p50Ms), 3, true),
-  "gateway throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
+  "lease-hit throughput / noop": target(rows["lease-hit"]!.rps / n.rps, 0.85, false),
+  "lease-hit p99 / noop p99": target(ms(rows["lease-hit"]!.p99Ms) / ms(n.p99Ms), 1.3, true),
+  "gateway (lease hit) throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
+  [`revoke with leases p99 ms (T = ${LEASE_MS})`]: target(revokes["revoke-leased"]!.p99Ms, LEASE_MS + 100, true),
+  [`revoke without leases p50 / before leases (${REVOKE_BEFORE_LEASES.commit}) p50`]: target(revokes.revoke!.p50Ms / REVOKE_BEFORE_LEASES.p50Ms, 1.2, true),
   [`verify-hit ${SMALL} keys / ${LARGE} keys (throughput)`]: target(rows[`verify-hit@${SMALL}`]!.rps / rows[`verify-hit@${LARGE}`]!.rps, 1.1, true),
   [`verify-miss ${SMALL} keys / ${LARGE} keys (throughput)`]: target(rows[`verify-miss@${SMALL}`]!.rps / rows[`verify-miss@${LARGE}`]!.rps, 1.1, true),
   "bundle gzip KiB": target(bundleGzipKiB, 150, true),
 };
 
 const probes = PROBES.map((p) => `probe:${p}`);
-const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "lease-hit", "lease-fill", "strict", "cached-hit", "cached-miss", "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
   `| --- | ---: | ---: | ---: | ---: |`,
@@ -262,16 +367,23 @@ const targetTable = [
   `| --- | ---: | ---: | :---: |`,
   ...Object.entries(targets).map(([name, t]) => `| ${name} | ${t.value} | ${t.limit} | ${t.ok ? "yes" : "NO"} |`),
 ].join("\n");
-console.log(`\n${table}\n\nBundle: ${bundleKiB} KiB, ${bundleGzipKiB} KiB gzip\n\n${targetTable}\n`);
+const revokeTable = [
+  `| revoke | n | at a time | p50 ms | p99 ms | max ms |`,
+  `| --- | ---: | ---: | ---: | ---: | ---: |`,
+  ...Object.entries(revokes).map(([name, r]) => `| ${name} | ${r.n} | ${r.lanes} | ${r.p50Ms} | ${r.p99Ms} | ${r.maxMs} |`),
+  `| before leases (${REVOKE_BEFORE_LEASES.commit}, ${REVOKE_BEFORE_LEASES.when}) | | 1 | ${REVOKE_BEFORE_LEASES.p50Ms} | ${REVOKE_BEFORE_LEASES.p99Ms} | |`,
+].join("\n");
+console.log(`\n${table}\n\n${revokeTable}\n\nBundle: ${bundleKiB} KiB, ${bundleGzipKiB} KiB gzip\n\n${targetTable}\n`);
 
 const report = {
   when: new Date().toISOString(),
   mode: quick ? "quick" : "full",
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-  settings: { durationS: DURATION_S, connections: CONNECTIONS, smallKeys: SMALL, largeKeys: LARGE, scaleRounds: ROUNDS, missAmountPerRound: MISS_AMOUNT, hitPool: HIT_POOL },
+  settings: { durationS: DURATION_S, connections: CONNECTIONS, smallKeys: SMALL, largeKeys: LARGE, scaleRounds: ROUNDS, missAmountPerRound: MISS_AMOUNT, hitPool: HIT_POOL, leaseMs: LEASE_MS, fillAmount: FILL_AMOUNT, revokes: REVOKES, revokeLanesLeased: REVOKE_LANES_LEASED },
   bundle: { kib: bundleKiB, gzipKiB: bundleGzipKiB },
   rows: Object.fromEntries(order.map((name) => [name, { rps: Number(rows[name]!.rps.toFixed(1)), p50Ms: rows[name]!.p50Ms, p99Ms: rows[name]!.p99Ms }])),
   noopRuns: noops.map((r) => ({ rps: Number(r.rps.toFixed(1)), p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
+  revokes: { ...revokes, beforeLeases: REVOKE_BEFORE_LEASES },
   targets,
 };
 mkdirSync("bench/results", { recursive: true });

@@ -5,7 +5,7 @@ import { compileGateway, GatewayConfigError } from "../src/gateway/config";
 import { keyRecordName } from "../src/storage/key-record";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus } from "./helpers";
-import { createKeyAs, seedApp } from "./key-fixtures";
+import { authoritySettled, createKeyAs, seedApp } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
 let appId: string;
@@ -128,11 +128,15 @@ describe("gateway: refused requests never reach the upstream", () => {
     const deployer = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "deployer", scopes: ["project:deploy"] });
     expect((await gw("POST", "/gw/demo/deploy", { key: deployer.key })).status).toBe(200);
     // Another location's cache may still hold the old record: put it back behind the authority's back.
-    await verifyKey(env, deployer.key);
+    await verifyKey(env, deployer.key, { mode: "cached" });
+    await authoritySettled(deployer.id);
     const name = keyRecordName(await hashKey(deployer.key));
     const stale = await env.KEYS_KV.get(name);
+    expect(stale).toContain('"active"');
     expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${deployer.id}`, { key: org.adminKey }), 204);
+    await authoritySettled(deployer.id);
     await env.KEYS_KV.put(name, stale!);
+    expect((await verifyKey(env, deployer.key, { mode: "cached" })).valid).toBe(true); // what that location would answer
     expect((await gw("POST", "/gw/demo/deploy", { key: deployer.key })).status).toBe(401);
   });
 });
