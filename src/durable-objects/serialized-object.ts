@@ -16,6 +16,8 @@ export type Outcome<T> =
 
 /** KV refuses a second write to one key within a second (429): writes of one name are spaced by this. */
 export const KV_WRITE_SPACING_MS = 1_000;
+/** A record written again with the same value within this long is not written: it is there already. */
+const SAME_VALUE_REWRITE_MS = 60_000;
 /** A KV write refused or failed is tried again, this many times, then left to the record's TTL. */
 const KV_WRITE_ATTEMPTS = 4;
 
@@ -30,6 +32,8 @@ function storageFault(err: unknown): StorageUnavailableError | undefined {
 
 interface KvChain {
   lastAt: number;
+  /** The value last written (undefined before any): writing it again would change nothing. */
+  lastValue?: string | null;
   next: { value: string | null; ttlSeconds?: number } | null;
   running: Promise<void> | null;
 }
@@ -141,14 +145,21 @@ export abstract class SerializedObject extends DurableObject<Env> {
   private async drain(name: string, chain: KvChain): Promise<void> {
     let attempts = 0;
     while (chain.next) {
+      // The same record again within a minute (concurrent fills of one key): it is there already.
+      if (chain.next.value === chain.lastValue && Date.now() - chain.lastAt < SAME_VALUE_REWRITE_MS) {
+        chain.next = null;
+        break;
+      }
       const wait = chain.lastAt + KV_WRITE_SPACING_MS - Date.now();
       if (wait > 0) await sleep(wait);
       const write = chain.next;
+      if (!write) break;
       chain.next = null;
       try {
         const { kv } = this.writes;
         if (write.value === null) await kv.delete(name);
         else await kv.put(name, write.value, write.ttlSeconds ? { expirationTtl: write.ttlSeconds } : undefined);
+        chain.lastValue = write.value;
         attempts = 0;
       } catch {
         attempts++;
