@@ -128,8 +128,8 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /** The KV record of a hash for the cached mode: one write, spaced and coalesced per name. */
-  private writeRecord(hash: string, record: KeyRecord): void {
-    this.kvWrite(keyRecordName(hash), JSON.stringify(record), recordTtl(record).expirationTtl);
+  private writeRecord(hash: string, record: KeyRecord, always = false): void {
+    this.kvWrite(keyRecordName(hash), JSON.stringify(record), recordTtl(record).expirationTtl, always);
   }
 
   /** 403 unless `actor` may manage `row` (access and lifetime), checked on the row the operation acts on. */
@@ -222,7 +222,7 @@ export class KeyAuthority extends SerializedObject {
       if (!row) throw notFound();
       if (row.revokedAt !== null) {
         this.row = row;
-        this.writeRecord(row.keyHash, recordOf(row));
+        this.writeRecord(row.keyHash, recordOf(row), true); // whatever a lost write left there
         throw notFound();
       }
       this.assertCanManage(actor, row, false);

@@ -34,7 +34,7 @@ interface KvChain {
   lastAt: number;
   /** The value last written (undefined before any): writing it again would change nothing. */
   lastValue?: string | null;
-  next: { value: string | null; ttlSeconds?: number } | null;
+  next: { value: string | null; ttlSeconds?: number; always?: boolean } | null;
   running: Promise<void> | null;
 }
 
@@ -124,16 +124,17 @@ export abstract class SerializedObject extends DurableObject<Env> {
   /**
    * Writes (or, with `null`, deletes) one KV name without the caller waiting. Writes of one name run
    * one after another, at least a second apart (KV's limit), and only the newest waiting one is made:
-   * an older state can never land after a newer one. A refused or failed write is retried, then left
-   * to the record's TTL; it never fails the operation that asked for it.
+   * an older state can never land after a newer one; an unchanged value is not written again within a
+   * minute unless `always`. A refused or failed write is retried, then left to the record's TTL; it
+   * never fails the operation that asked for it.
    */
-  protected kvWrite(name: string, value: string | null, ttlSeconds?: number): void {
+  protected kvWrite(name: string, value: string | null, ttlSeconds?: number, always = false): void {
     let chain = this.kvChains.get(name);
     if (!chain) {
       chain = { lastAt: 0, next: null, running: null };
       this.kvChains.set(name, chain);
     }
-    chain.next = { value, ttlSeconds };
+    chain.next = { value, ttlSeconds, always };
     if (!chain.running) chain.running = this.drain(name, chain);
   }
 
@@ -146,7 +147,7 @@ export abstract class SerializedObject extends DurableObject<Env> {
     let attempts = 0;
     while (chain.next) {
       // The same record again within a minute (concurrent fills of one key): it is there already.
-      if (chain.next.value === chain.lastValue && Date.now() - chain.lastAt < SAME_VALUE_REWRITE_MS) {
+      if (!chain.next.always && chain.next.value === chain.lastValue && Date.now() - chain.lastAt < SAME_VALUE_REWRITE_MS) {
         chain.next = null;
         break;
       }
