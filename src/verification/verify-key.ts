@@ -67,6 +67,12 @@ export { StorageUnavailableError };
 
 /** How long verification waits for an authority (a lease, a fill or a strict check) before answering 503. */
 const VERIFY_AUTHORITY_TIMEOUT_MS = 5_000;
+/**
+ * A lease is held this much less than granted. Workers' `Date.now()` does not advance while a request
+ * computes between I/O, so the clock a lease is judged by may lag real time by that computation; this
+ * keeps the edge's copy ending before the authority's even then.
+ */
+const LEASE_CLOCK_GUARD_MS = 20;
 /** An unknown or revoked hash never becomes valid: its answer is held this long (not a lease: nothing waits on it). */
 const NEGATIVE_HOLD_MS = 60_000;
 /** A use is reported to the key's authority at most once a minute per key and isolate (it writes D1 at most as often). */
@@ -142,7 +148,7 @@ async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now:
   return edge.coalesce(`key:${hash}`, async () => {
     const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
     const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
-    edge.holdKey(hash, keyId, lease.record, started + (lease.record.status === "active" ? lease.ms : NEGATIVE_HOLD_MS));
+    edge.holdKey(hash, keyId, lease.record, started + (lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS));
     return lease.record;
   });
 }
@@ -155,7 +161,7 @@ async function leasedOrg(env: Env, edge: Edge, orgId: string, appId: string | un
   return edge.coalesce(`org:${orgId}:${appId ?? ""}`, async () => {
     const started = Date.now();
     const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
-    const until = started + lease.ms;
+    const until = started + lease.ms - LEASE_CLOCK_GUARD_MS;
     Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until });
     if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
     return lease;
