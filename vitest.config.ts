@@ -22,6 +22,9 @@ export default defineConfig(async () => {
                   LEASE_MS: "200",
                   KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
                   KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
+                  // Replays a randomized stress test: `STRESS_SEED=123 npx vitest run ...` (workerd sees
+                  // only bindings, so the shell's variable is passed on as one; tests read process.env).
+                  ...(process.env.STRESS_SEED ? { STRESS_SEED: process.env.STRESS_SEED } : {}),
                 },
                 // The gateway's local upstream: the same echo worker `npm run dev` starts.
                 workers: [

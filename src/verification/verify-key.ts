@@ -109,7 +109,10 @@ function cachedAppOrg(appId: string, now: number): string | null | undefined {
 async function orgOfApp(env: Env, appId: string, prefetched: AppRecord | null | undefined, now: number): Promise<string | null> {
   const known = cachedAppOrg(appId, now);
   if (known !== undefined) return known;
-  const orgId = prefetched ? prefetched.orgId : await loadAppOrg(db(env.DB), appId);
+  // An `app:` record is KV's copy, already up to cacheTtl old: remembering it as well would add this
+  // TTL to KV's and break the cached mode's bound after an app's deletion. Only D1's answers are kept.
+  if (prefetched) return prefetched.orgId;
+  const orgId = await loadAppOrg(db(env.DB), appId);
   if (appOrgs.size >= APP_ORG_LIMIT) appOrgs.clear();
   appOrgs.set(appId, { orgId, until: now + APP_ORG_TTL_MS });
   return orgId;
@@ -145,12 +148,21 @@ async function readCached(
 async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number): Promise<KeyRecord> {
   const held = edge.heldKey(hash, now);
   if (held) return held;
-  return edge.coalesce(`key:${hash}`, async () => {
-    const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
-    const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
-    edge.holdKey(hash, keyId, lease.record, started + (lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS));
-    return lease.record;
-  });
+  let asked = false;
+  const ask = () =>
+    edge.coalesce(`key:${hash}`, async () => {
+      asked = true;
+      const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
+      const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+      const until = started + (lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS);
+      edge.holdKey(hash, keyId, lease.record, until);
+      return { record: lease.record, until };
+    });
+  // An answer shared with a call another verification began earlier may be older than a change that
+  // returned before this one began (the answer was slow): it is used only while its lease is live,
+  // otherwise this verification asks itself. Its own call's answer is always good for it.
+  const answer = await ask();
+  return asked || Date.now() < answer.until ? answer.record : (await ask()).record;
 }
 
 /** The org's policy, and whether `appId` is one of its apps, from live leases or a new one. */
@@ -158,14 +170,20 @@ async function leasedOrg(env: Env, edge: Edge, orgId: string, appId: string | un
   const org = edge.orgLeases.get(orgId);
   const app = appId === undefined ? undefined : edge.appLeases.get(`${orgId}:${appId}`);
   if (org && now < org.until && (appId === undefined || (app && now < app.until))) return { policy: org.policy, ownsApp: app?.owns };
-  return edge.coalesce(`org:${orgId}:${appId ?? ""}`, async () => {
-    const started = Date.now();
-    const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
-    const until = started + lease.ms - LEASE_CLOCK_GUARD_MS;
-    Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until });
-    if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
-    return lease;
-  });
+  let asked = false;
+  const ask = () =>
+    edge.coalesce(`org:${orgId}:${appId ?? ""}`, async () => {
+      asked = true;
+      const started = Date.now();
+      const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
+      const until = started + lease.ms - LEASE_CLOCK_GUARD_MS;
+      Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until });
+      if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
+      return { ...lease, until };
+    });
+  // As for a key's lease: an answer shared with an earlier call is used only while its lease is live.
+  const answer = await ask();
+  return asked || Date.now() < answer.until ? answer : await ask();
 }
 
 /**
@@ -239,7 +257,10 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
       record = cached.record;
       // keyId → orgId never changes, but a record is only trusted with the policy of its own org.
       if (record.status !== "unknown" && record.orgId === knownOrg) policy = cached.policy;
-    } else ({ record, policy } = await askAuthority(env, keyId, (a) => a.fill(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS));
+    } else {
+      // One fill per key and isolate however many miss at once (the cached mode's bound allows sharing it).
+      ({ record, policy } = await edge.coalesce(`fill:${hash}`, () => askAuthority(env, keyId, (a) => a.fill(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS)));
+    }
   }
 
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
