@@ -7,7 +7,7 @@ import { db } from "../src/storage/db";
 import { keyRecordName } from "../src/storage/key-record";
 import { createKey } from "../src/storage/keys";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg } from "./helpers";
+import { createOrg, prng, sleep } from "./helpers";
 import { authoritySettled } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
@@ -104,16 +104,6 @@ describe("a cache fill racing a change never brings the old record back", () => 
   }
 });
 
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed with its seed. */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
 
 describe("stress: concurrent verify / revoke / regenerate / edit", () => {
   it("1,000 trials: zero verifications of a dead state that started after its management call returned", async () => {

@@ -43,3 +43,19 @@ export async function createOrg(name = "Acme") {
   expectStatus(res, 201);
   return { orgId: res.body.org.id as string, adminKey: res.body.key.key as string, adminKeyId: res.body.key.id as string };
 }
+
+/** Resolves after `ms` (at once for 0 or less). */
+export const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
+
+/**
+ * A small seeded PRNG (mulberry32), so a randomized test that fails can be replayed with its seed
+ * (`STRESS_SEED`, passed to workerd as a binding by vitest.config.ts).
+ */
+export function prng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -11,7 +11,7 @@ import { db } from "../src/storage/db";
 import { createKey } from "../src/storage/keys";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
-import { call, createOrg, expectStatus } from "./helpers";
+import { call, createOrg, expectStatus, prng, sleep } from "./helpers";
 import { KV_WRITES_PER_NAME_MS, KvStore, makeLocations, modelKv, type Location } from "./location-model";
 
 const KV_WRITES_PER_NAME_GAP = KV_WRITES_PER_NAME_MS + 20;
@@ -24,17 +24,6 @@ const KV_WRITES_PER_NAME_GAP = KV_WRITES_PER_NAME_MS + 20;
 
 const T = leaseMs(env.LEASE_MS);
 const CACHE_TTL_MS = 300;
-const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
-
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed with its seed (STRESS_SEED). */
-function prng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const SEED = Number(process.env.STRESS_SEED ?? Date.now() % 1_000_000);
 
 /**

@@ -8,7 +8,7 @@ import { D1_TIMEOUT_MS, KV_TIMEOUT_MS } from "../src/storage/guarded-bindings";
 import { keyRecordName } from "../src/storage/key-record";
 import { createKey } from "../src/storage/keys";
 import { verifyKey } from "../src/verification/verify-key";
-import { call, createOrg, expectStatus } from "./helpers";
+import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { authoritySettled } from "./key-fixtures";
 
 /**
@@ -19,7 +19,6 @@ import { authoritySettled } from "./key-fixtures";
  * landed, and checks that nothing of the old state verifies, cached or strict.
  */
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Longer than the seam's timeout for the store, so an abandoning seam would give up first. */
 const SLOW = { kv: KV_TIMEOUT_MS + 700, d1: D1_TIMEOUT_MS + 700 };
 
@@ -139,41 +138,26 @@ describe.concurrent("slow storage never brings an old state back", () => {
       }, 20_000);
     }
 
-    it(`a fill whose KV write is slow does not land over a ${op} issued behind it`, async () => {
-      const { key, row } = await newKey();
-      const slow = slowAt("fill-write");
-      await useBindings(row.id, slow.bindings);
-      const first = verifyKey(env, key, { mode: "cached" }).catch(() => null); // miss → fill → slow write of the active record
-      await slow.reached;
-      const res = await change(op, row.id);
-      expect(res.status, res.text).toBeLessThan(300);
-      await first;
-      expect(await oldStillWorks(op, key)).toBe(false);
-      await sleep(SLOW.kv + 300);
-      await authoritySettled(row.id);
-      expect(await oldStillWorks(op, key)).toBe(false);
-      expect(await oldStillWorks(op, key, "strict")).toBe(false);
-      expect(await oldStillWorks(op, key, "cached")).toBe(false);
-      await useBindings(row.id, null);
-    }, 20_000);
-
-    it(`a fill whose D1 read is too slow fails closed and leaves nothing behind a ${op}`, async () => {
-      const { key, row } = await newKey();
-      const slow = slowAt("fill-read");
-      await useBindings(row.id, slow.bindings);
-      const first = verifyKey(env, key, { mode: "cached" }).catch(() => null);
-      await slow.reached;
-      const res = await change(op, row.id);
-      expect(res.status, res.text).toBeLessThan(300);
-      await first;
-      expect(await oldStillWorks(op, key)).toBe(false);
-      await sleep(SLOW.d1 + 300);
-      await authoritySettled(row.id);
-      expect(await oldStillWorks(op, key)).toBe(false);
-      expect(await oldStillWorks(op, key, "strict")).toBe(false);
-      expect(await oldStillWorks(op, key, "cached")).toBe(false);
-      await useBindings(row.id, null);
-    }, 20_000);
+    for (const step of ["fill-write", "fill-read"] as const) {
+      const what = step === "fill-write" ? "KV write is slow does not land over" : "D1 read is too slow fails closed and leaves nothing behind";
+      it(`a fill whose ${what} a ${op} issued behind it`, async () => {
+        const { key, row } = await newKey();
+        const slow = slowAt(step);
+        await useBindings(row.id, slow.bindings);
+        const first = verifyKey(env, key, { mode: "cached" }).catch(() => null); // miss → fill → the slow step
+        await slow.reached;
+        const res = await change(op, row.id);
+        expect(res.status, res.text).toBeLessThan(300);
+        await first;
+        expect(await oldStillWorks(op, key)).toBe(false);
+        await sleep((step === "fill-write" ? SLOW.kv : SLOW.d1) + 300);
+        await authoritySettled(row.id);
+        expect(await oldStillWorks(op, key)).toBe(false);
+        expect(await oldStillWorks(op, key, "strict")).toBe(false);
+        expect(await oldStillWorks(op, key, "cached")).toBe(false);
+        await useBindings(row.id, null);
+      }, 20_000);
+    }
   }
 });
 
