@@ -10,11 +10,11 @@ import type { KeyRecord } from "../storage/key-record";
  */
 export class Edge {
   /** key hash → the record leased for it, held until `until` (this isolate's clock, started before asking). */
-  readonly keyLeases = new Map<string, { record: KeyRecord; until: number }>();
+  readonly keyLeases = new Map<string, { record: KeyRecord; until: number; ms: number }>();
   /** key ids with a lease above: only for those is the hash worth computing before the keyed tag. */
   readonly leasedKeyIds = new Set<string>();
   /** org id → its leased policy. */
-  readonly orgLeases = new Map<string, { policy: OrgPolicy; until: number }>();
+  readonly orgLeases = new Map<string, { policy: OrgPolicy; until: number; ms: number }>();
   /** `orgId:appId` → whether the app is the org's, leased with the org. */
   readonly appLeases = new Map<string, { owns: boolean; until: number }>();
   /** keyId → orgId: never changes, so the org's lease can be renewed alongside the key's. */
@@ -44,8 +44,8 @@ export class Edge {
     map.set(key, value);
   }
 
-  holdKey(hash: string, keyId: string, record: KeyRecord, until: number): void {
-    Edge.remember(this.keyLeases, hash, { record, until });
+  holdKey(hash: string, keyId: string, record: KeyRecord, until: number, ms: number): void {
+    Edge.remember(this.keyLeases, hash, { record, until, ms });
     if (this.leasedKeyIds.size >= Edge.LIMIT) this.leasedKeyIds.clear();
     this.leasedKeyIds.add(keyId);
   }

@@ -144,46 +144,75 @@ async function readCached(
 // The lease mode (default) and the strict mode: the authorities
 // ---------------------------------------------------------------------------------------------
 
-/** The key's state from a live lease, or from a new one (one call per key and isolate however many ask at once). */
-async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number): Promise<KeyRecord> {
-  const held = edge.heldKey(hash, now);
-  if (held) return held;
+/**
+ * A lease in its last quarter is renewed in the background (off the response path) by the request
+ * that notices, so a key in steady use never waits on its authority; the request itself answers from
+ * the lease, which is still live.
+ */
+const RENEW_AHEAD_FRACTION = 0.25;
+const renewsAhead = (until: number, ms: number, now: number) => until - now < ms * RENEW_AHEAD_FRACTION;
+
+/**
+ * Asks through `edge.coalesce(name, …)`: one call per name in flight, however many verifications need
+ * it. An answer shared with a call another verification began earlier may be older than a change that
+ * returned before this one began (the answer was slow): it is used only while its lease is live,
+ * otherwise this verification asks itself. Its own call's answer is always good for it.
+ */
+async function askOnce<T extends { until: number }>(edge: Edge, name: string, call: () => Promise<T>): Promise<T> {
   let asked = false;
   const ask = () =>
-    edge.coalesce(`key:${hash}`, async () => {
+    edge.coalesce(name, () => {
       asked = true;
-      const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
-      const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
-      const until = started + (lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS);
-      edge.holdKey(hash, keyId, lease.record, until);
-      return { record: lease.record, until };
+      return call();
     });
-  // An answer shared with a call another verification began earlier may be older than a change that
-  // returned before this one began (the answer was slow): it is used only while its lease is live,
-  // otherwise this verification asks itself. Its own call's answer is always good for it.
   const answer = await ask();
-  return asked || Date.now() < answer.until ? answer.record : (await ask()).record;
+  return asked || Date.now() < answer.until ? answer : ask();
+}
+
+/** The key's state from a live lease, or from a new one (one call per key and isolate however many ask at once). */
+async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number, waitUntil: VerifyOptions["waitUntil"]): Promise<KeyRecord> {
+  const call = async () => {
+    const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
+    const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+    const ms = lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS;
+    edge.holdKey(hash, keyId, lease.record, started + ms, ms);
+    return { record: lease.record, until: started + ms };
+  };
+  const held = edge.keyLeases.get(hash);
+  if (held && now < held.until) {
+    if (waitUntil && held.record.status === "active" && renewsAhead(held.until, held.ms, now)) waitUntil(edge.coalesce(`key:${hash}`, call).catch(() => undefined));
+    return held.record;
+  }
+  return (await askOnce(edge, `key:${hash}`, call)).record;
 }
 
 /** The org's policy, and whether `appId` is one of its apps, from live leases or a new one. */
-async function leasedOrg(env: Env, edge: Edge, orgId: string, appId: string | undefined, now: number): Promise<{ policy: OrgPolicy; ownsApp?: boolean }> {
+async function leasedOrg(
+  env: Env,
+  edge: Edge,
+  orgId: string,
+  appId: string | undefined,
+  now: number,
+  waitUntil: VerifyOptions["waitUntil"],
+): Promise<{ policy: OrgPolicy; ownsApp?: boolean }> {
+  const name = `org:${orgId}:${appId ?? ""}`;
+  const call = async () => {
+    const started = Date.now();
+    const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
+    const ms = lease.ms - LEASE_CLOCK_GUARD_MS;
+    const until = started + ms;
+    Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until, ms });
+    if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
+    return { ...lease, until };
+  };
   const org = edge.orgLeases.get(orgId);
   const app = appId === undefined ? undefined : edge.appLeases.get(`${orgId}:${appId}`);
-  if (org && now < org.until && (appId === undefined || (app && now < app.until))) return { policy: org.policy, ownsApp: app?.owns };
-  let asked = false;
-  const ask = () =>
-    edge.coalesce(`org:${orgId}:${appId ?? ""}`, async () => {
-      asked = true;
-      const started = Date.now();
-      const lease = await askOrgAuthority(env, orgId, (a) => a.lease(orgId, appId), VERIFY_AUTHORITY_TIMEOUT_MS);
-      const until = started + lease.ms - LEASE_CLOCK_GUARD_MS;
-      Edge.remember(edge.orgLeases, orgId, { policy: lease.policy, until });
-      if (appId !== undefined) Edge.remember(edge.appLeases, `${orgId}:${appId}`, { owns: lease.ownsApp === true, until });
-      return { ...lease, until };
-    });
-  // As for a key's lease: an answer shared with an earlier call is used only while its lease is live.
-  const answer = await ask();
-  return asked || Date.now() < answer.until ? answer : await ask();
+  if (org && now < org.until && (appId === undefined || (app && now < app.until))) {
+    const until = Math.min(org.until, app?.until ?? org.until);
+    if (waitUntil && renewsAhead(until, org.ms, now)) waitUntil(edge.coalesce(name, call).catch(() => undefined));
+    return { policy: org.policy, ownsApp: app?.owns };
+  }
+  return askOnce(edge, name, call);
 }
 
 /**
@@ -247,7 +276,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   if (mode === "strict") {
     record = await askAuthority(env, keyId, (a) => a.check(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
   } else if (mode === "lease") {
-    record = await leasedKey(env, edge, keyId, hash, now);
+    record = await leasedKey(env, edge, keyId, hash, now, options.waitUntil);
   } else {
     // The app's org record rides along with the bulk read only when this isolate does not know it.
     const appToRead = options.app !== undefined && cachedAppOrg(options.app, now) === undefined ? options.app : undefined;
@@ -283,7 +312,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   } else {
     // Org-wide state is leased from the org's authority in both modes: a policy change or an app's
     // deletion waits out those leases, so a live one is as current as asking.
-    const org = await leasedOrg(env, edge, record.orgId, appToCheck, now);
+    const org = await leasedOrg(env, edge, record.orgId, appToCheck, now, options.waitUntil);
     policy = org.policy;
     if (appToCheck !== undefined) appOfKeyOrg = org.ownsApp === true;
   }

@@ -1,0 +1,78 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { leaseMs } from "../src/domain/lease";
+import { Edge } from "../src/verification/edge";
+import { verifyKey } from "../src/verification/verify-key";
+import { untouchable, untouchableStorage } from "./fault-bindings";
+import { call, createOrg, expectStatus, sleep } from "./helpers";
+import { createKeyAs } from "./key-fixtures";
+
+/** The lease mode seen from one isolate: what a live lease costs, when it is renewed, what a change waits for. */
+
+const T = leaseMs(env.LEASE_MS);
+let org: Awaited<ReturnType<typeof createOrg>>;
+beforeAll(async () => {
+  org = await createOrg("Lease Co");
+});
+
+describe("leases", () => {
+  it("an isolate holding a live lease answers with no network I/O at all", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "hot", scopes: ["app:read"] });
+    const edge = new Edge();
+    const now = Date.now();
+    expect((await verifyKey(env, key.key, { edge, now })).code).toBe("VALID");
+    const touched: string[] = [];
+    const offline = { ...env, ...untouchableStorage(touched), ORG_AUTHORITY: untouchable<Env["ORG_AUTHORITY"]>("ORG_AUTHORITY", touched) };
+    for (let i = 0; i < 20; i++) expect((await verifyKey(offline, key.key, { edge, now: now + 1 })).code).toBe("VALID");
+    expect(touched).toEqual([]);
+  });
+
+  it("a key in steady use renews its lease before it ends, off the response path", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "steady", scopes: ["app:read"] });
+    const edge = new Edge();
+    const now = Date.now();
+    await verifyKey(env, key.key, { edge, now });
+    const hash = [...edge.keyLeases.keys()].at(-1)!;
+    const first = edge.keyLeases.get(hash)!.until;
+    const renewals: Promise<unknown>[] = [];
+    // Early in the lease: nothing to renew.
+    await verifyKey(env, key.key, { edge, now: now + 1, waitUntil: (p) => void renewals.push(p) });
+    expect(renewals).toHaveLength(0);
+    // In its last quarter: answered from the lease, renewed in the background.
+    const late = first - T * 0.1;
+    expect((await verifyKey(env, key.key, { edge, now: late, waitUntil: (p) => void renewals.push(p) })).code).toBe("VALID");
+    expect(renewals.length).toBeGreaterThanOrEqual(1);
+    await Promise.all(renewals);
+    expect(edge.keyLeases.get(hash)!.until).toBeGreaterThan(first);
+  });
+
+  it("a revoke waits out an outstanding lease, and does not wait when none is out", async () => {
+    const leased = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "leased", scopes: ["app:read"] });
+    const idle = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "idle", scopes: ["app:read"] });
+    const edge = new Edge();
+    expect((await verifyKey(env, leased.key, { edge })).code).toBe("VALID");
+    const timed = async (keyId: string) => {
+      const started = Date.now();
+      expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${keyId}`, { key: org.adminKey }), 204);
+      return Date.now() - started;
+    };
+    // The management call's own key is leased too (strict checks are not); keep the idle key unleased.
+    const waitedIdle = await timed(idle.id);
+    const waitedLeased = await timed(leased.id);
+    expect(waitedLeased).toBeGreaterThanOrEqual(T - 2 * 20 - 5); // the lease the edge held (minus its guard)
+    expect(waitedIdle).toBeLessThan(T);
+    // The edge's lease has ended by the time the revoke returned: its next verification asks.
+    expect((await verifyKey(env, leased.key, { edge })).code).toBe("REVOKED");
+  });
+
+  it("verifications that began before a revoke may finish with the old answer; none that begin after it", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "overlap", scopes: ["app:read"] });
+    const edge = new Edge();
+    await verifyKey(env, key.key, { edge });
+    const revoking = call("DELETE", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey });
+    await sleep(T / 2);
+    expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID"); // overlaps the revoke: allowed
+    expectStatus(await revoking, 204);
+    expect((await verifyKey(env, key.key, { edge })).code).toBe("REVOKED");
+  });
+});
