@@ -55,16 +55,6 @@ export class Edge {
     const held = this.keyLeases.get(hash);
     return held && now < held.until ? held.record : undefined;
   }
-
-  /** Drops everything: a new isolate. */
-  reset(): void {
-    this.keyLeases.clear();
-    this.leasedKeyIds.clear();
-    this.orgLeases.clear();
-    this.appLeases.clear();
-    this.orgOfKey.clear();
-    this.usesReported.clear();
-  }
 }
 
 /** This isolate's edge. */

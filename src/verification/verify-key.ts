@@ -1,7 +1,7 @@
 import type { Permission } from "../domain/catalog";
 import { hashKey } from "../domain/crypto";
 import { hasValidTag, parseKey } from "../domain/key-format";
-import { leaseMs, type VerifyMode } from "../domain/lease";
+import type { VerifyMode } from "../domain/lease";
 import { allows, grantsOf, needsAppOrg, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
 import { askAuthority, authorityFor, type KeyAuthority } from "../durable-objects/key-authority";
