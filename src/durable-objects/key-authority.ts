@@ -18,7 +18,8 @@ import {
 } from "../storage/key-record";
 import { auditEntry, changesOf, isoOrNull, type AuditContext } from "../storage/audit";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
-import { ask, SerializedObject, type Outcome } from "./serialized-object";
+import { leaseMs } from "../domain/lease";
+import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
 
 export { type Outcome };
 
@@ -406,5 +407,6 @@ export function askAuthority<T>(
   call: (authority: DurableObjectStub<KeyAuthority>) => Promise<Outcome<T>>,
   timeoutMs?: number,
 ): Promise<T> {
-  return ask(authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>, call, timeoutMs);
+  // A change may wait out its leases (≤ T) on top of its own work.
+  return ask(authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>, call, timeoutMs ?? AUTHORITY_TIMEOUT_MS + leaseMs(env.LEASE_MS));
 }

@@ -4,7 +4,8 @@ import { ApiError } from "../errors";
 import { auditEntry, type AuditContext } from "../storage/audit";
 import { appRecordName, loadAppOrg, loadPolicy, policyRecordName } from "../storage/key-record";
 import { apps, auditLog, orgPolicies } from "../storage/schema";
-import { ask, SerializedObject, type Outcome } from "./serialized-object";
+import { leaseMs } from "../domain/lease";
+import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
 
 /** A lease on an org's state: its policy and, when asked, whether an app is one of its apps. */
 export interface OrgLease {
@@ -121,5 +122,6 @@ export function orgAuthorityFor(env: Env, orgId: string) {
  * @example await askOrgAuthority(env, orgId, (a) => a.setPolicy(orgId, policy, audit));
  */
 export function askOrgAuthority<T>(env: Env, orgId: string, call: (authority: DurableObjectStub<OrgAuthority>) => Promise<Outcome<T>>, timeoutMs?: number): Promise<T> {
-  return ask(orgAuthorityFor(env, orgId), call, timeoutMs);
+  // A change may wait out its leases (≤ T) on top of its own work.
+  return ask(orgAuthorityFor(env, orgId), call, timeoutMs ?? AUTHORITY_TIMEOUT_MS + leaseMs(env.LEASE_MS));
 }
