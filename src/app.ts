@@ -84,6 +84,30 @@ export function onError(err: Error, c: Context<AppEnv>): Response {
   return c.json(errorBody(code, message, requestId, details), ERROR_STATUS[code], headers);
 }
 
+/** A route path segment as a regular expression: `:param` is any one segment, `*` anything. */
+const segmentPattern = (segment: string) =>
+  segment.startsWith(":") ? "[^/]+" : segment === "*" ? ".*" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * The methods `app`'s routes take at a path (with HEAD wherever GET is), none for an unknown path. The
+ * route table is read on first use, once every route has been registered.
+ * @example allowedMethodsOf(app)("/v1/orgs/01jd8x6w2m9k3v7q4r5t/policy") // ["GET", "HEAD", "PUT"]
+ */
+function allowedMethodsOf(app: App): (path: string) => string[] {
+  let table: { pattern: RegExp; method: string }[] | undefined;
+  return (path) => {
+    table ??= app.routes
+      .filter((r) => r.method !== "ALL")
+      .map((r) => ({
+        method: r.method,
+        pattern: new RegExp(`^${r.path.split("/").map(segmentPattern).join("/")}$`),
+      }));
+    const methods = new Set(table.filter((r) => r.pattern.test(path)).map((r) => r.method));
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  };
+}
+
 /**
  * The app factory: request ids, body limits, the validation hook that turns zod failures into the
  * error envelope, the error handler, and `/openapi.json`.
@@ -148,7 +172,15 @@ export function newApp(): App {
   );
 
   app.onError(onError);
+  const allowedMethods = allowedMethodsOf(app);
   app.notFound((c) => {
+    // A known path asked with a method it does not take: 405 naming the ones it does.
+    const allow = allowedMethods(c.req.path);
+    if (allow.length) {
+      c.set("outcome", "METHOD_NOT_ALLOWED");
+      const body = errorBody("METHOD_NOT_ALLOWED", `This path accepts ${allow.join(", ")}.`, c.get("requestId"), { allow });
+      return c.json(body, 405, { Allow: allow.join(", ") });
+    }
     c.set("outcome", "NOT_FOUND");
     return c.json(errorBody("NOT_FOUND", "No such route.", c.get("requestId")), 404);
   });
@@ -158,6 +190,11 @@ export function newApp(): App {
     scheme: "bearer",
     description: "An API key: `Authorization: Bearer kgw_…`.",
   });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bootstrapSecret", {
+    type: "http",
+    scheme: "bearer",
+    description: "The deployment's bootstrap secret (the `BOOTSTRAP_SECRET` Worker secret), not an API key: `Authorization: Bearer <BOOTSTRAP_SECRET>`. Only creating an organization takes it.",
+  });
   app.doc("/openapi.json", {
     openapi: "3.0.3",
     info: {
@@ -165,6 +202,16 @@ export function newApp(): App {
       version: "1.0.0",
       description: "Edge API-key gateway: organization API keys with RBAC roles, scopes and legacy modes.",
     },
+    servers: [{ url: "/", description: "The deployment serving this document." }],
+    tags: [
+      { name: "Health", description: "Whether the worker is up." },
+      { name: "Verification", description: "Verifying a key a client presented, for services behind or beside the gateway." },
+      { name: "Organizations", description: "Creating an organization and its first admin key, with the bootstrap secret." },
+      { name: "Keys", description: "The organization's API keys: RBAC, scoped and legacy; create, list, edit, regenerate, reveal, revoke." },
+      { name: "Apps", description: "The organization's apps, which per-app roles of RBAC keys point at." },
+      { name: "Policy", description: "The organization's key policy: required expiration and maximum lifetime." },
+      { name: "Audit log", description: "Every change to the organization's keys, apps and policy, and every reveal." },
+    ],
   });
   return app;
 }

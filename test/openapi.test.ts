@@ -82,6 +82,86 @@ describe("GET /openapi.json", () => {
     expect(missing).toEqual([]);
   });
 
+  it("names every operation as a client method would, and declares every tag with a description", async () => {
+    const doc = await document();
+    const ids = Object.fromEntries(
+      Object.entries(doc.paths as Json).flatMap(([path, ops]) => Object.entries(ops as Json).map(([m, op]) => [`${m} ${path}`, op.operationId])),
+    );
+    expect(ids).toEqual({
+      "get /healthz": "health",
+      "post /v1/keys/verify": "verifyKey",
+      "post /v1/orgs": "createOrg",
+      "get /v1/orgs/{orgId}/keys": "listKeys",
+      "post /v1/orgs/{orgId}/keys": "createKey",
+      "get /v1/orgs/{orgId}/keys/{keyId}": "getKey",
+      "patch /v1/orgs/{orgId}/keys/{keyId}": "updateKey",
+      "delete /v1/orgs/{orgId}/keys/{keyId}": "revokeKey",
+      "post /v1/orgs/{orgId}/keys/{keyId}/regenerate": "regenerateKey",
+      "post /v1/orgs/{orgId}/keys/{keyId}/reveal": "revealKey",
+      "get /v1/orgs/{orgId}/apps": "listApps",
+      "post /v1/orgs/{orgId}/apps": "createApp",
+      "delete /v1/orgs/{orgId}/apps/{appId}": "deleteApp",
+      "get /v1/orgs/{orgId}/policy": "getPolicy",
+      "put /v1/orgs/{orgId}/policy": "putPolicy",
+      "get /v1/orgs/{orgId}/audit-log": "listAuditLog",
+    });
+    const declared = new Map((doc.tags as Json[]).map((t) => [t.name, t.description]));
+    for (const [name, description] of declared) expect(description, name).toMatch(/\w/);
+    const used = Object.values(doc.paths as Json).flatMap((ops) => Object.values(ops as Json).flatMap((op) => op.tags as string[]));
+    expect([...new Set(used)].filter((t) => !declared.has(t))).toEqual([]);
+  });
+
+  it("says how each operation authenticates: public, an API key, or the bootstrap secret", async () => {
+    const doc = await document();
+    expect(doc.servers?.length).toBeGreaterThan(0);
+    expect(doc.paths["/healthz"].get.security).toEqual([]);
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    expect(doc.paths["/v1/orgs"].post.security).toEqual([{ bootstrapSecret: [] }]);
+    expect(doc.components.securitySchemes.bootstrapSecret).toMatchObject({ type: "http", scheme: "bearer" });
+    for (const route of ROUTES.filter((r) => r.includes("{orgId}"))) {
+      const [method, path] = route.split(" ");
+      expect(doc.paths[path!][method!].security, route).toEqual([{ apiKey: [] }]);
+    }
+  });
+
+  it("documents every status an operation can answer, with the headers each always carries", async () => {
+    const doc = await document();
+    const problems: string[] = [];
+    for (const route of ROUTES) {
+      const [method, path] = route.split(" ");
+      const op = doc.paths[path!][method!];
+      const responses = op.responses as Json;
+      const needs = (status: string, why: string) => responses[status] || problems.push(`${route}: no ${status} (${why})`);
+      const authenticated = op.security.length > 0;
+      // Storage: every operation but the liveness probe reads or writes it.
+      if (route !== "get /healthz") needs("503", "storage unavailable");
+      if (authenticated) {
+        needs("401", "credential refused");
+        needs("429", "failed-authentication limit");
+      }
+      if (path!.includes("{orgId}")) needs("403", "permission");
+      if (op.requestBody || op.parameters?.length) needs("400", "invalid request");
+      for (const [status, response] of Object.entries(responses)) {
+        const headers = Object.keys((response as Json).headers ?? {}).map((h) => h.toLowerCase());
+        const has = (name: string) => headers.includes(name.toLowerCase()) || problems.push(`${route} ${status}: no ${name} header`);
+        has("x-request-id");
+        if (status === "401") has("WWW-Authenticate");
+        if (status === "429" || status === "503") has("Retry-After");
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it("puts rules that fit a schema into the schema: the kind filter's values, expiresInDays xor expiresAt", async () => {
+    const doc = await document();
+    const kind = (doc.paths["/v1/orgs/{orgId}/keys"].get.parameters as Json[]).find((p) => p.name === "kind");
+    // `kind=rbac,scoped`: an array of the kinds, comma-separated on the wire.
+    expect(kind).toMatchObject({ in: "query", style: "form", explode: false, schema: { type: "array", items: { enum: ["rbac", "scoped", "legacy"] } } });
+    const withExpiration = Object.entries(doc.components.schemas as Json).filter(([, s]) => s.properties?.expiresInDays && s.properties?.expiresAt);
+    expect(withExpiration.map(([name]) => name).sort()).toEqual(["CreateLegacyKey", "CreateRbacKey", "CreateScopedKey", "RegenerateKey", "UpdateKey"]);
+    for (const [name, s] of withExpiration) expect(s.not?.required, name).toEqual(["expiresInDays", "expiresAt"]);
+  });
+
   it("documents the error envelope and bearer authentication", async () => {
     const doc = await document();
     expect(doc.components.schemas.Error.properties.error.required).toEqual(expect.arrayContaining(["code", "message", "requestId"]));

@@ -6,9 +6,11 @@ import { json } from "./schemas";
 const route = createRoute({
   method: "get",
   path: "/healthz",
+  operationId: "health",
   tags: ["Health"],
   summary: "Liveness",
-  description: "Answers without touching storage: the worker is up. The benchmark's `noop` row (the runtime's own limit).",
+  description: "Answers without touching storage: the worker is up. The benchmark's `noop` row (the runtime's own limit). Public: no credential.",
+  security: [],
   responses: { 200: json(z.object({ ok: z.literal(true) }).openapi("Health", { example: { ok: true } }), "Up.") },
 });
 

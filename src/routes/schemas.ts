@@ -60,6 +60,14 @@ export const ExpirationFields = {
     .openapi({ description: "Expire at this time (must be in the future), or null for no expiry." }),
 };
 
+/**
+ * `expiresInDays` and `expiresAt` are exclusive, as the OpenAPI document says it: spread into the
+ * `.openapi()` of every body with `ExpirationFields`. The handlers refuse both with a 400 naming each.
+ */
+export const EXPIRATION_EXCLUSIVE = {
+  not: { properties: { expiresInDays: {}, expiresAt: {} }, required: ["expiresInDays", "expiresAt"] },
+};
+
 export const KEY_EXAMPLE = {
   id: "01jd8x7a0b1c2d3e4f5g",
   orgId: "01jd8x6w2m9k3v7q4r5t",
@@ -111,31 +119,68 @@ export const ErrorSchema = z
       code: z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS]),
       message: z.string(),
       requestId: z.string(),
-      details: z.unknown().optional(),
+      details: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .openapi({
+          type: "object",
+          additionalProperties: {},
+          description: "Facts about the failure: `issues` (each bad field), `missing` (permissions lacked), `reason`, `code`, `secret`, `allow`…",
+        }),
     }),
   })
   .openapi("Error");
 
-const errorResponse = (description: string) => ({ content: { "application/json": { schema: ErrorSchema } }, description });
+/** A response header, as the OpenAPI document declares it. */
+const header = (description: string, type: "string" | "integer" = "string") => ({ description, schema: { type } });
+
+/** Sent on every response, success or error: quote it when reporting a problem. */
+export const REQUEST_ID_HEADER = {
+  "x-request-id": header("This request's id, also in the error envelope and the audit log: quote it when reporting a problem."),
+};
+const RETRY_AFTER = (description: string) => ({ "Retry-After": header(description, "integer") });
+
+/** An error response: the envelope, the request id, and `headers` the status always carries. */
+export const errorResponse = (description: string, headers: Record<string, ReturnType<typeof header>> = {}) => ({
+  content: { "application/json": { schema: ErrorSchema } },
+  headers: { ...REQUEST_ID_HEADER, ...headers },
+  description,
+});
+
+/** 429 of the per-address failure limit, with the seconds until the window ends. */
+export const rateLimitedResponse = (description: string) =>
+  errorResponse(description, RETRY_AFTER("Seconds until this address may try again."));
+
+/** 503 of a storage fault, with the seconds to wait before retrying. */
+export const storageUnavailableResponse = errorResponse(
+  "`SERVICE_UNAVAILABLE`: storage is unavailable; nothing was changed. Retry after `Retry-After` seconds.",
+  RETRY_AFTER("Seconds to wait before retrying."),
+);
+
+/** A success response without a body. */
+export const noContent = (description: string) => ({ headers: REQUEST_ID_HEADER, description });
 
 /** The error responses every authenticated endpoint can give. */
 export const errorResponses = {
   400: errorResponse("Invalid request: `details.issues` names each bad field."),
-  401: errorResponse("Missing, malformed, unknown, expired or revoked key."),
+  401: errorResponse("Missing, malformed, unknown, expired or revoked key.", {
+    "WWW-Authenticate": header('The RFC 6750 challenge: `Bearer realm="keygate"`, with `error="invalid_token"` when a key was presented.'),
+  }),
   403: errorResponse("The key lacks the permission this needs."),
   404: errorResponse("No such object in the caller's organization."),
   413: errorResponse("Request body too large."),
   415: errorResponse("Request body is not JSON."),
-  429: errorResponse(
+  429: rateLimitedResponse(
     "Too many failed authentications from this address (`RATE_LIMITED`, with `Retry-After`): the presented credential " +
       "was not accepted. A valid key is still served from a limited address.",
   ),
   500: errorResponse("`MISCONFIGURED`: a Worker secret this needs is missing or shorter than 32 bytes; nothing was done."),
-  503: errorResponse("Storage unavailable; nothing was changed."),
+  503: storageUnavailableResponse,
 } as const;
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   content: { "application/json": { schema } },
+  headers: REQUEST_ID_HEADER,
   description,
 });
 

@@ -14,6 +14,7 @@ import { AppObject, toAppObject } from "./app-object";
 const route = createRoute({
   method: "post",
   path: "/v1/orgs/{orgId}/apps",
+  operationId: "createApp",
   tags: ["Apps"],
   summary: "Create an app",
   description: "An app of the organization, which per-app roles of RBAC keys point at. Names are unique per organization. Needs `org:admin`.",

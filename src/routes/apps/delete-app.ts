@@ -8,7 +8,7 @@ import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { apps, keyAppRoles } from "../../storage/schema";
-import { errorResponses, Id, OrgIdParam } from "../schemas";
+import { errorResponses, Id, noContent, OrgIdParam } from "../schemas";
 
 /** Keys are re-read after each pass: a key given a role on the app meanwhile gets another pass. */
 const DELETE_PASSES = 3;
@@ -16,6 +16,7 @@ const DELETE_PASSES = 3;
 const route = createRoute({
   method: "delete",
   path: "/v1/orgs/{orgId}/apps/{appId}",
+  operationId: "deleteApp",
   tags: ["Apps"],
   summary: "Delete an app",
   description:
@@ -25,7 +26,7 @@ const route = createRoute({
   middleware: [authenticate({ permission: "org:admin" })] as const,
   request: { params: OrgIdParam.extend({ appId: Id.openapi({ param: { name: "appId", in: "path" }, example: "01jd8x9b2c3d4e5f6g7h" }) }) },
   responses: {
-    204: { description: "Deleted." },
+    204: noContent("Deleted."),
     ...errorResponses,
   },
 });

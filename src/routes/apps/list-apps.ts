@@ -21,6 +21,7 @@ const AppList = z
 const route = createRoute({
   method: "get",
   path: "/v1/orgs/{orgId}/apps",
+  operationId: "listApps",
   tags: ["Apps"],
   summary: "List apps",
   description: "The organization's apps, newest first, cursor-paginated. Needs `org:read`.",

@@ -17,7 +17,10 @@ const AuditEntry = z
     targetId: z.string(),
     requestId: z.string().openapi({ description: "The `x-request-id` of the request that made the change." }),
     createdAt: Timestamp,
-    details: z.record(z.string(), z.unknown()).nullable().openapi({ description: "Non-secret facts about the change." }),
+    details: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .openapi({ type: "object", additionalProperties: {}, description: "Non-secret facts about the change." }),
   })
   .openapi("AuditEntry");
 
@@ -44,6 +47,7 @@ const AuditPage = z
 const route = createRoute({
   method: "get",
   path: "/v1/orgs/{orgId}/audit-log",
+  operationId: "listAuditLog",
   tags: ["Audit log"],
   summary: "Read the audit log",
   description:

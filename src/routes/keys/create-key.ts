@@ -9,6 +9,7 @@ import { loadPolicy } from "../../storage/key-record";
 import { createKey, toKeyObject } from "../../storage/keys";
 import {
   errorResponses,
+  EXPIRATION_EXCLUSIVE,
   ExpirationFields,
   json,
   KeyWithSecret,
@@ -52,6 +53,7 @@ const RbacKeyBody = z
     appRoles: AppRolesField.optional(),
   })
   .openapi("CreateRbacKey", {
+    ...EXPIRATION_EXCLUSIVE,
     description: "An RBAC key: an org role, plus per-app roles unless the org role is `admin`.",
     example: { kind: "rbac", name: "CI/CD Deploy", orgRole: "none", appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "uploader" }], expiresInDays: 90 },
   });
@@ -59,6 +61,7 @@ const RbacKeyBody = z
 const ScopedKeyBody = z
   .strictObject({ kind: z.literal("scoped"), ...CommonFields, scopes: ScopesField })
   .openapi("CreateScopedKey", {
+    ...EXPIRATION_EXCLUSIVE,
     description: "A scoped key: one or more scopes from the fixed catalog, each granted org-wide.",
     example: { kind: "scoped", name: "CI pipeline", scopes: ["app:publish", "project:deploy"], expiresInDays: 30 },
   });
@@ -66,6 +69,7 @@ const ScopedKeyBody = z
 const LegacyKeyBody = z
   .strictObject({ kind: z.literal("legacy"), ...CommonFields, mode: LegacyModeSchema })
   .openapi("CreateLegacyKey", {
+    ...EXPIRATION_EXCLUSIVE,
     description: "A legacy mode-based key (`read`, `upload`, `write`, `all`). It can later be regenerated or revoked, never edited.",
     example: { kind: "legacy", name: "Old uploader", mode: "upload" },
   });
@@ -76,6 +80,7 @@ export type CreateKeyBody = z.infer<typeof CreateKeyBody>;
 const route = createRoute({
   method: "post",
   path: "/v1/orgs/{orgId}/keys",
+  operationId: "createKey",
   tags: ["Keys"],
   summary: "Create a key",
   description:

@@ -11,6 +11,7 @@ import { errorResponses, json, KeyIdParams, KeyObject } from "../schemas";
 const route = createRoute({
   method: "get",
   path: "/v1/orgs/{orgId}/keys/{keyId}",
+  operationId: "getKey",
   tags: ["Keys"],
   summary: "Get a key",
   description:

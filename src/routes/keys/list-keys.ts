@@ -21,10 +21,14 @@ const ListKeysQuery = z.object({
     .regex(KIND_LIST, "must be a comma-separated list of rbac, scoped, legacy")
     .optional()
     .openapi({
-      param: { name: "kind", in: "query" },
+      // On the wire a comma-separated list (`kind=rbac,scoped`): in OpenAPI terms an array of the kinds, form style, not exploded.
+      param: { name: "kind", in: "query", style: "form", explode: false },
+      type: "array",
+      items: { type: "string", enum: [...KINDS] },
+      pattern: undefined,
       description:
         "Only keys of these kinds, comma-separated: `rbac,scoped` for the role- and scope-based section, `legacy` for legacy keys. All kinds when absent.",
-      example: "rbac,scoped",
+      example: ["rbac", "scoped"],
     }),
   ...PageQuery,
 });
@@ -39,6 +43,7 @@ export const KeyList = z
 const route = createRoute({
   method: "get",
   path: "/v1/orgs/{orgId}/keys",
+  operationId: "listKeys",
   tags: ["Keys"],
   summary: "List keys",
   description:

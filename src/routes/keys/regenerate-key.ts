@@ -7,10 +7,11 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { errorResponses, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
+import { errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
 import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
 
 const RegenerateBody = z.strictObject({ ...ExpirationFields }).openapi("RegenerateKey", {
+  ...EXPIRATION_EXCLUSIVE,
   description: "Optional: a new expiration for the key, set together with its new secret (the way to bring back an expired key).",
   example: { expiresInDays: 90 },
 });
@@ -18,6 +19,7 @@ const RegenerateBody = z.strictObject({ ...ExpirationFields }).openapi("Regenera
 const route = createRoute({
   method: "post",
   path: "/v1/orgs/{orgId}/keys/{keyId}/regenerate",
+  operationId: "regenerateKey",
   tags: ["Keys"],
   summary: "Regenerate a key's secret",
   description:

@@ -17,6 +17,7 @@ const RevealedKey = z
 const route = createRoute({
   method: "post",
   path: "/v1/orgs/{orgId}/keys/{keyId}/reveal",
+  operationId: "revealKey",
   tags: ["Keys"],
   summary: "Reveal a non-secure key",
   description:

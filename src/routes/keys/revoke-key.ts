@@ -3,7 +3,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
-import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
+import { ErrorSchema, errorResponses, json, KeyIdParams, noContent } from "../schemas";
 import { actorOf } from "./access-input";
 
 const RevokeQuery = z.object({
@@ -20,6 +20,7 @@ const RevokeQuery = z.object({
 const route = createRoute({
   method: "delete",
   path: "/v1/orgs/{orgId}/keys/{keyId}",
+  operationId: "revokeKey",
   tags: ["Keys"],
   summary: "Revoke (delete) a key",
   description:
@@ -32,7 +33,7 @@ const route = createRoute({
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
   request: { params: KeyIdParams, query: RevokeQuery },
   responses: {
-    204: { description: "Revoked. Any request using the key now fails." },
+    204: noContent("Revoked. Any request using the key now fails."),
     ...errorResponses,
     409: json(ErrorSchema, "The key is the organization's last live admin key; repeat with `force=true` to revoke it anyway."),
   },

@@ -7,7 +7,7 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { accessOf, loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { ErrorSchema, errorResponses, ExpirationFields, json, KeyIdParams, KeyObject, Name, OrgRoleSchema } from "../schemas";
+import { ErrorSchema, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyObject, Name, OrgRoleSchema } from "../schemas";
 import {
   AppRolesField,
   assertAppsOfOrg,
@@ -32,6 +32,7 @@ export const UpdateKeyBody = z
   })
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
   .openapi("UpdateKey", {
+    ...EXPIRATION_EXCLUSIVE,
     description: "The fields to change; the others stay. Fields that do not apply to the key's kind are refused.",
     example: { name: "CI/CD Deploy (prod)", appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "developer" }], expiresInDays: 90 },
   });
@@ -40,6 +41,7 @@ export type UpdateKeyBody = z.infer<typeof UpdateKeyBody>;
 const route = createRoute({
   method: "patch",
   path: "/v1/orgs/{orgId}/keys/{keyId}",
+  operationId: "updateKey",
   tags: ["Keys"],
   summary: "Edit a key",
   description:

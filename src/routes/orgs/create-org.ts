@@ -17,13 +17,14 @@ export const OrgObject = z
 const route = createRoute({
   method: "post",
   path: "/v1/orgs",
+  operationId: "createOrg",
   tags: ["Organizations"],
   summary: "Create an organization and its first admin key",
   description:
     "Authenticated with the deployment's bootstrap secret (`Authorization: Bearer <BOOTSTRAP_SECRET>`), not an API key. " +
     "The response carries the organization's first admin key in full, shown only this once. Wrong secrets count toward " +
     "the per-address failure limit; past it, every call from the address is answered 429 until the window ends.",
-  security: [{ apiKey: [] }],
+  security: [{ bootstrapSecret: [] }],
   request: {
     body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "Acme Inc" }) }) } }, required: true },
   },

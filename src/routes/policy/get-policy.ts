@@ -10,6 +10,7 @@ import { PolicyObject } from "./policy-object";
 const route = createRoute({
   method: "get",
   path: "/v1/orgs/{orgId}/policy",
+  operationId: "getPolicy",
   tags: ["Policy"],
   summary: "Get the key policy",
   description: "The organization's key policy. Needs `apiKeyManagement`.",

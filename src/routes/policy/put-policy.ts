@@ -11,6 +11,7 @@ import { PolicyObject } from "./policy-object";
 const route = createRoute({
   method: "put",
   path: "/v1/orgs/{orgId}/policy",
+  operationId: "putPolicy",
   tags: ["Policy"],
   summary: "Set the key policy",
   description:

@@ -5,7 +5,7 @@ import { PERMISSIONS } from "../../domain/catalog";
 import { VERIFY_MODES } from "../../domain/lease";
 import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
-import { AppRoleSchema, ErrorSchema, errorResponses, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
+import { AppRoleSchema, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
 /** A presented key is never longer than this; anything longer is refused before hashing. */
 const MAX_PRESENTED_KEY_LENGTH = 256;
@@ -69,6 +69,7 @@ const VerifyResult = z
 const route = createRoute({
   method: "post",
   path: "/v1/keys/verify",
+  operationId: "verifyKey",
   tags: ["Verification"],
   summary: "Verify a key",
   description:
@@ -77,8 +78,14 @@ const route = createRoute({
     "about the presented key: MALFORMED and NOT_FOUND carry no identity (a key this deployment never minted is NOT_FOUND). " +
     "Failures count toward the per-address limit: past it a failure is answered 429 instead of its code, while a valid " +
     "key is still answered VALID.",
+  // Public: the key to verify travels in the body, and no credential is needed to ask.
+  security: [],
   request: { body: { content: { "application/json": { schema: VerifyBody } }, required: true } },
-  responses: { 200: json(VerifyResult, "The verdict."), ...errorResponses, 429: json(ErrorSchema, "Too many failed verifications from this address: this key is not valid, and its code is withheld.") },
+  responses: {
+    200: json(VerifyResult, "The verdict."),
+    ...errorResponses,
+    429: rateLimitedResponse("Too many failed verifications from this address: this key is not valid, and its code is withheld."),
+  },
 });
 
 /** The verdict as the API shows it: identity only for keys that exist and are not revoked. */
