@@ -1,48 +1,76 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** Files whose assertions measure time: run alone (see the workerd-timing project). */
+const TIMING_FILES = ["test/leases.test.ts", "test/location-model.test.ts", "test/slow-storage.test.ts", "test/authority-race.test.ts"];
+
 export default defineConfig(async () => {
+  // The plugin reads wrangler.toml once per test file, and wrangler logs "Using secrets defined in .dev.vars"
+  // each time (the tests' bindings override those secrets anyway): keep wrangler's warnings and errors only.
+  process.env.WRANGLER_LOG ??= "warn";
   // The tests run against the real migrations, applied by test/setup.ts in every isolated test file.
   const migrations = await readD1Migrations("migrations");
+  const workerdProject = () => ({
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
+            // T: short, so that changes made while leases are held wait little.
+            LEASE_MS: "200",
+            KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
+            KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
+            // Replays a randomized stress test: `STRESS_SEED=123 npx vitest run ...` (workerd sees
+            // only bindings, so the shell's variable is passed on as one; tests read process.env).
+            ...(process.env.STRESS_SEED ? { STRESS_SEED: process.env.STRESS_SEED } : {}),
+            // The deep profile (`npm run test:ci`): today's full trial counts in the randomized tests.
+            ...(process.env.KEYGATE_TEST_DEPTH ? { KEYGATE_TEST_DEPTH: process.env.KEYGATE_TEST_DEPTH } : {}),
+          },
+          // The gateway's local upstream: the same echo worker `npm run dev` starts.
+          workers: [
+            { name: "keygate-demo-upstream", modules: true, scriptPath: "./demo/upstream.js", compatibilityDate: "2026-10-01" },
+          ],
+        },
+      }),
+    ],
+  });
   return {
     test: {
       // Every request logs one JSON line; show them only for failing tests.
       silent: "passed-only" as const,
+      // 2 files at a time (vitest's default on 2 cores is 1): measured on 2 cores, the quick workerd run takes
+      // 2m35s instead of 3m40s; 3 at a time breaks the timing tests.
+      maxWorkers: 2,
       projects: [
         {
-          // Inside workerd, one isolated storage per test file.
-          plugins: [
-            cloudflareTest({
-              wrangler: { configPath: "./wrangler.toml" },
-              miniflare: {
-                bindings: {
-                  TEST_MIGRATIONS: migrations,
-                  BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
-                  // T: short, so that changes made while leases are held wait little.
-                  LEASE_MS: "200",
-                  KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
-                  KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
-                  // Replays a randomized stress test: `STRESS_SEED=123 npx vitest run ...` (workerd sees
-                  // only bindings, so the shell's variable is passed on as one; tests read process.env).
-                  ...(process.env.STRESS_SEED ? { STRESS_SEED: process.env.STRESS_SEED } : {}),
-                },
-                // The gateway's local upstream: the same echo worker `npm run dev` starts.
-                workers: [
-                  { name: "keygate-demo-upstream", modules: true, scriptPath: "./demo/upstream.js", compatibilityDate: "2026-10-01" },
-                ],
-              },
-            }),
-          ],
+          // Inside workerd, one isolated storage per test file, 2 files at a time.
+          ...workerdProject(),
           test: {
             name: "workerd",
             setupFiles: ["./test/setup.ts"],
             include: ["test/*.test.ts"],
+            exclude: TIMING_FILES,
+          },
+        },
+        {
+          // The tests that measure waits (leases of T = LEASE_MS, slow storage, races against the clock):
+          // alone, one file at a time, after everything else, so that no other file steals their time.
+          ...workerdProject(),
+          test: {
+            name: "workerd-timing",
+            setupFiles: ["./test/setup.ts"],
+            include: TIMING_FILES,
+            fileParallelism: false,
+            sequence: { groupOrder: 1 },
           },
         },
         {
           // The console in Chromium, against the deployable bundle served by workerd (see test/browser/).
           test: {
             name: "browser",
+            sequence: { groupOrder: 0 },
             environment: "node",
             include: ["test/browser/*.test.ts"],
             testTimeout: 30_000,

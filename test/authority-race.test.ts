@@ -7,7 +7,7 @@ import { db } from "../src/storage/db";
 import { keyRecordName } from "../src/storage/key-record";
 import { createKey } from "../src/storage/keys";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg, prng, sleep } from "./helpers";
+import { count, createOrg, prng, sleep, trials } from "./helpers";
 import { authoritySettled } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
@@ -106,8 +106,8 @@ describe("a cache fill racing a change never brings the old record back", () => 
 
 
 describe("stress: concurrent verify / revoke / regenerate / edit", () => {
-  it("1,000 trials: zero verifications of a dead state that started after its management call returned", async () => {
-    const TRIALS = 1000;
+  const TRIALS = trials(1000, 120);
+  it(`${count(TRIALS)} trials: zero verifications of a dead state that started after its management call returned`, async () => {
     const BATCH = 100;
     const seed = Number(process.env.STRESS_SEED ?? Date.now() % 1_000_000);
     const random = prng(seed);

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
 import { ConsoleClient, ORIGIN } from "./console-helpers";
 import { hostileString, storageSnapshot } from "./fuzz-helpers";
-import { createOrg } from "./helpers";
+import { createOrg, trials } from "./helpers";
 import { createKeyAs } from "./key-fixtures";
 
 /**
@@ -15,7 +15,7 @@ import { createKeyAs } from "./key-fixtures";
 let client: ConsoleClient;
 let victimId: string;
 let sent = 0;
-const RUNS = 1000;
+const RUNS = trials(1000, 120); // deep profile, quick profile (see helpers.ts)
 
 beforeAll(async () => {
   const org = await createOrg("Console Fuzz Co");

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg } from "./helpers";
+import { createOrg, trials } from "./helpers";
 import { damagedKey, expectWellFormedRefusal, hostileString, storageSnapshot } from "./fuzz-helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
@@ -10,7 +10,7 @@ import { createKeyAs, seedApp } from "./key-fixtures";
  * Generated hostile input against the edge: the verify endpoint and the gateway. With
  * test/fuzz-management.test.ts (3,000 requests) the suite sends over 10,000 generated requests.
  */
-const RUNS = 3500;
+const RUNS = trials(3500, 350); // per property: deep profile, quick profile (see helpers.ts)
 let sent = 0;
 let key: string;
 let appId: string;

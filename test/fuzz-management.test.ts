@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg } from "./helpers";
+import { createOrg, trials } from "./helpers";
 import { damagedKey, expectWellFormedRefusal, hostileString, storageSnapshot } from "./fuzz-helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
@@ -17,7 +17,7 @@ let appId: string;
 let sent = 0;
 /** A fresh client each time: IPv6 addresses are counted by their /64, so the request number goes there. */
 const freshAddress = () => `2001:db8:${(sent >>> 16).toString(16)}:${(sent & 0xffff).toString(16)}::1`;
-const RUNS_PER_PROPERTY = 1500;
+const RUNS_PER_PROPERTY = trials(1500, 200); // deep profile, quick profile (see helpers.ts)
 
 beforeAll(async () => {
   org = await createOrg("Fuzz Co");

@@ -48,6 +48,16 @@ export async function createOrg(name = "Acme") {
 export const sleep = (ms: number): Promise<void> => (ms <= 0 ? Promise.resolve() : new Promise((r) => setTimeout(r, ms)));
 
 /**
+ * How many trials a randomized test runs: `deep` in the deep profile (`npm run test:ci`, what CI runs:
+ * `KEYGATE_TEST_DEPTH=deep`, passed to workerd as a binding by vitest.config.ts), `quick` in the default
+ * one (`npm test`). Only the counts differ; every assertion is the same in both.
+ */
+export const DEEP = process.env.KEYGATE_TEST_DEPTH === "deep";
+export const trials = (deep: number, quick: number): number => (DEEP ? deep : quick);
+/** 1000 → "1,000", for test names that say how many trials ran. */
+export const count = (n: number): string => n.toLocaleString("en-US");
+
+/**
  * A small seeded PRNG (mulberry32), so a randomized test that fails can be replayed with its seed
  * (`STRESS_SEED`, passed to workerd as a binding by vitest.config.ts).
  */

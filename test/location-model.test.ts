@@ -11,7 +11,7 @@ import { db } from "../src/storage/db";
 import { createKey } from "../src/storage/keys";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
-import { call, createOrg, expectStatus, prng, sleep } from "./helpers";
+import { call, count, createOrg, expectStatus, prng, sleep, trials } from "./helpers";
 import { KV_WRITES_PER_NAME_MS, KvStore, makeLocations, modelKv, type Location } from "./location-model";
 
 const KV_WRITES_PER_NAME_GAP = KV_WRITES_PER_NAME_MS + 20;
@@ -197,8 +197,8 @@ async function trial(s: Subject, n: number, random: () => number, tally: Tally):
 const percentile = (values: number[], p: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))]!;
 
 describe("in the default (lease) and strict modes, a change is in force everywhere when its call returns", () => {
-  it("after 1,000 random revokes, regenerations, edits, policy changes and app deletions, no location accepted the old state", async () => {
-    const TRIALS = 1_000;
+  const TRIALS = trials(1_000, 120);
+  it(`after ${count(TRIALS)} random revokes, regenerations, edits, policy changes and app deletions, no location accepted the old state`, async () => {
     const BATCH = 100;
     const random = prng(SEED);
     const tally: Tally = { verifications: 0, startedAfter: 0, violations: [], errors: [], changeMs: [] };

@@ -12,22 +12,45 @@ import { bundleWorker, startLocalWorker } from "../../scripts/local-worker";
 export const BOOTSTRAP_SECRET = "browser-bootstrap-secret-0123456789";
 const SCREENSHOTS = "test-results/screenshots";
 
-const CANDIDATES = [
-  process.env.CHROMIUM_PATH,
+/** Where a system Chromium or Chrome lives, when there is one. */
+const SYSTEM_BROWSERS = [
   "/usr/bin/chromium",
   "/usr/bin/chromium-browser",
   "/usr/bin/google-chrome",
+  "/usr/bin/google-chrome-stable",
   "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
 ];
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu"];
 
-export function chromiumPath(): string {
-  const found = CANDIDATES.find((p) => p && existsSync(p));
-  if (!found) {
-    throw new Error(
-      "The console's browser tests need Chromium: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH.",
-    );
+/**
+ * The browser the tests drive, in this order: `CHROMIUM_PATH`; a system Chromium or Chrome; else the
+ * Linux x64 Chromium that `npm install` brought (@sparticuz/chromium, unpacked to the temp dir on first
+ * use). `KEYGATE_BROWSER=bundled` skips the first two (this is how CI shows that a machine without a
+ * browser passes); `KEYGATE_BROWSER=system` refuses the bundled one.
+ */
+export async function findChromium(): Promise<{ path: string; args: string[]; source: string }> {
+  const want = process.env.KEYGATE_BROWSER ?? "auto";
+  if (!["auto", "system", "bundled"].includes(want)) throw new Error(`KEYGATE_BROWSER is "${want}": use auto, system or bundled.`);
+  if (want !== "bundled") {
+    const env = process.env.CHROMIUM_PATH;
+    if (env) {
+      if (!existsSync(env)) throw new Error(`CHROMIUM_PATH is ${env}, which does not exist.`);
+      return { path: env, args: ARGS, source: "CHROMIUM_PATH" };
+    }
+    const found = SYSTEM_BROWSERS.find((p) => existsSync(p));
+    if (found) return { path: found, args: ARGS, source: "system" };
   }
-  return found;
+  if (want !== "system" && process.platform === "linux" && process.arch === "x64") {
+    const { default: bundled } = await import("@sparticuz/chromium");
+    bundled.setGraphicsMode = false; // no WebGL wanted: skips unpacking SwiftShader
+    // Its own flags include --single-process, which Playwright's browser contexts do not survive: only
+    // the flags a headless run as root needs.
+    return { path: await bundled.executablePath(), args: [...ARGS, "--no-zygote"], source: "@sparticuz/chromium" };
+  }
+  throw new Error(
+    "The console's browser tests need Chromium: on Linux x64 `npm install` brings one (@sparticuz/chromium); " +
+      "elsewhere install Chromium or Chrome, or set CHROMIUM_PATH.",
+  );
 }
 
 export interface World {
@@ -47,7 +70,8 @@ export async function startWorld(): Promise<World> {
     },
     handleStructuredLogs: () => undefined,
   });
-  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  const found = await findChromium();
+  const browser = await chromium.launch({ executablePath: found.path, args: found.args });
   rmSync(SCREENSHOTS, { recursive: true, force: true }); // only this run's screens
   mkdirSync(SCREENSHOTS, { recursive: true });
   // Secure cookies and the clipboard need a secure context: http://localhost is one, 127.0.0.1 by name is too,
