@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
@@ -64,6 +65,16 @@ export default defineConfig(async () => {
             include: TIMING_FILES,
             fileParallelism: false,
             sequence: { groupOrder: 1 },
+          },
+        },
+        {
+          // Node-only tooling on the app itself (the OpenAPI linter): `cloudflare:workers` is a stand-in.
+          resolve: { alias: { "cloudflare:workers": fileURLToPath(new URL("./test/node/cloudflare-workers.ts", import.meta.url)) } },
+          test: {
+            name: "node",
+            sequence: { groupOrder: 0 },
+            environment: "node",
+            include: ["test/node/*.test.ts"],
           },
         },
         {
