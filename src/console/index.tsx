@@ -79,7 +79,9 @@ const requireSession: MiddlewareHandler<AppEnv> = async (c, next) => {
     }
   }
   if (ended) {
-    if (sessionId !== undefined) deleteCookie(c, SESSION_COOKIE, COOKIE_OPTIONS);
+    // No cookie at all is a first visit, not a session that ended: the sign-in page says nothing of one.
+    if (sessionId === undefined) return c.redirect("/console/sign-in", 303);
+    deleteCookie(c, SESSION_COOKIE, COOKIE_OPTIONS);
     return c.redirect(`/console/sign-in?ended=${ended}`, 303);
   }
   if (c.req.method === "POST") {

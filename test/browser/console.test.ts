@@ -33,7 +33,7 @@ describe("console in the browser", () => {
     const context = await world.browser.newContext({ baseURL: world.url });
     const page = await context.newPage();
     await page.goto("/console/keys");
-    await page.waitForURL("**/console/sign-in?ended=expired");
+    await page.waitForURL("**/console/sign-in");
     await page.getByLabel("API key").fill("kgw_wrong");
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("That key cannot sign in");
