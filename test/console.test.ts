@@ -150,8 +150,11 @@ describe("console key management through the API's rules", () => {
   it("creates a secure key and shows it once; a non-secure key is stored encrypted, not as a hash only", async () => {
     const client = new ConsoleClient();
     await client.signIn(org.adminKey);
-    const res = await client.post("/console/keys", { kind: "rbac", name: "CI deploy", secure: "on", expiration: "90", orgRole: "none", appId: [appId, ""], appRole: ["uploader", "reader"] });
-    expect(res.status).toBe(201);
+    const created = await client.post("/console/keys", { kind: "rbac", name: "CI deploy", secure: "on", expiration: "90", orgRole: "none", appId: [appId, ""], appRole: ["uploader", "reader"] });
+    expect(created.status).toBe(303);
+    expect(shownSecret(created.html)).toBeUndefined(); // the post answers with a redirect, never the secret
+    const res = await client.get(created.location!);
+    expect(res.status).toBe(200);
     const secret = shownSecret(res.html)!;
     expect(secret).toMatch(/^kgw_/);
     expect(res.html).toContain("It will not be shown again");
@@ -161,12 +164,40 @@ describe("console key management through the API's rules", () => {
     expect(listed.html).toContain("mobile: App Uploader");
     expect(listed.html).not.toContain(secret);
 
-    const plain = await client.post("/console/keys", { kind: "scoped", name: "not secure", expiration: "none", scopes: ["app:read", "project:deploy"] });
-    expect(plain.status).toBe(201);
+    const posted = await client.post("/console/keys", { kind: "scoped", name: "not secure", expiration: "none", scopes: ["app:read", "project:deploy"] });
+    expect(posted.status).toBe(303);
+    const plain = await client.get(posted.location!);
     const keyId = shownSecret(plain.html)!.split("_")[1]!;
     const row = await storedRow(keyId);
     expect(row!.secure).toBe(0);
     expect(row!.secret_ciphertext).not.toBeNull();
+  });
+
+  it("never repeats an action on reload: the secret is shown once, to this session only, and reloading creates nothing", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const posted = await client.post("/console/keys", { kind: "scoped", name: "reload me", expiration: "none", scopes: ["app:read"] });
+    expect(posted.status).toBe(303);
+    const before = await writeCounts();
+    // Another session cannot open it, and does not use it up.
+    const other = new ConsoleClient();
+    await other.signIn(org.adminKey);
+    const stolen = await other.get(posted.location!);
+    expect(shownSecret(stolen.html)).toBeUndefined();
+    const first = await client.get(posted.location!);
+    expect(shownSecret(first.html)).toMatch(/^kgw_/);
+    expect(first.headers.get("cache-control")).toContain("no-store");
+    const reload = await client.get(posted.location!);
+    expect(shownSecret(reload.html)).toBeUndefined();
+    expect(reload.html).toContain("shown once already");
+    // Reloading (a GET) wrote nothing: no second key, no audit entry.
+    expect((await writeCounts()).keys).toBe(before.keys);
+    // After a regenerate, a reload neither regenerates again nor kills the secret just shown.
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "regen once", scopes: ["app:read"] });
+    const regen = await client.post(`/console/keys/${key.id}/regenerate`);
+    const shown = shownSecret((await client.get(regen.location!)).html)!;
+    await client.get(regen.location!);
+    expect(await verify(shown)).toBe("VALID");
   });
 
   it("shows validation errors next to their fields and writes nothing", async () => {
@@ -203,8 +234,9 @@ describe("console key management through the API's rules", () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "legacy", name: "old uploader", mode: "upload" });
     const client = new ConsoleClient();
     await client.signIn(org.adminKey);
-    const regen = await client.post(`/console/keys/${key.id}/regenerate`);
-    expect(regen.status).toBe(200);
+    const posted = await client.post(`/console/keys/${key.id}/regenerate`);
+    expect(posted.status).toBe(303);
+    const regen = await client.get(posted.location!);
     const fresh = shownSecret(regen.html)!;
     expect(regen.html).toContain("The previous secret has already stopped working");
     expect(await verify(key.key)).not.toBe("VALID");
@@ -223,8 +255,9 @@ describe("console key management through the API's rules", () => {
     const list = await client.get("/console/keys");
     expect(list.html).toContain(`aria-label="Reveal revealable"`);
     expect(list.html).not.toContain(`aria-label="Reveal hashed"`);
-    const shown = await client.post(`/console/keys/${plain.id}/reveal`);
-    expect(shown.status).toBe(200);
+    const posted = await client.post(`/console/keys/${plain.id}/reveal`);
+    expect(posted.status).toBe(303);
+    const shown = await client.get(posted.location!);
     expect(shownSecret(shown.html)).toBe(plain.key);
     const audit = await call("GET", `/v1/orgs/${org.orgId}/audit-log`, { key: org.adminKey });
     expect(audit.body.entries[0]).toMatchObject({ action: "key.reveal", targetId: plain.id });

@@ -6,6 +6,7 @@ import { allows } from "../../domain/permissions";
 import { consoleApi, type ConsoleApi } from "../api";
 import { cursorParam, dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { createKeyBody, fieldErrors, FormError } from "../forms";
+import { stashSecret, takeSecret } from "../one-time-secret";
 import type { AppOption } from "../views/key-fields";
 import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps } from "../views/keys-page";
 
@@ -54,11 +55,19 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
 export function registerConsoleKeys(app: App) {
   app.get("/console/keys", async (c) => {
     if (!viewerOf(c).canManageKeys) return c.html(<KeysPageDisabled viewer={viewerOf(c)} />);
-    return c.html(<KeysPage {...await loadKeysPage(c, consoleApi(app, c))} />);
+    // The page a create, regenerate or reveal redirected to: its secret, this one time.
+    const shown = c.req.query("secret");
+    const secret = await takeSecret(c, shown);
+    const extra: Partial<KeysPageProps> = secret
+      ? { secret }
+      : shown !== undefined
+        ? { notice: { kind: "error", text: "That key was shown once already: it is not shown again. Regenerate it for a new secret." } }
+        : {};
+    return c.html(<KeysPage {...await loadKeysPage(c, consoleApi(app, c), extra)} />);
   });
 
-  // The create dialog. Success shows the one-time secret; a refusal reopens the dialog with each
-  // message next to its field.
+  // The create dialog. Success redirects to the one-time secret (post/redirect/get); a refusal reopens
+  // the dialog with each message next to its field.
   app.post("/console/keys", async (c) => {
     const api = consoleApi(app, c);
     const form = c.var.form;
@@ -66,7 +75,7 @@ export function registerConsoleKeys(app: App) {
       const created = unlessUnavailable(await api<Key & { key: string }>("POST", `${orgPath(c)}/keys`, createKeyBody(form)));
       if (created.ok) {
         const { key, name, secure } = created.data;
-        return c.html(<KeysPage {...await loadKeysPage(c, api, { secret: { key, name, secure, how: "created" } })} />, 201);
+        return c.redirect(await stashSecret(c, { key, name, secure, how: "created" }), 303);
       }
       return c.html(<KeysPage {...await loadKeysPage(c, api, { create: { form, errors: fieldErrors(created.error) } })} />, created.status as 400);
     } catch (err) {
