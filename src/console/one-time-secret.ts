@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppEnv } from "../context";
 import { decryptSecret, encryptSecret, hashKey } from "../domain/crypto";
-import { SESSION_COOKIE } from "./session";
+import { randomToken, SESSION_COOKIE } from "./session";
 
 /**
  * The one-time secret across a post/redirect/get: a create, regenerate or reveal answers with a redirect,
@@ -26,17 +26,13 @@ const ID = /^[A-Za-z0-9_-]{22}$/;
 
 const recordName = async (id: string) => ONE_TIME_SECRET_PREFIX + (await hashKey(id));
 
-function newId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
 
 /**
  * Keeps `secret` for one view by this browser's session; returns the URL to redirect to.
  * @example return c.redirect(await stashSecret(c, { key, name, secure, how: "created" }), 303);
  */
 export async function stashSecret(c: Context<AppEnv>, secret: ShownSecret): Promise<string> {
-  const id = newId();
+  const id = randomToken(16);
   const sealed = await encryptSecret(getCookie(c, SESSION_COOKIE)!, JSON.stringify(secret), id);
   await c.env.KEYS_KV.put(await recordName(id), sealed, { expirationTtl: ONE_TIME_SECRET_TTL_SECONDS });
   return `/console/keys?secret=${id}`;

@@ -23,9 +23,10 @@ export interface ConsoleSession {
 
 const sessionRecordName = async (sessionId: string) => SESSION_RECORD_PREFIX + (await hashKey(sessionId));
 
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+/** A random base64url token of `bytes` random bytes (sessions and CSRF tokens: 32). */
+export function randomToken(bytes = 32): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...random)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /** A new session for a verified key: returns the id to set in the cookie. */

@@ -16,7 +16,7 @@ import {
   type KeyRecord,
   type KeyRow,
 } from "../storage/key-record";
-import { auditEntry, changesOf, isoOrNull, type AuditContext } from "../storage/audit";
+import { auditEntry, changesOf, iso, type AuditContext } from "../storage/audit";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
 import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
@@ -276,7 +276,7 @@ export class KeyAuthority extends SerializedObject {
       this.row = undefined;
       const { database } = this.writes;
       const details: Record<string, unknown> = { name: row.name };
-      if (nextExpiry !== row.expiresAt) details.changes = { expiresAt: { before: isoOrNull(row.expiresAt), after: isoOrNull(nextExpiry) } };
+      if (nextExpiry !== row.expiresAt) details.changes = { expiresAt: { before: iso(row.expiresAt), after: iso(nextExpiry) } };
       await database.batch([
         database
           .update(apiKeys)

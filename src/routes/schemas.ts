@@ -34,7 +34,7 @@ export const KeyIdParams = OrgIdParam.extend({
 });
 
 export const Timestamp = z.string().datetime().openapi({ example: "2026-11-22T14:00:00.000Z" });
-export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+export { iso } from "../storage/audit";
 
 export const OrgRoleSchema = z.enum(ORG_ROLES).openapi({
   description: "Organization-wide role: `none` (only per-app access), `member` (read), `admin` (everything, every app).",

@@ -13,7 +13,8 @@ export interface AuditContext {
   requestId: string;
 }
 
-export const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+/** A time in ms as the API and the audit log show it (ISO 8601), null kept. */
+export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** The row of an audit entry. */
 export function auditEntry(
@@ -47,7 +48,7 @@ export function accessDetails(row: KeyRow) {
     secure: row.secure,
     grants: grantsOf(accessOf(row)).map(grantLabel),
     ...(row.kind === "rbac" ? { orgRole: row.orgRole, appRoles: row.appRoles } : row.kind === "scoped" ? { scopes: row.scopes } : { mode: row.mode }),
-    expiresAt: isoOrNull(row.expiresAt),
+    expiresAt: iso(row.expiresAt),
   };
 }
 
@@ -58,7 +59,7 @@ export function changesOf(before: KeyRow, after: KeyRow): Record<string, { befor
     orgRole: row.orgRole,
     appRoles: row.appRoles,
     scopes: row.scopes,
-    expiresAt: isoOrNull(row.expiresAt),
+    expiresAt: iso(row.expiresAt),
   });
   const a = view(before);
   const b = view(after);

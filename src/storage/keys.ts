@@ -2,11 +2,10 @@ import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
 import { displayPrefix, mintKey, newId } from "../domain/key-format";
 import type { KeyAccess } from "../domain/permissions";
-import { accessDetails, auditEntry, type AuditContext } from "./audit";
+import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
 import type { Db } from "./db";
 import type { KeyRow } from "./key-record";
 import { apiKeys, auditLog, keyAppRoles, orgs, orgPolicies } from "./schema";
-import { iso } from "../routes/schemas";
 
 export interface NewKey {
   orgId: string;

@@ -17,6 +17,8 @@ export class Edge {
   readonly orgLeases = new Map<string, { policy: OrgPolicy; until: number; ms: number }>();
   /** `orgId:appId` → whether the app is the org's, leased with the org. */
   readonly appLeases = new Map<string, { owns: boolean; until: number }>();
+  /** Cached mode: appId → its org from D1 (null: no such app), until `until`; apps never change orgs. */
+  readonly appOrgs = new Map<string, { orgId: string | null; until: number }>();
   /** keyId → orgId: never changes, so the org's lease can be renewed alongside the key's. */
   readonly orgOfKey = new Map<string, string>();
   /** keyId → when this isolate last reported a use of it to the key's authority. */

@@ -90,31 +90,25 @@ async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
   return cached ?? (await loadPolicy(db(env.DB), orgId));
 }
 
-// appId → orgId never changes while the app exists. Kept briefly (an app's deletion reaches this
-// isolate within the TTL) and bounded; unknown apps are kept too, so a flood of made-up app ids costs
-// one D1 read each per isolate and minute at most.
+// appId → orgId never changes while the app exists. Kept briefly in the isolate (an app's deletion
+// reaches it within the TTL); unknown apps are kept too, so a flood of made-up app ids costs one D1
+// read each per isolate and minute at most.
 const APP_ORG_TTL_MS = 60_000;
-const APP_ORG_LIMIT = 10_000;
-const appOrgs = new Map<string, { orgId: string | null; until: number }>();
 
-function cachedAppOrg(appId: string, now: number): string | null | undefined {
-  const entry = appOrgs.get(appId);
-  if (entry === undefined) return undefined;
-  if (entry.until > now) return entry.orgId;
-  appOrgs.delete(appId);
-  return undefined;
+function cachedAppOrg(edge: Edge, appId: string, now: number): string | null | undefined {
+  const entry = edge.appOrgs.get(appId);
+  return entry && entry.until > now ? entry.orgId : undefined;
 }
 
 /** The org of `appId` (null: no such app): this isolate's memory, the `app:` record if it came with the bulk read, else D1. */
-async function orgOfApp(env: Env, appId: string, prefetched: AppRecord | null | undefined, now: number): Promise<string | null> {
-  const known = cachedAppOrg(appId, now);
+async function orgOfApp(env: Env, edge: Edge, appId: string, prefetched: AppRecord | null | undefined, now: number): Promise<string | null> {
+  const known = cachedAppOrg(edge, appId, now);
   if (known !== undefined) return known;
   // An `app:` record is KV's copy, already up to cacheTtl old: remembering it as well would add this
   // TTL to KV's and break the cached mode's bound after an app's deletion. Only D1's answers are kept.
   if (prefetched) return prefetched.orgId;
   const orgId = await loadAppOrg(db(env.DB), appId);
-  if (appOrgs.size >= APP_ORG_LIMIT) appOrgs.clear();
-  appOrgs.set(appId, { orgId, until: now + APP_ORG_TTL_MS });
+  Edge.remember(edge.appOrgs, appId, { orgId, until: now + APP_ORG_TTL_MS });
   return orgId;
 }
 
@@ -279,7 +273,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
     record = await leasedKey(env, edge, keyId, hash, now, options.waitUntil);
   } else {
     // The app's org record rides along with the bulk read only when this isolate does not know it.
-    const appToRead = options.app !== undefined && cachedAppOrg(options.app, now) === undefined ? options.app : undefined;
+    const appToRead = options.app !== undefined && cachedAppOrg(edge, options.app, now) === undefined ? options.app : undefined;
     const cached = await readCached(env, hash, knownOrg, appToRead);
     appRecord = cached.app;
     if (cached.record) {
@@ -308,7 +302,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   let appOfKeyOrg = true;
   if (mode === "cached") {
     policy ??= await readPolicy(env, record.orgId);
-    if (appToCheck !== undefined) appOfKeyOrg = (await orgOfApp(env, appToCheck, appRecord, now)) === record.orgId;
+    if (appToCheck !== undefined) appOfKeyOrg = (await orgOfApp(env, edge, appToCheck, appRecord, now)) === record.orgId;
   } else {
     // Org-wide state is leased from the org's authority in both modes: a policy change or an app's
     // deletion waits out those leases, so a live one is as current as asking.
