@@ -60,6 +60,50 @@ describe("GET /v1/orgs/{orgId}/audit-log", () => {
     expectStatus(await call("GET", auditPath(org.orgId, "?cursor=djE6MDFqZDh4"), { key: org.adminKey }), 400);
   });
 
+  it("filters by action and by key (what the key did and what was done to it), and pages within the filter", async () => {
+    const as = { key: org.adminKey };
+    const manager = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "manager", scopes: ["apiKeyManagement", "app:read"] });
+    const made = await createKeyAs(manager.key, org.orgId, { kind: "scoped", name: "made by manager", scopes: ["app:read"] });
+    expectStatus(await call("PATCH", `/v1/orgs/${org.orgId}/keys/${manager.id}`, { ...as, body: { name: "manager 2" } }), 200);
+    expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${made.id}`, { key: manager.key }), 204);
+
+    const byKey = await call("GET", auditPath(org.orgId, `?keyId=${manager.id}`), as);
+    expectStatus(byKey, 200);
+    const summary = byKey.body.entries.map((e: { action: string; actorKeyId: string; targetId: string }) => [e.action, e.actorKeyId === manager.id ? "by" : "to", e.targetId]);
+    expect(summary).toEqual([
+      ["key.revoke", "by", made.id],
+      ["key.update", "to", manager.id],
+      ["key.create", "by", made.id],
+      ["key.create", "to", manager.id],
+    ]);
+
+    const revokes = await call("GET", auditPath(org.orgId, "?action=key.revoke&limit=100"), as);
+    expectStatus(revokes, 200);
+    expect(revokes.body.entries.length).toBeGreaterThan(0);
+    expect(revokes.body.entries.every((e: { action: string }) => e.action === "key.revoke")).toBe(true);
+
+    const both = await call("GET", auditPath(org.orgId, `?action=key.create&keyId=${manager.id}&limit=1`), as);
+    expect(both.body.entries.map((e: { targetId: string }) => e.targetId)).toEqual([made.id]);
+    const next = await call("GET", auditPath(org.orgId, `?action=key.create&keyId=${manager.id}&limit=1&cursor=${both.body.nextCursor}`), as);
+    expect(next.body.entries.map((e: { targetId: string }) => e.targetId)).toEqual([manager.id]);
+    expect(next.body.nextCursor).toBeNull();
+  });
+
+  it("refuses an unknown action or a malformed key id with 400 naming the parameter", async () => {
+    for (const [query, field] of [["?action=key.delete", "action"], ["?keyId=nope", "keyId"], ["?action=", "action"]] as const) {
+      const res = await call("GET", auditPath(org.orgId, query), { key: org.adminKey });
+      expectStatus(res, 400);
+      expect(res.body.error.details.issues.map((i: { field: string }) => i.field)).toContain(field);
+    }
+  });
+
+  it("filters only within the caller's org: another org's key id finds nothing", async () => {
+    const other = await createOrg("Other filter");
+    const res = await call("GET", auditPath(org.orgId, `?keyId=${other.adminKeyId}`), { key: org.adminKey });
+    expectStatus(res, 200);
+    expect(res.body.entries).toEqual([]);
+  });
+
   it("is only for key managers of the org: 403 without apiKeyManagement, 404 for another org", async () => {
     const reader = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "r", scopes: ["app:read"] });
     expectStatus(await call("GET", auditPath(org.orgId), { key: reader.key }), 403);
