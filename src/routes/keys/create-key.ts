@@ -36,7 +36,7 @@ import {
 /** Fields every kind of key takes. */
 const CommonFields = {
   name: Name.openapi({ description: "A label for the key, trimmed, 1–100 characters.", example: "CI/CD Deploy" }),
-  secure: z.boolean().default(true).openapi({
+  secure: z.boolean().default(true).openapi("SecureFlag", {
     description:
       "Secure keys (the default) are stored only as a SHA-256 hash: shown in this response and never again. " +
       "A non-secure key is stored encrypted and can be revealed again by a key manager.",
@@ -49,7 +49,9 @@ const RbacKeyBody = z
   .strictObject({
     kind: z.literal("rbac"),
     ...CommonFields,
-    orgRole: OrgRoleSchema.default("none"),
+    orgRole: OrgRoleSchema.default("none").openapi("NewKeyOrgRole", {
+      description: "Organization-wide role of the new key: `none` (the default: only per-app access), `member` (read), `admin` (everything, every app).",
+    }),
     appRoles: AppRolesField.optional(),
   })
   .openapi("CreateRbacKey", {

@@ -33,6 +33,7 @@ export const UpdateKeyBody = z
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
   .openapi("UpdateKey", {
     ...EXPIRATION_EXCLUSIVE,
+    minProperties: 1,
     description: "The fields to change; the others stay. Fields that do not apply to the key's kind are refused.",
     example: { name: "CI/CD Deploy (prod)", appRoles: [{ appId: "01jd8x9b2c3d4e5f6g7h", role: "developer" }], expiresInDays: 90 },
   });
