@@ -33,7 +33,11 @@ import {
   ScopesField,
 } from "./access-input";
 
-/** Fields every kind of key takes. */
+/**
+ * Fields every kind of key takes. The defaulted fields (`secure`, and `orgRole` below) are named schemas,
+ * referenced from each body: generators such as openapi-typescript make an inline property with a `default`
+ * required in a shared schema (it is always there in a response), and a client must be able to leave them out.
+ */
 const CommonFields = {
   name: Name.openapi({ description: "A label for the key, trimmed, 1–100 characters.", example: "CI/CD Deploy" }),
   secure: z.boolean().default(true).openapi("SecureFlag", {
