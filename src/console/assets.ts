@@ -37,10 +37,26 @@ document.addEventListener("keydown", (event) => {
   if (event.shiftKey && (document.activeElement === first || !inside)) { event.preventDefault(); last.focus(); }
   else if (!event.shiftKey && (document.activeElement === last || !inside)) { event.preventDefault(); first.focus(); }
 });
-// Leaving the one-time secret: the value leaves the page with it.
+// Leaving the one-time secret: the value leaves the page with it (the property and the markup's attribute).
 document.querySelectorAll("[data-clear]").forEach((el) => el.addEventListener("click", () => {
-  const input = document.getElementById(el.dataset.clear); if (input) input.value = "";
+  const input = document.getElementById(el.dataset.clear); if (input) { input.value = ""; input.removeAttribute("value"); }
 }));
+// Escape (or any other way the secret's dialog closes) leaves it exactly as Done does.
+document.querySelectorAll("dialog[data-secret]").forEach((dialog) => dialog.addEventListener("close", () => {
+  const done = dialog.querySelector("[data-done]"); if (done) done.click();
+}));
+// A disabled control's reason is shown on hover and focus: kept inside the viewport, never cut off.
+const placeTip = (event) => {
+  const wrap = event.target.closest && event.target.closest(".disabled-wrap");
+  const tip = wrap && wrap.querySelector(".tooltip");
+  if (!tip) return;
+  tip.style.left = "";
+  const box = tip.getBoundingClientRect(), room = document.documentElement.clientWidth - 8;
+  if (box.right > room) tip.style.left = Math.min(0, room - box.right) + "px";
+  if (tip.getBoundingClientRect().left < 8) tip.style.left = (parseFloat(tip.style.left || "0") + 8 - tip.getBoundingClientRect().left) + "px";
+};
+document.addEventListener("mouseover", placeTip);
+document.addEventListener("focusin", placeTip);
 function sync(form) {
   const kind = form.querySelector("input[name=kind]:checked");
   form.querySelectorAll("[data-kind-section]").forEach((s) => { s.hidden = !!kind && s.dataset.kindSection !== kind.value; });
@@ -53,37 +69,60 @@ document.querySelectorAll("form[data-key-form]").forEach((form) => { sync(form);
 document.querySelectorAll("dialog[data-autoopen]").forEach((d) => d.showModal());
 `;
 
+/** The console's icon: a key, in the accent colour. Served as a file, which the CSP's img-src allows. */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0b5cad"/><circle cx="12" cy="16" r="5.5" fill="none" stroke="#fff" stroke-width="3"/><path d="M17 16h10M23 16v4.5M27 16v3.5" stroke="#fff" stroke-width="3" stroke-linecap="round"/></svg>
+`;
+
 export const CONSOLE_CSS = `:root{--fg:#1b1f24;--muted:#59636e;--line:#d1d9e0;--bg:#fff;--soft:#f6f8fa;--accent:#0b5cad;--danger:#b42318;--ok:#1a7f37;font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
-body{margin:0}main{max-width:1100px;margin:0 auto;padding:1.5rem}
-.top{display:flex;gap:1.25rem;align-items:center;padding:.75rem 1.5rem;border-bottom:1px solid var(--line);background:var(--soft);flex-wrap:wrap}
-.brand{font-weight:700}nav{display:flex;gap:.25rem}.tab{padding:.35rem .7rem;border-radius:6px;color:var(--fg);text-decoration:none}
-.tab[aria-current=page]{background:#dbe9f8;font-weight:600}.tab[aria-disabled=true]{color:#8c959f;cursor:not-allowed}
-.who{margin-left:auto;color:var(--muted);font-size:.9rem}form.inline{display:inline}
+*,*::before,*::after{box-sizing:border-box}
+body{margin:0;overflow-wrap:break-word}main{max-width:1200px;margin:0 auto;padding:1.5rem}
+.top{display:flex;gap:.5rem 1.25rem;align-items:center;padding:.75rem 1.5rem;border-bottom:1px solid var(--line);background:var(--soft);flex-wrap:wrap}
+.brand{font-weight:700;display:flex;align-items:center;gap:.4rem}.brand img{width:20px;height:20px}
+nav{display:flex;gap:.25rem;flex-wrap:wrap}.tab{display:inline-block;padding:.35rem .7rem;border-radius:6px;color:var(--fg);text-decoration:none}
+.tab[aria-current=page]{background:#dbe9f8;font-weight:600}.tab[aria-disabled=true]{color:#57606a;cursor:not-allowed}
+.who{margin-left:auto;color:var(--muted);font-size:.9rem;min-width:0;overflow-wrap:anywhere}form.inline{display:inline}
 :focus-visible{outline:3px solid #e36209;outline-offset:2px}
-h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .6rem}
+h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .6rem}h3{font-size:1rem;margin:0 0 .4rem}
 table{width:100%;border-collapse:collapse;font-size:.92rem}th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid var(--line);vertical-align:middle}
-th{background:var(--soft);font-weight:600}code{font-family:ui-monospace,Menlo,monospace;font-size:.88em}
-.badge{display:inline-block;padding:.05rem .45rem;margin:.1rem .15rem .1rem 0;border-radius:999px;font-size:.78rem;border:1px solid}
+th{background:var(--soft);font-weight:600}code{font-family:ui-monospace,Menlo,monospace;font-size:.88em;overflow-wrap:anywhere}
+.badge{display:inline-block;padding:.05rem .45rem;margin:.1rem .15rem .1rem 0;border-radius:999px;font-size:.78rem;border:1px solid;white-space:nowrap}
 .badge.role{background:#ddf4ff;border-color:#54aeff;color:#0a3069}.badge.scope{background:#fbefff;border-color:#c297ff;color:#512a97}
 .badge.danger{background:#ffebe9;border-color:#ff8182;color:#82071e}.badge.muted{background:var(--soft);border-color:var(--line);color:var(--muted)}
 button,.button{font:inherit;padding:.4rem .8rem;border-radius:6px;border:1px solid var(--line);background:var(--soft);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
 button.primary,.button.primary{background:var(--accent);border-color:var(--accent);color:#fff}button.danger{background:var(--danger);border-color:var(--danger);color:#fff}
-button.link{border:0;background:none;color:var(--accent);padding:0;text-decoration:underline}button:disabled{opacity:.55;cursor:not-allowed}
-.row-actions{display:flex;gap:.35rem;flex-wrap:wrap}.row-actions button,.row-actions a{padding:.2rem .5rem;font-size:.85rem}
-.toolbar{display:flex;align-items:center;justify-content:space-between;gap:1rem}
-dialog{border:1px solid var(--line);border-radius:10px;padding:1.25rem 1.5rem;max-width:36rem;width:calc(100% - 2rem)}dialog::backdrop{background:rgba(27,31,36,.45)}
+button.link{border:0;background:none;color:var(--accent);padding:0;text-decoration:underline}
+button:disabled,button[aria-disabled=true]{opacity:1;background:#eaeef2;border-color:var(--line);color:#57606a;cursor:not-allowed}
+.row-actions{display:flex;gap:.35rem;flex-wrap:nowrap}.row-actions button,.row-actions a{padding:.2rem .5rem;font-size:.85rem;white-space:nowrap}
+td.actions-cell{white-space:nowrap;width:1%}.locked-reason{white-space:normal;color:var(--muted);font-size:.8rem;margin:.3rem 0 0;min-width:14rem;max-width:22rem}
+.key-name{font-weight:600}.violation{margin:.3rem 0 0;font-size:.8rem;color:#82071e;max-width:28rem}
+.toolbar{display:flex;align-items:center;justify-content:space-between;gap:1rem;flex-wrap:wrap}
+dialog{border:1px solid var(--line);border-radius:10px;padding:1.25rem 1.5rem;max-width:36rem;width:calc(100% - 2rem);max-height:calc(100% - 2rem);overflow:auto}dialog::backdrop{background:rgba(27,31,36,.45)}
 label{display:block;font-weight:600;margin:.8rem 0 .25rem}label.check{display:flex;gap:.45rem;align-items:center;font-weight:400;margin:.35rem 0}
-input[type=text],input[type=password],input[type=number],input[type=date],select{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px;width:100%;box-sizing:border-box}
-fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.5rem .9rem}legend{font-weight:600;padding:0 .3rem}
-.app-row{display:grid;grid-template-columns:2fr 1fr;gap:.5rem;margin:.35rem 0}.hint{color:var(--muted);font-size:.85rem;margin:.25rem 0}
+input[type=text],input[type=password],input[type=number],input[type=date],select{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px;width:100%;max-width:100%;min-width:0}
+fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.5rem .9rem;min-width:0}legend{font-weight:600;padding:0 .3rem}
+.app-row{display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:.5rem;margin:.35rem 0}.hint{color:var(--muted);font-size:.85rem;margin:.25rem 0}
 .field-error{color:var(--danger);font-size:.88rem;margin:.25rem 0}[aria-invalid=true]{border-color:var(--danger)!important}
-.actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1.2rem}
+.actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1.2rem;flex-wrap:wrap}
 .notice{padding:.6rem .8rem;border-radius:6px;border:1px solid}.notice.ok{background:#dafbe1;border-color:#4ac26b}.notice.error{background:#ffebe9;border-color:#ff8182}
 .warning{background:#fff8c5;border:1px solid #d4a72c;padding:.6rem .8rem;border-radius:6px}
-.secret-value{font-family:ui-monospace,Menlo,monospace}.copy-row{display:flex;gap:.5rem}
+.callout{background:#ddf4ff;border:1px solid #54aeff;border-radius:8px;padding:.1rem .8rem;margin:.5rem 0}
+.practices{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:.6rem .9rem;margin:.6rem 0;font-size:.88rem}.practices ul{margin:0;padding-left:1.2rem}.practices li{margin:.15rem 0}
+.secret-value{font-family:ui-monospace,Menlo,monospace}.copy-row{display:flex;gap:.5rem}.copy-row input{flex:1}
 .empty{color:var(--muted);padding:1rem;border:1px dashed var(--line);border-radius:8px;text-align:center}
-.disabled-wrap{position:relative;display:inline-block}.tooltip{visibility:hidden;position:absolute;z-index:5;top:110%;left:0;width:22rem;background:#1b1f24;color:#fff;padding:.45rem .6rem;border-radius:6px;font-size:.82rem;font-weight:400}
-.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip{visibility:visible}
+.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}.filters>div{min-width:0;flex:1 1 14rem}.filters .actions{flex:0 0 auto;margin-top:0}
+.disabled-wrap{position:relative;display:inline-block}
+.tooltip{display:none;position:absolute;z-index:5;top:calc(100% + 4px);left:0;width:max-content;max-width:min(22rem,calc(100vw - 2rem));background:#1b1f24;color:#fff;padding:.45rem .6rem;border-radius:6px;font-size:.82rem;font-weight:400;white-space:normal;text-align:left}
+.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip{display:block}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
+@media (max-width:760px){
+main{padding:1rem}.top{padding:.6rem 1rem}.who{margin-left:0;flex-basis:100%}
+dialog{padding:1rem;width:calc(100% - 1rem);max-width:none}
+main table,main thead,main tbody,main tr,main th,main td{display:block;width:auto}
+main thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+main tr{border:1px solid var(--line);border-radius:8px;margin:0 0 .75rem;padding:.4rem .2rem}
+main td{border:0;padding:.25rem .6rem}main td[data-label]::before{content:attr(data-label);display:block;font-size:.75rem;color:var(--muted);font-weight:600}
+td.actions-cell{white-space:normal;width:auto}.row-actions{flex-wrap:wrap}.locked-reason{min-width:0;max-width:none}
+.app-row{grid-template-columns:minmax(0,1fr)}
+}
 `;

@@ -1,5 +1,6 @@
-import { EXPIRY_PRESETS_DAYS, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../domain/catalog";
-import { allows, missingGrants, grantsOf, type Grant } from "../domain/permissions";
+import { EXPIRY_PRESETS_DAYS, ORG_ROLES, SCOPES, type AppRole, type LegacyMode, type OrgRole, type Permission, type Scope } from "../domain/catalog";
+import { allows, grantsOf, missingGrants, missingToManage, type Grant, type KeyAccess } from "../domain/permissions";
+import { outlives, policyViolation, type OrgPolicy, type PolicyViolation } from "../domain/policy";
 
 /**
  * Console forms ↔ API bodies, and API errors → messages next to form fields. The API stays the
@@ -118,4 +119,99 @@ export function grantableOrgRoles(callerGrants: readonly Grant[]): OrgRole[] {
 /** Scopes a caller may hand out: those it holds org-wide. */
 export function grantableScopes(callerGrants: readonly Grant[]): Set<Scope> {
   return new Set(SCOPES.filter((scope) => allows(callerGrants, scope)));
+}
+
+/** A key as the API lists it: the fields the console judges it by. */
+export interface ListedKey {
+  kind: "rbac" | "scoped" | "legacy";
+  orgRole: OrgRole | null;
+  appRoles: { appId: string; role: AppRole }[];
+  scopes: Scope[] | null;
+  mode: LegacyMode | null;
+  status: string;
+  createdAt: string;
+  expiresAt: string | null;
+  allowedNetworks?: readonly string[];
+}
+
+/** The signed-in key, as far as deciding what it may do goes. */
+export interface Signer {
+  grants: readonly Grant[];
+  /** Epoch ms; null when it never expires. */
+  expiresAt: number | null;
+}
+
+/** A listed key in the evaluator's shape (what `accessOf` gives for a stored row). */
+export function accessOfKey(k: ListedKey): KeyAccess {
+  switch (k.kind) {
+    case "rbac":
+      return {
+        kind: "rbac",
+        orgRole: k.orgRole ?? "none",
+        appRoles: k.orgRole === "admin" ? {} : Object.fromEntries(k.appRoles.map((r) => [r.appId, r.role])),
+      };
+    case "scoped":
+      return { kind: "scoped", scopes: (k.scopes ?? []) as Permission[] };
+    case "legacy":
+      return { kind: "legacy", mode: k.mode ?? "read" };
+  }
+}
+
+const msOf = (iso: string | null) => (iso === null ? null : Date.parse(iso));
+
+/**
+ * Why the signer may not act on `k`, the authority's own two rules asked ahead of time so the page
+ * disables what the API would refuse: `manage` (edit, regenerate, reveal, delete) when `k` holds access
+ * the signer lacks; `secret` (regenerate, reveal) when `k` would outlive the signer. The API still judges.
+ */
+export function refusalsFor(signer: Signer, k: ListedKey): { manage?: string; secret?: string } {
+  const missing = missingToManage(signer.grants, accessOfKey(k));
+  if (missing.length) {
+    const shown = missing.slice(0, 3).join(", ") + (missing.length > 3 ? ` and ${missing.length - 3} more` : "");
+    return { manage: `Your key cannot change this key: it has access yours lacks (${shown}).` };
+  }
+  if (outlives(msOf(k.expiresAt), signer.expiresAt)) {
+    const until = new Date(signer.expiresAt!).toISOString().slice(0, 10);
+    return { secret: `Your key expires on ${until}, so it cannot hand out a secret for this longer-lived key. Delete or Manage still work.` };
+  }
+  return {};
+}
+
+/** How `k` breaks the org policy, or null; expired keys are past judging. */
+export function keyPolicyViolation(policy: OrgPolicy, k: ListedKey): PolicyViolation | null {
+  if (k.status === "expired") return null;
+  return policyViolation(policy, {
+    createdAt: Date.parse(k.createdAt),
+    expiresAt: msOf(k.expiresAt),
+    grants: grantsOf(accessOfKey(k)),
+    allowedNetworks: k.allowedNetworks ?? [],
+  });
+}
+
+/**
+ * The expiration choices a signer may give a new key: presets within the policy's cap and the signer's
+ * own life, and "none" only when neither the policy nor the signer's expiry rules it out.
+ */
+export function offeredExpirations(policy: OrgPolicy, signerExpiresAt: number | null, now = Date.now()) {
+  const presets = EXPIRY_PRESETS_DAYS.filter(
+    (d) => (policy.maxLifetimeDays === null || d <= policy.maxLifetimeDays) && !outlives(now + d * 86_400_000, signerExpiresAt),
+  );
+  return { presets, none: !policy.requireExpiration && signerExpiresAt === null };
+}
+
+/**
+ * What the create dialog starts with: a form the API accepts as it is (a new org's first key is one
+ * click), with the least access that is still some: a member of the org (read only), or, for a signer
+ * that cannot grant that, the reader role on the first app it administers.
+ */
+export function defaultCreateForm(grantable: { orgRoles: readonly OrgRole[]; apps: readonly { id: string }[] }, expiration: string): FormValues {
+  const app = grantable.orgRoles.includes("member") ? undefined : grantable.apps[0];
+  return {
+    kind: ["rbac"],
+    secure: ["on"],
+    expiration: [expiration],
+    orgRole: [app || !grantable.orgRoles.includes("member") ? "none" : "member"],
+    appId: app ? [app.id] : [],
+    appRole: ["reader"],
+  };
 }

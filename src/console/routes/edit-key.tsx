@@ -7,25 +7,28 @@ import { ApiError } from "../../errors";
 import { consoleApi, type ConsoleApi } from "../api";
 import { dataOr, grantableFor, keyPath, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { fieldErrors, FormError, updateKeyBody, type FieldErrors, type FormValues } from "../forms";
+import { NO_POLICY, type OrgPolicy } from "../../domain/policy";
 import { EditKeyPage } from "../views/edit-page";
-import type { AppOption } from "../views/key-fields";
 import type { Key } from "../views/keys-page";
+import { loadApps, signerOf } from "./keys";
 
 async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: FormValues; errors: FieldErrors }, status = 200) {
   const [key, policy, apps] = await Promise.all([
     api<Key>("GET", keyPath(c)),
-    api<{ requireExpiration: boolean; maxLifetimeDays: number | null }>("GET", `${orgPath(c)}/policy`),
-    allows(c.var.caller.grants, "org:read") ? api<{ apps: AppOption[] }>("GET", `${orgPath(c)}/apps?limit=100`) : undefined,
+    api<OrgPolicy>("GET", `${orgPath(c)}/policy`),
+    loadApps(c, api),
   ]);
   if (!unlessUnavailable(key).ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
-  const appList = apps ? dataOr(apps, { apps: [] }).apps : [];
+  const appList = apps ?? [];
   return c.html(
     <EditKeyPage
       viewer={viewerOf(c)}
       k={(key as { data: Key }).data}
       apps={appList}
-      policy={dataOr(policy, { requireExpiration: false, maxLifetimeDays: null })}
+      appsState={{ orgHasNoApps: apps?.length === 0, canCreateApps: allows(c.var.caller.grants, "org:admin") }}
+      policy={dataOr(policy, NO_POLICY)}
       grantable={grantableFor(c, appList)}
+      signer={signerOf(c)}
       form={shown?.form}
       errors={shown?.errors}
     />,

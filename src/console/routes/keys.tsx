@@ -3,9 +3,9 @@ import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { allows } from "../../domain/permissions";
-import { consoleApi, type ConsoleApi } from "../api";
+import { consoleApi, type ApiResult, type ConsoleApi } from "../api";
 import { cursorParam, dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
-import { createKeyBody, fieldErrors, FormError } from "../forms";
+import { createKeyBody, fieldErrors, FormError, type Signer } from "../forms";
 import { stashSecret, takeSecret } from "../one-time-secret";
 import type { AppOption } from "../views/key-fields";
 import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps } from "../views/keys-page";
@@ -13,6 +13,33 @@ import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps 
 const PAGE_SIZE = 25;
 const NO_POLICY = { requireExpiration: false, maxLifetimeDays: null };
 const EMPTY: KeyPage = { keys: [], nextCursor: null };
+interface AppListPage {
+  apps: AppOption[];
+  nextCursor: string | null;
+}
+/** An org's apps are few; past 10 pages of 100, later apps show by id. */
+const APP_PAGES_MAX = 10;
+
+/**
+ * Every app of the org, for names in badges and selects; undefined when the signed-in key may not list
+ * apps (it then sees app ids, and no "first app" lead, since it cannot know there are none).
+ */
+export async function loadApps(c: Context<AppEnv>, api: ConsoleApi): Promise<AppOption[] | undefined> {
+  if (!allows(c.var.caller.grants, "org:read")) return undefined;
+  const all: AppOption[] = [];
+  let cursor: string | null = null;
+  for (let page = 0; page < APP_PAGES_MAX; page++) {
+    const res: ApiResult<AppListPage> = await api<AppListPage>("GET", `${orgPath(c)}/apps?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const data: AppListPage = dataOr(res, { apps: [], nextCursor: null });
+    all.push(...data.apps.map(({ id, name }) => ({ id, name })));
+    cursor = data.nextCursor;
+    if (!cursor) break;
+  }
+  return all;
+}
+
+/** The signed-in key, as the pages judge which actions it may take. */
+export const signerOf = (c: Context<AppEnv>): Signer => ({ grants: c.var.caller.grants, expiresAt: c.var.caller.expiresAt });
 
 const NOTICES: Record<string, string> = {
   revoked: "The key was deleted. Requests that use it now fail.",
@@ -25,15 +52,14 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
   const legacyCursor = cursorParam(c.req.query("legacyCursor"));
   const list = (kind: string, from?: string) =>
     api<KeyPage>("GET", `${orgPath(c)}/keys?kind=${kind}&limit=${PAGE_SIZE}${from ? `&cursor=${encodeURIComponent(from)}` : ""}`);
-  const canListApps = allows(c.var.caller.grants, "org:read");
   const [rbac, legacy, policy, apps] = await Promise.all([
     list("rbac,scoped", cursor),
     list("legacy", legacyCursor),
     api<KeysPageProps["policy"]>("GET", `${orgPath(c)}/policy`),
-    canListApps ? api<{ apps: AppOption[] }>("GET", `${orgPath(c)}/apps?limit=100`) : undefined,
+    loadApps(c, api),
   ]);
   const badCursor = [rbac, legacy].some((r) => !unlessUnavailable(r).ok);
-  const appList = apps ? dataOr(apps, { apps: [] }).apps : [];
+  const appList = apps ?? [];
   const notice = c.req.query("notice");
   return {
     viewer: viewerOf(c),
@@ -41,8 +67,10 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
     legacy: dataOr(legacy, EMPTY),
     cursors: { cursor, legacyCursor },
     apps: appList,
+    appsState: { orgHasNoApps: apps?.length === 0, canCreateApps: allows(c.var.caller.grants, "org:admin") },
     policy: dataOr(policy, NO_POLICY),
     grantable: grantableFor(c, appList),
+    signer: signerOf(c),
     notice: badCursor
       ? { kind: "error", text: "That page link is no longer valid; showing the first page." }
       : notice && NOTICES[notice]

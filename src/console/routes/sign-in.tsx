@@ -5,6 +5,7 @@ import { ApiError } from "../../errors";
 import { hashKey } from "../../domain/crypto";
 import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { verifyKey } from "../../verification/verify-key";
+import { FAVICON_SVG } from "../assets";
 import { parseForm } from "../context";
 import { first } from "../forms";
 import { createSession, deleteSession, isSameOriginRequest, SESSION_COOKIE, SESSION_TTL_SECONDS } from "../session";
@@ -62,6 +63,10 @@ function SignInPage(props: { error?: string; ended?: string }) {
 
 export function registerConsoleSignIn(app: App) {
   app.get("/console", (c) => c.redirect("/console/keys", 302));
+  // Beside the console's script and stylesheet, with no session: the sign-in page shows it too.
+  app.get("/console/favicon.svg", (c) =>
+    c.body(FAVICON_SVG, 200, { "Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400" }),
+  );
 
   app.get("/console/sign-in", (c) => c.html(<SignInPage ended={ENDED[c.req.query("ended") ?? ""]} />));
 
@@ -71,7 +76,7 @@ export function registerConsoleSignIn(app: App) {
     const ip = clientIp(c.req.raw.headers);
     // Verified whatever the address: a valid key signs in even from a limited address.
     const key = first(await parseForm(c), "key").trim();
-    const result = await verifyKey(c.env, key, { strict: true, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    const result = await verifyKey(c.env, key, { strict: true, ip: c.req.header("cf-connecting-ip"), waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
       recordFailure(c.env, ip, "management", result, (p) => c.executionCtx.waitUntil(p)); // 429 past the limit
       c.set("outcome", result.code);

@@ -1,6 +1,7 @@
 /** @jsxImportSource hono/jsx */
-import { APP_ROLES, EXPIRY_PRESETS_DAYS, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../../domain/catalog";
-import { first, type FieldErrors, type FormValues } from "../forms";
+import { APP_ROLES, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../../domain/catalog";
+import type { OrgPolicy } from "../../domain/policy";
+import { first, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
 import { describedBy, FieldError } from "./layout";
 
 /** Fields shared by the create dialog and the edit page. `id` prefixes every control's id. */
@@ -15,6 +16,13 @@ export interface Grantable {
   scopes: Set<Scope>;
   /** Apps the signed-in key may hand roles on (it administers them). */
   apps: AppOption[];
+}
+
+/** What the org's app list says for the app-role rows: known empty (a new org), some, or not visible to this key. */
+export interface AppsState {
+  orgHasNoApps: boolean;
+  /** The signed-in key may create apps (org:admin). */
+  canCreateApps: boolean;
 }
 
 const ORG_ROLE_LABELS: Record<OrgRole, string> = {
@@ -50,23 +58,29 @@ export function NameField(props: { id: string; value: string; errors?: FieldErro
   );
 }
 
+/** The signed-in key's expiry as a day, for hints. */
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
 /**
- * Expiration: none, a preset, or a date. `keep` (edit only) leaves it as it is. The policy removes
- * "no expiration" when it requires one and presets longer than its cap.
+ * Expiration: none, a preset, or a date. `keep` (edit only) leaves it as it is. Offered only what the
+ * API would accept: no "no expiration" when the policy requires one or the signed-in key itself
+ * expires, no preset past the policy's cap or the signed-in key's own expiry.
  */
 export function ExpirationField(props: {
   id: string;
   form: FormValues;
   errors?: FieldErrors;
-  policy: { requireExpiration: boolean; maxLifetimeDays: number | null };
+  policy: OrgPolicy;
+  signerExpiresAt: number | null;
   keep?: string;
 }) {
   const id = `${props.id}-expiration`;
-  const chosen = first(props.form, "expiration") || (props.keep ? "keep" : props.policy.requireExpiration ? "30" : "none");
-  const presets = EXPIRY_PRESETS_DAYS.filter((d) => props.policy.maxLifetimeDays === null || d <= props.policy.maxLifetimeDays);
+  const offered = offeredExpirations(props.policy, props.signerExpiresAt);
+  const chosen = first(props.form, "expiration") || (props.keep ? "keep" : offered.none ? "none" : String(offered.presets[0] ?? "date"));
   const rules = [
     props.policy.requireExpiration ? "Your organization's policy requires an expiration." : "",
     props.policy.maxLifetimeDays !== null ? `Keys may live at most ${props.policy.maxLifetimeDays} days.` : "",
+    props.signerExpiresAt !== null ? `Your key expires on ${day(props.signerExpiresAt)}: a key it gives out cannot live longer.` : "",
   ].filter(Boolean);
   return (
     <>
@@ -78,12 +92,12 @@ export function ExpirationField(props: {
         aria-describedby={[rules.length ? `${id}-hint` : "", describedBy(id, props.errors, "expiration") ?? ""].join(" ").trim() || undefined}
       >
         {props.keep && <option value="keep" selected={chosen === "keep"}>{`Keep: ${props.keep}`}</option>}
-        {!props.policy.requireExpiration && (
+        {offered.none && (
           <option value="none" selected={chosen === "none"}>
             No expiration
           </option>
         )}
-        {presets.map((d) => (
+        {offered.presets.map((d) => (
           <option value={String(d)} selected={chosen === String(d)}>{`${d} days`}</option>
         ))}
         <option value="date" selected={chosen === "date"}>
@@ -104,8 +118,40 @@ export function ExpirationField(props: {
   );
 }
 
+/** Where a key's app roles come from when there are none to offer: the first app, or who can make one. */
+function NoApps(props: { id: string; apps?: AppsState }) {
+  if (!props.apps?.orgHasNoApps) {
+    return <p class="hint">There are no apps your key administers, so it cannot give this key a role on an app.</p>;
+  }
+  return (
+    <div class="callout" id={`${props.id}-first-app`}>
+      <p>
+        <strong>Your organization has no apps yet.</strong> Per-app roles give a key access to one app only.
+      </p>
+      {props.apps.canCreateApps ? (
+        <p>
+          <a class="button" href="/console/apps">
+            Create your first app
+          </a>{" "}
+          then come back to give this key a role on it. Until then, an organization role (Member reads the
+          organization) is all a key can hold.
+        </p>
+      ) : (
+        <p>An org admin creates apps on the Apps page. Until then, an organization role is all a key can hold.</p>
+      )}
+    </div>
+  );
+}
+
 /** Org role and per-app roles of an RBAC key. */
-export function RbacFields(props: { id: string; form: FormValues; errors?: FieldErrors; grantable: Grantable; appNames: Map<string, string> }) {
+export function RbacFields(props: {
+  id: string;
+  form: FormValues;
+  errors?: FieldErrors;
+  grantable: Grantable;
+  appNames: Map<string, string>;
+  apps?: AppsState;
+}) {
   const { id, form, errors, grantable } = props;
   const orgRole = first(form, "orgRole") || "none";
   const offered = ORG_ROLES.filter((r) => grantable.orgRoles.includes(r) || r === orgRole);
@@ -134,7 +180,7 @@ export function RbacFields(props: { id: string; form: FormValues; errors?: Field
       <fieldset data-unless-admin aria-describedby={describedBy(`${id}-app-roles`, errors, "appRoles")}>
         <legend>Per-app roles</legend>
         {grantable.apps.length === 0 && rows.every((r) => !r.appId) ? (
-          <p class="hint">There are no apps your key administers. Apps are created with POST /v1/orgs/{"{orgId}"}/apps.</p>
+          <NoApps id={id} apps={props.apps} />
         ) : (
           <>
             <div id={`${id}-app-rows`}>
@@ -169,19 +215,27 @@ export function RbacFields(props: { id: string; form: FormValues; errors?: Field
   );
 }
 
-/** Scope checkboxes of a scoped key: at least one; scopes the signer lacks cannot be ticked. */
+/** Scope checkboxes of a scoped key: at least one; scopes the signer lacks cannot be ticked, and say why. */
 export function ScopeFields(props: { id: string; form: FormValues; errors?: FieldErrors; grantable: Grantable }) {
   const chosen = new Set(props.form.scopes ?? []);
   const errorId = `${props.id}-scopes`;
+  const lockedId = `${props.id}-scopes-locked`;
+  const someLocked = SCOPES.some((scope) => !props.grantable.scopes.has(scope));
   return (
     <fieldset aria-describedby={describedBy(errorId, props.errors, "scopes")}>
       <legend>Scopes (at least one)</legend>
+      {someLocked && (
+        <p class="hint" id={lockedId}>
+          Scopes marked “not yours” are ones your key does not hold: a key cannot grant access it lacks.
+        </p>
+      )}
       {SCOPES.map((scope) => {
         const allowed = props.grantable.scopes.has(scope);
         return (
-          <label class="check" title={allowed ? undefined : "Your key does not hold this scope, so it cannot grant it."}>
-            <input type="checkbox" name="scopes" value={scope} checked={chosen.has(scope)} disabled={!allowed} />
+          <label class="check">
+            <input type="checkbox" name="scopes" value={scope} checked={chosen.has(scope)} disabled={!allowed} aria-describedby={allowed ? undefined : lockedId} />
             <code>{scope}</code>
+            {!allowed && <span class="hint"> (not yours)</span>}
           </label>
         );
       })}

@@ -1,9 +1,10 @@
 /** @jsxImportSource hono/jsx */
 import type { z } from "@hono/zod-openapi";
 import type { Child } from "hono/jsx";
+import type { OrgPolicy } from "../../domain/policy";
 import type { KeyObject } from "../../routes/schemas";
-import { first, type FieldErrors, type FormValues } from "../forms";
-import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type Grantable } from "./key-fields";
+import { defaultCreateForm, first, keyPolicyViolation, offeredExpirations, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
+import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
 
 export type Key = z.infer<typeof KeyObject>;
@@ -19,8 +20,12 @@ export interface KeysPageProps {
   /** The cursors the shown pages started from, so pagination links keep the other section in place. */
   cursors: { cursor?: string; legacyCursor?: string };
   apps: AppOption[];
-  policy: { requireExpiration: boolean; maxLifetimeDays: number | null };
+  /** Whether the org has apps at all, for leading a new org to its first. */
+  appsState: AppsState;
+  policy: OrgPolicy;
   grantable: Grantable;
+  /** The signed-in key: actions on keys it cannot manage are disabled with the reason. */
+  signer: Signer;
   create?: { form: FormValues; errors: FieldErrors };
   secret?: { key: string; name: string; secure: boolean; how: "created" | "regenerated" | "revealed" };
   notice?: { kind: "ok" | "error"; text: string };
@@ -34,7 +39,7 @@ function Access(props: { k: Key; appNames: Map<string, string> }) {
     <>
       <Badge>{`org: ${k.orgRole}`}</Badge>
       {k.appRoles.map((r) => (
-        <Badge>{`${props.appNames.get(r.appId) ?? r.appId}: ${APP_ROLE_LABELS[r.role]}`}</Badge>
+        <Badge>{`${props.appNames.get(r.appId) ?? `app ${r.appId}`}: ${APP_ROLE_LABELS[r.role]}`}</Badge>
       ))}
     </>
   );
@@ -73,15 +78,35 @@ function ConfirmDialog(props: { id: string; viewer: Viewer; action: string; titl
   );
 }
 
-function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }) {
+/** An action the signed-in key may not take: focusable, announced as disabled, described by the visible reason. */
+function LockedAction(props: { label: string; name: string; reasonId: string; tone?: "danger" }) {
+  return (
+    <button type="button" class={`locked ${props.tone ?? ""}`.trim()} aria-disabled="true" aria-label={`${props.label} ${props.name}`} aria-describedby={props.reasonId}>
+      {props.label}
+    </button>
+  );
+}
+
+function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; policy: OrgPolicy; signer: Signer }) {
   const { k, viewer } = props;
   const regen = `regenerate-${k.id}`;
   const del = `delete-${k.id}`;
   const reveal = `reveal-${k.id}`;
+  const reasonId = `locked-${k.id}`;
+  const refused = refusalsFor(props.signer, k);
+  const reason = refused.manage ?? refused.secret;
+  const violation = keyPolicyViolation(props.policy, k);
   return (
     <tr data-key-id={k.id}>
-      <td>{k.name}</td>
-      <td>
+      <td data-label="Name">
+        <span class="key-name">{k.name}</span>
+        {violation && (
+          <p class="violation" id={`violation-${k.id}`}>
+            <Badge tone="danger">Violates policy</Badge> {violation.message} Requests with this key are refused until it complies.
+          </p>
+        )}
+      </td>
+      <td data-label="Key">
         <code>{k.prefix}…</code>
         {!k.secure && (
           <>
@@ -90,58 +115,92 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string> }
           </>
         )}
       </td>
-      <td>
+      <td data-label="Roles / scopes">
         <Access k={k} appNames={props.appNames} />
       </td>
-      <td>{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : "Never"}</td>
-      <td>
+      <td data-label="Last used">{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : "Never"}</td>
+      <td data-label="Expires">
         <Expires k={k} />
       </td>
-      <td>
+      <td class="actions-cell">
         <div class="row-actions">
-          {k.kind !== "legacy" && (
-            <a class="button" href={`/console/keys/${k.id}`} aria-label={`Manage ${k.name}`}>
-              Manage
-            </a>
-          )}
-          {!k.secure && (
-            <button type="button" data-open={reveal} aria-label={`Reveal ${k.name}`}>
-              Reveal
+          {k.kind !== "legacy" &&
+            (refused.manage ? (
+              <LockedAction label="Manage" name={k.name} reasonId={reasonId} />
+            ) : (
+              <a class="button" href={`/console/keys/${k.id}`} aria-label={`Manage ${k.name}`}>
+                Manage
+              </a>
+            ))}
+          {!k.secure &&
+            (reason ? (
+              <LockedAction label="Reveal" name={k.name} reasonId={reasonId} />
+            ) : (
+              <button type="button" data-open={reveal} aria-label={`Reveal ${k.name}`}>
+                Reveal
+              </button>
+            ))}
+          {reason ? (
+            <LockedAction label="Regenerate" name={k.name} reasonId={reasonId} />
+          ) : (
+            <button type="button" data-open={regen} aria-label={`Regenerate ${k.name}`}>
+              Regenerate
             </button>
           )}
-          <button type="button" data-open={regen} aria-label={`Regenerate ${k.name}`}>
-            Regenerate
-          </button>
-          <button type="button" class="danger" data-open={del} aria-label={`Delete ${k.name}`}>
-            Delete
-          </button>
+          {refused.manage ? (
+            <LockedAction label="Delete" name={k.name} reasonId={reasonId} tone="danger" />
+          ) : (
+            <button type="button" class="danger" data-open={del} aria-label={`Delete ${k.name}`}>
+              Delete
+            </button>
+          )}
         </div>
-        <ConfirmDialog id={regen} viewer={viewer} action={`/console/keys/${k.id}/regenerate`} title={`Regenerate “${k.name}”?`} submit="Regenerate" tone="primary">
-          A new secret replaces the current one and is shown once. Every integration still using the current secret
-          of this key stops working immediately. Its name and access stay the same.
-        </ConfirmDialog>
-        {!k.secure && (
+        {reason && (
+          <p class="locked-reason" id={reasonId}>
+            {reason}
+          </p>
+        )}
+        {!reason && (
+          <ConfirmDialog id={regen} viewer={viewer} action={`/console/keys/${k.id}/regenerate`} title={`Regenerate “${k.name}”?`} submit="Regenerate" tone="primary">
+            A new secret replaces the current one and is shown once. Every integration still using the current secret
+            of this key stops working immediately. Its name and access stay the same.
+          </ConfirmDialog>
+        )}
+        {!k.secure && !reason && (
           <ConfirmDialog id={reveal} viewer={viewer} action={`/console/keys/${k.id}/reveal`} title={`Reveal “${k.name}”?`} submit="Reveal key" tone="primary">
             The full key will be shown on this screen. Every reveal is recorded in the audit log. The key itself does
             not change, and nothing stops working.
           </ConfirmDialog>
         )}
-        <ConfirmDialog id={del} viewer={viewer} action={`/console/keys/${k.id}/revoke`} title={`Delete “${k.name}”?`} submit="Delete key" tone="danger">
-          The key is revoked immediately and cannot be restored: every request that uses it will fail, and any
-          automation relying on it stops working until you give it a new key.
-        </ConfirmDialog>
+        {!refused.manage && (
+          <ConfirmDialog id={del} viewer={viewer} action={`/console/keys/${k.id}/revoke`} title={`Delete “${k.name}”?`} submit="Delete key" tone="danger">
+            The key is revoked immediately and cannot be restored: every request that uses it will fail, and any
+            automation relying on it stops working until you give it a new key.
+          </ConfirmDialog>
+        )}
       </td>
     </tr>
   );
 }
 
-function KeyTable(props: { label: string; id: string; page: KeyPage; viewer: Viewer; appNames: Map<string, string>; empty: string; next?: string; first?: string }) {
+function KeyTable(props: {
+  label: string;
+  id: string;
+  page: KeyPage;
+  viewer: Viewer;
+  appNames: Map<string, string>;
+  policy: OrgPolicy;
+  signer: Signer;
+  empty: string;
+  next?: string;
+  first?: string;
+}) {
   return (
     <section aria-labelledby={`${props.id}-heading`}>
       {props.page.keys.length === 0 ? (
         <p class="empty">{props.empty}</p>
       ) : (
-        <table id={props.id}>
+        <table id={props.id} class="cards">
           <caption class="visually-hidden">{props.label}</caption>
           <thead>
             <tr>
@@ -157,7 +216,7 @@ function KeyTable(props: { label: string; id: string; page: KeyPage; viewer: Vie
           </thead>
           <tbody>
             {props.page.keys.map((k) => (
-              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} />
+              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} policy={props.policy} signer={props.signer} />
             ))}
           </tbody>
         </table>
@@ -180,17 +239,41 @@ function pageLink(cursor: string | undefined, legacyCursor: string | undefined):
   return `/console/keys${s ? `?${s}` : ""}`;
 }
 
+/** The practices the product pages recommend, where keys are made. */
+function SecurityPractices() {
+  return (
+    <aside class="practices" aria-labelledby="practices-title">
+      <h3 id="practices-title">Good practice</h3>
+      <ul>
+        <li>
+          <strong>Least privilege:</strong> one key per integration, with only the roles or scopes it needs.
+        </li>
+        <li>
+          <strong>Set an expiry</strong> and <strong>rotate regularly</strong> (Regenerate); short expirations for
+          temporary work.
+        </li>
+        <li>
+          <strong>Never commit keys</strong> to git: keep them in CI variables or a secret manager.
+        </li>
+        <li>Delete keys you no longer use, or that may have leaked.</li>
+      </ul>
+    </aside>
+  );
+}
+
 function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) {
-  const form = props.create?.form ?? {};
+  const offered = offeredExpirations(props.policy, props.signer.expiresAt);
+  const form = props.create?.form ?? defaultCreateForm(props.grantable, offered.none ? "none" : String(offered.presets[0] ?? "date"));
   const errors = props.create?.errors;
   const kind = first(form, "kind") || "rbac";
-  const secure = props.create ? first(form, "secure") === "on" : true;
+  const secure = first(form, "secure") === "on";
   return (
     <dialog id="create-dialog" aria-labelledby="create-title" data-autoopen={props.create ? true : undefined}>
       <form method="post" action="/console/keys" data-key-form novalidate>
         <Csrf viewer={props.viewer} />
         <h2 id="create-title">Create API key</h2>
         {errors?.form && <Notice kind="error">{errors.form}</Notice>}
+        <SecurityPractices />
         <NameField id="create" value={first(form, "name")} errors={errors} />
         <label class="check">
           <input type="checkbox" name="secure" checked={secure} /> Create secure key
@@ -198,7 +281,7 @@ function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) 
         <p class="hint">
           A secure key is stored only as a hash: it is shown once, after creation, and can never be retrieved again.
         </p>
-        <ExpirationField id="create" form={form} errors={errors} policy={props.policy} />
+        <ExpirationField id="create" form={form} errors={errors} policy={props.policy} signerExpiresAt={props.signer.expiresAt} />
         <fieldset>
           <legend>Kind of key</legend>
           <label class="check">
@@ -209,7 +292,7 @@ function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) 
           </label>
         </fieldset>
         <div data-kind-section="rbac">
-          <RbacFields id="create" form={form} errors={errors} grantable={props.grantable} appNames={props.appNames} />
+          <RbacFields id="create" form={form} errors={errors} grantable={props.grantable} appNames={props.appNames} apps={props.appsState} />
         </div>
         <div data-kind-section="scoped">
           <ScopeFields id="create" form={form} errors={errors} grantable={props.grantable} />
@@ -229,7 +312,7 @@ const SECRET_TITLES = {
 function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
   const { secret } = props;
   return (
-    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen>
+    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen data-secret="secret-value">
       <h2 id="secret-title">{SECRET_TITLES[secret.how](secret.name)}</h2>
       <p class="warning" id="secret-warning">
         {secret.secure
@@ -248,7 +331,7 @@ function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
         Copied to the clipboard.
       </p>
       <div class="actions">
-        <a class="button primary" href="/console/keys" data-clear="secret-value">
+        <a class="button primary" href="/console/keys" data-clear="secret-value" data-done>
           Done
         </a>
       </div>
@@ -276,6 +359,8 @@ export function KeysPage(props: KeysPageProps) {
         page={props.rbac}
         viewer={props.viewer}
         appNames={appNames}
+        policy={props.policy}
+        signer={props.signer}
         empty="No RBAC or scoped keys yet. Create one to give an integration exactly the access it needs."
         next={props.rbac.nextCursor ? pageLink(props.rbac.nextCursor, legacyCursor) : undefined}
         first={cursor ? pageLink(undefined, legacyCursor) : undefined}
@@ -291,6 +376,8 @@ export function KeysPage(props: KeysPageProps) {
         page={props.legacy}
         viewer={props.viewer}
         appNames={appNames}
+        policy={props.policy}
+        signer={props.signer}
         empty="No legacy keys."
         next={props.legacy.nextCursor ? pageLink(cursor, props.legacy.nextCursor) : undefined}
         first={legacyCursor ? pageLink(cursor, undefined) : undefined}

@@ -15,16 +15,22 @@ export const NO_KEY_MANAGEMENT =
 
 const TABS = [
   { id: "keys", href: "/console/keys", label: "API keys", needsKeyManagement: true },
+  // The apps page says itself what a key without org:read or org:admin may not do there.
+  { id: "apps", href: "/console/apps", label: "Apps", needsKeyManagement: false },
   { id: "policy", href: "/console/policy", label: "Key policy", needsKeyManagement: true },
   { id: "audit", href: "/console/audit", label: "Audit log", needsKeyManagement: true },
 ] as const;
 
 export type Tab = (typeof TABS)[number]["id"];
 
-/** A control that cannot be used, with the reason as a tooltip reachable by mouse and keyboard. */
+/**
+ * A control that cannot be used, with the reason as a tooltip reachable by mouse and keyboard (and read
+ * as the control's description). The tooltip takes no room until shown, and the script keeps it inside
+ * the viewport, so it never widens a narrow page or gets cut off.
+ */
 export function Disabled(props: { id: string; reason: string; children: Child }) {
   return (
-    <span class="disabled-wrap" tabindex={0} aria-describedby={`${props.id}-tip`} title={props.reason}>
+    <span class="disabled-wrap" tabindex={0} aria-describedby={`${props.id}-tip`}>
       {props.children}
       <span class="tooltip" role="tooltip" id={`${props.id}-tip`}>
         {props.reason}
@@ -41,6 +47,7 @@ export function Page(props: { title: string; viewer?: Viewer; tab?: Tab; childre
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · keygate console`}</title>
+        <link rel="icon" href="/console/favicon.svg" type="image/svg+xml" />
         <link rel="stylesheet" href="/console/app.css" />
         <script src="/console/app.js" defer></script>
       </head>
