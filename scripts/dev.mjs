@@ -3,9 +3,13 @@
 // 1. creates .dev.vars from .dev.vars.example when absent (local secrets only), or adds the secrets it lacks;
 // 2. applies the D1 migrations to the local database;
 // 3. starts `wrangler dev` on http://localhost:8787 with local D1, KV and Durable Objects, together
-//    with the demo upstream (demo/) that the gateway's /gw/demo/… routes forward to.
+//    with the demo upstream (demo/) that the gateway's /gw/demo/… routes forward to;
+// 4. starts the example Worker (examples/protected-api) on the next port: it calls the gateway's KeyVerifier
+//    over a service binding. `wrangler dev -c a -c b` serves only its first Worker on a port, so the example
+//    runs in a second `wrangler dev`, which reaches the gateway through wrangler's local dev registry.
 import { spawnSync, spawn } from "node:child_process";
 import { appendFileSync, copyFileSync, existsSync, readFileSync } from "node:fs";
+import { delimiter, join, resolve } from "node:path";
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
@@ -28,6 +32,7 @@ const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "DB",
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 
 const port = process.env.PORT ?? "8787";
+const examplePort = process.env.EXAMPLE_PORT ?? String(Number(port) + 1);
 console.log(`
   keygate is starting on http://localhost:${port}
   Create an organization and its first admin key:
@@ -41,10 +46,36 @@ console.log(`
     curl -s http://localhost:${port}/gw/demo/whoami -H 'authorization: Bearer <key>'
 
   Or sign in to the admin console with that key: http://localhost:${port}/console
+
+  Your own Worker, protected by the gateway over a service binding (examples/protected-api, README:
+  "Protect your own Worker") runs on http://localhost:${examplePort}; it needs project:deploy here:
+
+    curl -s -X POST http://localhost:${examplePort}/deploy -H 'authorization: Bearer <key>'
 `);
+// wrangler's own launcher, not npx: it passes a SIGTERM on to wrangler, where npx exits and leaves
+// wrangler and its runtime running. With node_modules/.bin first on PATH, as npx would: the project's Node 22.
+const bin = resolve("node_modules/.bin");
+const wrangler = (args, options) =>
+  spawn(join(bin, "wrangler"), args, { ...options, env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` } });
 const extra = process.argv.slice(2);
-const dev = spawn("npx", ["wrangler", "dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, ...extra], {
+const dev = wrangler(["dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, ...extra], {
   stdio: "inherit",
 });
-for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => dev.kill(signal));
-dev.on("exit", (code) => process.exit(code ?? 0));
+let example;
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => (dev.kill(signal), example?.kill(signal)));
+dev.on("exit", (code) => (example?.kill("SIGTERM"), process.exit(code ?? 0)));
+
+// Started once the gateway answers: two `wrangler dev` starting at the same moment can pick the same free
+// port for their runtimes and one of them fails with "Address already in use".
+while (!(await fetch(`http://localhost:${port}/healthz`).then((r) => r.ok, () => false))) {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+}
+// Not interactive: the gateway's session owns the keyboard shortcuts.
+example = wrangler(
+  ["dev", "-c", "examples/protected-api/wrangler.toml", "--port", examplePort, "--show-interactive-dev-session=false"],
+  { stdio: ["ignore", "inherit", "inherit"] },
+);
+// The gateway keeps running without it (a port in use, say: set EXAMPLE_PORT).
+example.on("exit", (code) => {
+  if (code) console.error(`\n  The example Worker (examples/protected-api) stopped (exit code ${code}); the gateway keeps running.\n`);
+});
