@@ -8,6 +8,7 @@ import { ApiError, type ErrorBody } from "../errors";
 import { verifyHash } from "../verification/verify-key";
 import { CONSOLE_CSS, CONSOLE_JS } from "./assets";
 import { parseForm } from "./context";
+import { registerConsoleApps } from "./routes/apps";
 import { registerConsoleAudit } from "./routes/audit";
 import { registerConsoleEditKey } from "./routes/edit-key";
 import { registerConsoleKeyActions } from "./routes/key-actions";
@@ -69,7 +70,11 @@ const requireSession: MiddlewareHandler<AppEnv> = async (c, next) => {
   let ended = session ? undefined : "expired";
   if (session) {
     // Strict, like every management call: a revoked key's session ends everywhere, not when a cache expires.
-    const result = await verifyHash(c.env, session.keyId, session.keyHash, { strict: true, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    const result = await verifyHash(c.env, session.keyId, session.keyHash, {
+      strict: true,
+      ip: c.req.header("cf-connecting-ip"),
+      waitUntil: (p) => c.executionCtx.waitUntil(p),
+    });
     if (result.valid) {
       c.set("session", session);
       c.set("caller", result.key);
@@ -108,7 +113,7 @@ export function registerConsole(app: App): App {
       },
     }),
   );
-  for (const path of ["/console/keys", "/console/keys/*", "/console/policy", "/console/audit", "/console/sign-out"]) {
+  for (const path of ["/console/keys", "/console/keys/*", "/console/apps", "/console/apps/*", "/console/policy", "/console/audit", "/console/sign-out"]) {
     app.use(path, requireSession);
   }
   app.get("/console/app.js", (c) => c.body(CONSOLE_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
@@ -117,6 +122,7 @@ export function registerConsole(app: App): App {
   registerConsoleKeys(app);
   registerConsoleKeyActions(app);
   registerConsoleEditKey(app);
+  registerConsoleApps(app);
   registerConsolePolicy(app);
   registerConsoleAudit(app);
   return app;

@@ -1,38 +1,164 @@
 /** @jsxImportSource hono/jsx */
+import type { Child } from "hono/jsx";
 import type { App } from "../../app";
+import { ID_PATTERN } from "../../domain/key-format";
+import { AUDIT_ACTIONS, type AuditAction } from "../../routes/audit/list-audit-log";
 import { consoleApi } from "../api";
 import { cursorParam, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { Notice, Page, When } from "../views/layout";
+import { allApps, allKeys } from "./apps";
 
 interface AuditEntry {
   id: number;
   actorKeyId: string | null;
   action: string;
-  targetType: string;
+  targetType: "key" | "app" | "org";
   targetId: string;
   requestId: string;
   createdAt: string;
+  details: Record<string, unknown> | null;
 }
 
-/** The audit log, newest first, one page at a time. */
+const PAGE_SIZE = 50;
+/** Pages remembered for "Previous page": each is one cursor in the link, and links stay short. */
+const MAX_TRAIL = 40;
+
+const ACTION_LABELS: Record<AuditAction, string> = {
+  "org.create": "Organization created",
+  "key.create": "Key created",
+  "key.update": "Key edited",
+  "key.regenerate": "Key regenerated",
+  "key.reveal": "Key revealed",
+  "key.revoke": "Key deleted",
+  "app.create": "App created",
+  "app.delete": "App deleted",
+  "policy.update": "Policy changed",
+};
+
+/** The filters and the page a link shows; `trail` holds the cursors of the pages before it, oldest first. */
+interface View {
+  action?: AuditAction;
+  keyId?: string;
+  cursor?: string;
+  trail: string[];
+}
+
+function link(view: View): string {
+  const q = new URLSearchParams();
+  if (view.action) q.set("action", view.action);
+  if (view.keyId) q.set("keyId", view.keyId);
+  if (view.cursor) q.set("cursor", view.cursor);
+  // Cursors are base64url: a dot never occurs in one.
+  if (view.cursor && view.trail.length > 0) q.set("trail", view.trail.slice(-MAX_TRAIL).join("."));
+  const s = q.toString();
+  return `/console/audit${s ? `?${s}` : ""}`;
+}
+
+/** A key or an app by name, with its id; one that no longer exists says so, with the last name the page saw. */
+function Named(props: { id: string; names: Map<string, string>; complete: boolean; seen: Map<string, string>; filterable?: boolean; children?: Child }) {
+  const current = props.names.get(props.id);
+  const deleted = current === undefined && props.complete;
+  const name = current ?? props.seen.get(props.id);
+  return (
+    <span class="named">
+      {name && <strong>{name}</strong>} <code>{props.id}</code>
+      {deleted && <span class="hint"> (deleted)</span>}
+      {props.children}
+    </span>
+  );
+}
+
+/** The audit log, newest first, filtered by action and by key, one page at a time. */
 export function registerConsoleAudit(app: App) {
   app.get("/console/audit", async (c) => {
+    const api = consoleApi(app, c);
+    const actionParam = c.req.query("action");
+    const keyParam = c.req.query("keyId");
+    // Filters the API would refuse are dropped with a notice instead of failing the whole page.
+    const action = (AUDIT_ACTIONS as readonly string[]).includes(actionParam ?? "") ? (actionParam as AuditAction) : undefined;
+    const keyId = keyParam && ID_PATTERN.test(keyParam) ? keyParam : undefined;
+    const badFilter = (actionParam && !action) || (keyParam && !keyId);
     const cursor = cursorParam(c.req.query("cursor"));
-    const result = unlessUnavailable(
-      await consoleApi(app, c)<{ entries: AuditEntry[]; nextCursor: string | null }>(
-        "GET",
-        `${orgPath(c)}/audit-log?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`,
-      ),
-    );
+    const trail = cursor ? (c.req.query("trail") ?? "").split(".").filter((t) => cursorParam(t)).slice(-MAX_TRAIL) : [];
+    const view: View = { action, keyId, cursor, trail };
+    const filters = { action, keyId };
+
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (action) query.set("action", action);
+    if (keyId) query.set("keyId", keyId);
+    if (cursor) query.set("cursor", cursor);
+    const [result, keys, apps] = await Promise.all([
+      api<{ entries: AuditEntry[]; nextCursor: string | null }>("GET", `${orgPath(c)}/audit-log?${query}`),
+      allKeys(c, api),
+      allApps(c, api),
+    ]);
+    unlessUnavailable(result);
     const page = result.ok ? result.data : { entries: [], nextCursor: null };
+    const keyNames = new Map(keys.items.map((k) => [k.id, k.name]));
+    const appNames = new Map(apps.items.map((a) => [a.id, a.name]));
+    // The names the entries themselves recorded: what a deleted key or app was called.
+    const seen = new Map<string, string>();
+    for (const e of [...page.entries].reverse()) {
+      if (e.targetType !== "org" && typeof e.details?.name === "string") seen.set(e.targetId, e.details.name);
+    }
+    const keyRef = (id: string) => <Named id={id} names={keyNames} complete={keys.complete} seen={seen} />;
+
+    const previous: View | undefined = cursor ? { ...filters, cursor: trail.at(-1), trail: trail.slice(0, -1) } : undefined;
+    const next: View | undefined = page.nextCursor ? { ...filters, cursor: page.nextCursor, trail: cursor ? [...trail, cursor] : [] } : undefined;
+    const filtered = Boolean(action || keyId);
+    const filterKeyListed = keyId === undefined || keyNames.has(keyId);
+
     return c.html(
       <Page title="Audit log" viewer={viewerOf(c)} tab="audit">
         <h1>Audit log</h1>
+        <p class="hint">Every change to keys, apps and the key policy, and every reveal, newest first. Never any key material.</p>
         {!result.ok && <Notice kind="error">{result.error.message}</Notice>}
+        {badFilter && <Notice kind="error">That filter is not one the audit log knows; it was left out.</Notice>}
+        <form method="get" action="/console/audit" class="filters" aria-label="Filter the audit log">
+          <div>
+            <label for="audit-action">Action</label>
+            <select id="audit-action" name="action">
+              <option value="">All actions</option>
+              {AUDIT_ACTIONS.map((a) => (
+                <option value={a} selected={a === action}>
+                  {`${ACTION_LABELS[a]} (${a})`}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div>
+            <label for="audit-key">Key</label>
+            <select id="audit-key" name="keyId">
+              <option value="">All keys</option>
+              {!filterKeyListed && (
+                <option value={keyId} selected>
+                  {`${seen.get(keyId!) ?? keyId}${keys.complete ? " (deleted)" : ""}`}
+                </option>
+              )}
+              {keys.items.map((k) => (
+                <option value={k.id} selected={k.id === keyId}>
+                  {k.name}
+                </option>
+              ))}
+            </select>
+            <p class="hint">The changes a key made, and those made to it.</p>
+          </div>
+          <div class="actions">
+            {filtered && (
+              <a class="button" href="/console/audit">
+                Clear filters
+              </a>
+            )}
+            <button type="submit" class="primary">
+              Filter
+            </button>
+          </div>
+        </form>
         {page.entries.length === 0 ? (
-          <p class="empty">No changes recorded yet.</p>
+          <p class="empty">{filtered ? "No entries match these filters." : "No changes recorded yet."}</p>
         ) : (
           <table id="audit-log">
+            <caption class="visually-hidden">Audit log entries</caption>
             <thead>
               <tr>
                 <th scope="col">Time</th>
@@ -44,17 +170,25 @@ export function registerConsoleAudit(app: App) {
             </thead>
             <tbody>
               {page.entries.map((e) => (
-                <tr>
+                <tr data-entry-id={String(e.id)}>
                   <td>
                     <When iso={e.createdAt} />
                   </td>
                   <td>
-                    <code>{e.action}</code>
+                    {ACTION_LABELS[e.action as AuditAction] ?? e.action} <code>{e.action}</code>
                   </td>
                   <td>
-                    {e.targetType} <code>{e.targetId}</code>
+                    {e.targetType === "org" ? (
+                      <>organization</>
+                    ) : e.targetType === "app" ? (
+                      <>
+                        app <Named id={e.targetId} names={appNames} complete={apps.complete} seen={seen} />
+                      </>
+                    ) : (
+                      <>key {keyRef(e.targetId)}</>
+                    )}
                   </td>
-                  <td>{e.actorKeyId ? <code>{e.actorKeyId}</code> : "bootstrap secret"}</td>
+                  <td>{e.actorKeyId ? keyRef(e.actorKeyId) : "bootstrap secret"}</td>
                   <td>
                     <code>{e.requestId}</code>
                   </td>
@@ -63,10 +197,13 @@ export function registerConsoleAudit(app: App) {
             </tbody>
           </table>
         )}
-        <nav class="pager" aria-label="Audit log pages">
-          {cursor && <a href="/console/audit">First page</a>}
-          {page.nextCursor && <a href={`/console/audit?cursor=${encodeURIComponent(page.nextCursor)}`}>Next page</a>}
-        </nav>
+        {(previous || next) && (
+          <nav class="pager" aria-label="Audit log pages">
+            {previous && previous.cursor && <a href={link({ ...filters, trail: [] })}>First page</a>}
+            {previous && <a href={link(previous)} rel="prev">Previous page</a>}
+            {next && <a href={link(next)} rel="next">Next page</a>}
+          </nav>
+        )}
       </Page>,
       result.ok ? 200 : (result.status as 400),
     );

@@ -3,15 +3,129 @@ import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { allows } from "../../domain/permissions";
-import { MAX_LIFETIME_DAYS_LIMIT, type OrgPolicy } from "../../domain/policy";
+import { MAX_LIFETIME_DAYS_LIMIT, policyViolation, type OrgPolicy } from "../../domain/policy";
 import { consoleApi } from "../api";
 import { dataOr, orgPath, unlessUnavailable, viewerOf } from "../context";
-import { fieldErrors, FormError, policyBody, type FieldErrors } from "../forms";
-import { Csrf, Disabled, FieldError, Notice, Page, type Viewer } from "../views/layout";
+import { fieldErrors, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
+import type { Key } from "../views/keys-page";
+import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "../views/layout";
+import { allKeys } from "./apps";
 
 const NEEDS_ORG_ADMIN = "Changing the key policy needs the org:admin permission (an org admin key).";
+/** Where the way out starts: the keys page with its create dialog open. */
+export const CREATE_KEY_LINK = "/console/keys?create=1";
 
-function PolicyPage(props: { viewer: Viewer; policy: OrgPolicy; canEdit: boolean; errors?: FieldErrors; saved?: boolean }) {
+/** The signed-in key, as the policy judges it. */
+interface Self {
+  name: string;
+  createdAt: number;
+  expiresAt: number | null;
+}
+
+/**
+ * The smallest lifetime cap the signed-in key complies with, asked of the policy check itself; null
+ * when no cap allows it (it never expires).
+ */
+function smallestCapFor(self: Self): number | null {
+  const complies = (days: number) => policyViolation({ requireExpiration: false, maxLifetimeDays: days }, self) === null;
+  if (!complies(MAX_LIFETIME_DAYS_LIMIT)) return null;
+  let [low, high] = [1, MAX_LIFETIME_DAYS_LIMIT];
+  while (low < high) {
+    const mid = Math.floor((low + high) / 2);
+    if (complies(mid)) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}
+
+/** Why the key making the change must comply, what that means for the signed-in key, and the way out. */
+function SelfRule(props: { self: Self; canEdit: boolean }) {
+  const { self } = props;
+  const cap = smallestCapFor(self);
+  return (
+    <section aria-labelledby="self-rule-heading" id="self-rule">
+      <h2 id="self-rule-heading">Your own key must comply</h2>
+      <p>
+        The policy applies to every key on every request, including the key you are signed in with. A change your own
+        key would break is refused: once saved, it would refuse that key on its very next request, and if it is the
+        organization's only admin key, nobody could sign in to change the policy back.
+      </p>
+      <p>
+        {self.expiresAt === null ? (
+          <>
+            Your key, <strong>{self.name}</strong>, never expires, so it cannot require an expiration or cap the
+            lifetime of keys.
+          </>
+        ) : (
+          <>
+            Your key, <strong>{self.name}</strong>, expires on <When iso={new Date(self.expiresAt).toISOString()} />
+            {cap === null ? "." : `: it can set a lifetime cap of ${cap} days or more.`}
+          </>
+        )}
+      </p>
+      <p>
+        <strong>The way out:</strong> to set a stricter policy, first create an organization admin key that complies
+        with it (for example, one that expires in 30 days), sign in with that key, then save the policy here. Delete the
+        old key once nothing uses it.
+      </p>
+      {props.canEdit && (
+        <p>
+          <a class="button" href={CREATE_KEY_LINK}>
+            Create a compliant admin key
+          </a>
+        </p>
+      )}
+    </section>
+  );
+}
+
+/** The keys that break the policy now in force: they are refused on every request until they comply. */
+function Violations(props: { keys: Key[]; complete: boolean; policy: OrgPolicy }) {
+  const violating = props.keys.flatMap((k) => {
+    const violation = keyPolicyViolation(props.policy, k);
+    return violation ? [{ k, violation }] : [];
+  });
+  const n = violating.length;
+  return (
+    <section aria-labelledby="violations-heading" id="violations">
+      <h2 id="violations-heading">Keys that violate this policy</h2>
+      {n === 0 ? (
+        <p>{props.complete ? "Every key complies with the policy in force." : "None of the keys checked violates the policy in force."}</p>
+      ) : (
+        <>
+          <p>
+            <strong>{`${n === 1 ? "1 key violates" : `${n} keys violate`} the policy in force.`}</strong> Every request
+            with {n === 1 ? "it" : "them"} is refused until {n === 1 ? "it complies" : "they comply"}: give {n === 1 ? "it" : "each"} an
+            expiration within the policy (Manage), or replace {n === 1 ? "it" : "them"} with compliant keys.
+          </p>
+          <ul id="violating-keys">
+            {violating.map(({ k, violation }) => (
+              <li>
+                {k.kind === "legacy" ? <strong>{k.name}</strong> : <a href={`/console/keys/${k.id}`}>{k.name}</a>} — {violation.message}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      {!props.complete && <p class="hint">Only the first 1,000 keys were checked.</p>}
+    </section>
+  );
+}
+
+interface PolicyPageProps {
+  viewer: Viewer;
+  policy: OrgPolicy;
+  current: OrgPolicy;
+  canEdit: boolean;
+  self: Self;
+  keys: { items: Key[]; complete: boolean };
+  errors?: FieldErrors;
+  /** The API refused the change because the signed-in key would break it. */
+  selfViolation?: string;
+  saved?: boolean;
+}
+
+function PolicyPage(props: PolicyPageProps) {
   const { policy, errors } = props;
   const save = (
     <button type="submit" class="primary" disabled={!props.canEdit}>
@@ -26,6 +140,12 @@ function PolicyPage(props: { viewer: Viewer; policy: OrgPolicy; canEdit: boolean
         made stops working, and its callers are told why.
       </p>
       {props.saved && <Notice kind="ok">Policy saved. It applies to every key from now on.</Notice>}
+      {props.selfViolation && (
+        <Notice kind="error">
+          {`Not saved: your own key, ${props.self.name}, would break this policy (${props.selfViolation}) `}
+          <a href={CREATE_KEY_LINK}>Create a compliant admin key</a>, sign in with it, and save the policy again.
+        </Notice>
+      )}
       {errors?.form && <Notice kind="error">{errors.form}</Notice>}
       <form method="post" action="/console/policy">
         <Csrf viewer={props.viewer} />
@@ -49,17 +169,29 @@ function PolicyPage(props: { viewer: Viewer; policy: OrgPolicy; canEdit: boolean
         </fieldset>
         <div class="actions">{props.canEdit ? save : <Disabled id="policy-save" reason={NEEDS_ORG_ADMIN}>{save}</Disabled>}</div>
       </form>
+      <Violations keys={props.keys.items} complete={props.keys.complete} policy={props.current} />
+      <SelfRule self={props.self} canEdit={props.canEdit} />
     </Page>
   );
 }
 
-async function render(c: Context<AppEnv>, app: App, extra: { errors?: FieldErrors; saved?: boolean; shown?: OrgPolicy } = {}, status = 200) {
-  const current = dataOr(
-    await consoleApi(app, c)<OrgPolicy>("GET", `${orgPath(c)}/policy`),
-    { requireExpiration: false, maxLifetimeDays: null },
+async function render(c: Context<AppEnv>, app: App, { shown, ...extra }: Partial<PolicyPageProps> & { shown?: OrgPolicy } = {}, status = 200) {
+  const api = consoleApi(app, c);
+  const [policy, keys] = await Promise.all([api<OrgPolicy>("GET", `${orgPath(c)}/policy`), allKeys(c, api)]);
+  const current = dataOr(policy, { requireExpiration: false, maxLifetimeDays: null });
+  const { caller } = c.var;
+  return c.html(
+    <PolicyPage
+      viewer={viewerOf(c)}
+      policy={shown ?? current}
+      current={current}
+      canEdit={allows(caller.grants, "org:admin")}
+      self={{ name: caller.name, createdAt: caller.createdAt, expiresAt: caller.expiresAt }}
+      keys={keys}
+      {...extra}
+    />,
+    status as 200,
   );
-  const canEdit = allows(c.var.caller.grants, "org:admin");
-  return c.html(<PolicyPage viewer={viewerOf(c)} policy={extra.shown ?? current} canEdit={canEdit} errors={extra.errors} saved={extra.saved} />, status as 200);
 }
 
 export function registerConsolePolicy(app: App) {
@@ -70,6 +202,9 @@ export function registerConsolePolicy(app: App) {
       const body = policyBody(c.var.form);
       const result = unlessUnavailable(await consoleApi(app, c)("PUT", `${orgPath(c)}/policy`, body));
       if (result.ok) return c.redirect("/console/policy?saved=1", 303);
+      // The API's refusal of a policy its author breaks names the rule (details.code): say it as the way out.
+      const selfRule = result.status === 409 ? policyViolation(body, c.var.caller) : null;
+      if (selfRule) return render(c, app, { selfViolation: selfRule.message, shown: body }, result.status);
       const errors = fieldErrors(result.error);
       return render(c, app, { errors: errors.policy ? errors : { form: result.error.message }, shown: body }, result.status);
     } catch (err) {
