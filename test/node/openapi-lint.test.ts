@@ -48,3 +48,68 @@ describe("GET /openapi.json under Redocly's recommended rules", () => {
     expect(problems.filter((p) => p.startsWith("error"))).toEqual([]);
   });
 });
+
+/** Every schema object in `node`, at its JSON pointer. */
+function* schemasIn(node: unknown, pointer = "#"): Generator<[string, Record<string, unknown>]> {
+  if (Array.isArray(node)) {
+    for (const [i, child] of node.entries()) yield* schemasIn(child, `${pointer}/${i}`);
+    return;
+  }
+  if (typeof node !== "object" || node === null) return;
+  const object = node as Record<string, unknown>;
+  yield [pointer, object];
+  for (const [key, child] of Object.entries(object)) yield* schemasIn(child, `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`);
+}
+
+/** Where `document` has a oneOf or anyOf of objects without a discriminator: a client cannot tell which member it holds. */
+function undiscriminatedUnions(document: unknown): string[] {
+  const isObjectUnion = (members: unknown) =>
+    Array.isArray(members) && members.some((m: { $ref?: string; type?: string }) => m.$ref !== undefined || m.type === "object");
+  return [...schemasIn(document)]
+    .filter(([, s]) => (isObjectUnion(s.oneOf) || isObjectUnion(s.anyOf)) && s.discriminator === undefined)
+    .map(([pointer]) => pointer);
+}
+
+describe("rules the code enforces, stated in the schema", () => {
+  const documentOf = async () => {
+    const app = registerConsole(registerRoutes(newApp()));
+    return (await (await app.request("/openapi.json")).json()) as {
+      components: { schemas: Record<string, Record<string, unknown> & { properties?: Record<string, Record<string, unknown>>; required?: string[] }> };
+    };
+  };
+
+  it("the create-key body is a oneOf discriminated by `kind`, each mapping naming the schema of that kind", async () => {
+    const { schemas } = (await documentOf()).components;
+    const mapping = {
+      rbac: "#/components/schemas/CreateRbacKey",
+      scoped: "#/components/schemas/CreateScopedKey",
+      legacy: "#/components/schemas/CreateLegacyKey",
+    };
+    expect(schemas.CreateKey).toMatchObject({
+      oneOf: Object.values(mapping).map(($ref) => ({ $ref })),
+      discriminator: { propertyName: "kind", mapping },
+    });
+    for (const [kind, ref] of Object.entries(mapping)) {
+      const body = schemas[ref.split("/").at(-1)!]!;
+      expect(body.properties?.kind).toMatchObject({ enum: [kind] });
+      expect(body.required).toContain("kind");
+    }
+  });
+
+  it("a union of objects anywhere in the document says how to tell its members apart", async () => {
+    expect(undiscriminatedUnions({ a: { oneOf: [{ $ref: "#/x" }, { type: "object" }] } })).toEqual(["#/a"]);
+    expect(undiscriminatedUnions(await documentOf())).toEqual([]);
+  });
+
+  it("an edit must change at least one field (PATCH body: minProperties 1)", async () => {
+    expect((await documentOf()).components.schemas.UpdateKey).toMatchObject({ type: "object", minProperties: 1 });
+  });
+
+  it("a new key's defaulted fields are optional, with their defaults", async () => {
+    const { schemas } = (await documentOf()).components;
+    for (const name of ["CreateRbacKey", "CreateScopedKey", "CreateLegacyKey"]) expect(schemas[name]!.required).not.toContain("secure");
+    expect(schemas.CreateRbacKey!.required).not.toContain("orgRole");
+    expect(schemas.SecureFlag).toMatchObject({ type: "boolean", default: true });
+    expect(schemas.NewKeyOrgRole).toMatchObject({ default: "none" });
+  });
+});
