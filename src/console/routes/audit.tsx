@@ -1,5 +1,4 @@
 /** @jsxImportSource hono/jsx */
-import type { Child } from "hono/jsx";
 import type { App } from "../../app";
 import { ID_PATTERN } from "../../domain/key-format";
 import { AUDIT_ACTIONS, type AuditAction } from "../../routes/audit/list-audit-log";
@@ -55,7 +54,7 @@ function link(view: View): string {
 }
 
 /** A key or an app by name, with its id; one that no longer exists says so, with the last name the page saw. */
-function Named(props: { id: string; names: Map<string, string>; complete: boolean; seen: Map<string, string>; filterable?: boolean; children?: Child }) {
+function Named(props: { id: string; names: Map<string, string>; complete: boolean; seen: Map<string, string> }) {
   const current = props.names.get(props.id);
   const deleted = current === undefined && props.complete;
   const name = current ?? props.seen.get(props.id);
@@ -63,7 +62,6 @@ function Named(props: { id: string; names: Map<string, string>; complete: boolea
     <span class="named">
       {name && <strong>{name}</strong>} <code>{props.id}</code>
       {deleted && <span class="hint"> (deleted)</span>}
-      {props.children}
     </span>
   );
 }
@@ -171,13 +169,13 @@ export function registerConsoleAudit(app: App) {
             <tbody>
               {page.entries.map((e) => (
                 <tr data-entry-id={String(e.id)}>
-                  <td>
+                  <td data-label="Time">
                     <When iso={e.createdAt} />
                   </td>
-                  <td>
+                  <td data-label="Action">
                     {ACTION_LABELS[e.action as AuditAction] ?? e.action} <code>{e.action}</code>
                   </td>
-                  <td>
+                  <td data-label="Target">
                     {e.targetType === "org" ? (
                       <>organization</>
                     ) : e.targetType === "app" ? (
@@ -188,8 +186,8 @@ export function registerConsoleAudit(app: App) {
                       <>key {keyRef(e.targetId)}</>
                     )}
                   </td>
-                  <td>{e.actorKeyId ? keyRef(e.actorKeyId) : "bootstrap secret"}</td>
-                  <td>
+                  <td data-label="By key">{e.actorKeyId ? keyRef(e.actorKeyId) : "bootstrap secret"}</td>
+                  <td data-label="Request">
                     <code>{e.requestId}</code>
                   </td>
                 </tr>

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { FieldErrors } from "../forms";
-import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "./layout";
+import { Csrf, FieldError, Notice, Page, When, type Viewer } from "./layout";
 
 export interface AppItem {
   id: string;
@@ -56,25 +56,36 @@ function DeleteDialog(props: { app: AppItem; viewer: Viewer; holders?: string[] 
   );
 }
 
+/** Why Create and Delete are locked, shown once on the page and described by each locked control. */
+const LOCKED_ID = "apps-locked";
+
 function AppRow(props: { app: AppItem; viewer: Viewer; canAdmin: boolean; holders?: string[] }) {
   const { app } = props;
-  const button = (
-    <button type="button" class="danger" data-open={props.canAdmin ? `delete-app-${app.id}` : undefined} disabled={!props.canAdmin} aria-label={`Delete ${app.name}`}>
-      Delete
-    </button>
-  );
   return (
     <tr data-app-id={app.id}>
-      <td>{app.name}</td>
-      <td>
+      <td data-label="Name">
+        <span class="key-name">{app.name}</span>
+      </td>
+      <td data-label="ID">
         <code>{app.id}</code>
       </td>
-      <td>
+      <td data-label="Created">
         <When iso={app.createdAt} />
       </td>
-      <td>{props.holders === undefined ? "—" : String(props.holders.length)}</td>
-      <td>
-        <div class="row-actions">{props.canAdmin ? button : <Disabled id={`delete-app-${app.id}`} reason={NEEDS_ORG_ADMIN}>{button}</Disabled>}</div>
+      <td data-label="Keys with a role">{props.holders === undefined ? "—" : String(props.holders.length)}</td>
+      <td class="actions-cell">
+        <div class="row-actions">
+          {props.canAdmin ? (
+            <button type="button" class="danger" data-open={`delete-app-${app.id}`} aria-label={`Delete ${app.name}`}>
+              Delete
+            </button>
+          ) : (
+            // Focusable and announced as disabled, with the page's reason as its description: never a dialog that would then be refused.
+            <button type="button" class="locked danger" aria-disabled="true" aria-label={`Delete ${app.name}`} aria-describedby={LOCKED_ID}>
+              Delete
+            </button>
+          )}
+        </div>
         {props.canAdmin && <DeleteDialog app={app} viewer={props.viewer} holders={props.holders} />}
       </td>
     </tr>
@@ -83,11 +94,6 @@ function AppRow(props: { app: AppItem; viewer: Viewer; canAdmin: boolean; holder
 
 function CreateForm(props: { viewer: Viewer; canAdmin: boolean; create?: AppsPageProps["create"]; first: boolean }) {
   const errors = props.create?.errors;
-  const submit = (
-    <button type="submit" class="primary" disabled={!props.canAdmin}>
-      Create app
-    </button>
-  );
   return (
     <form method="post" action="/console/apps" novalidate aria-labelledby="create-app-title">
       <Csrf viewer={props.viewer} />
@@ -111,7 +117,17 @@ function CreateForm(props: { viewer: Viewer; canAdmin: boolean; create?: AppsPag
           Unique in the organization, up to 100 characters, for example “mobile” or “billing-api”.
         </p>
       </fieldset>
-      <div class="actions">{props.canAdmin ? submit : <Disabled id="create-app" reason={NEEDS_ORG_ADMIN}>{submit}</Disabled>}</div>
+      <div class="actions">
+        {props.canAdmin ? (
+          <button type="submit" class="primary">
+            Create app
+          </button>
+        ) : (
+          <button type="button" class="locked primary" aria-disabled="true" aria-describedby={LOCKED_ID}>
+            Create app
+          </button>
+        )}
+      </div>
     </form>
   );
 }
@@ -126,6 +142,11 @@ export function AppsPage(props: AppsPageProps) {
         it from the API keys page.
       </p>
       {props.notice && <Notice kind={props.notice.kind}>{props.notice.text}</Notice>}
+      {props.canRead && !props.canAdmin && (
+        <p class="callout" id={LOCKED_ID}>
+          {NEEDS_ORG_ADMIN}
+        </p>
+      )}
       {!props.canRead ? (
         <section aria-disabled="true" class="empty" id="apps-disabled">
           <p>
