@@ -2,6 +2,8 @@ import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** The example Worker beside the gateway, two Workers served from Node (see the node project). */
+const EXAMPLE_WORKER_FILE = "test/example-worker.test.ts";
 /** Files whose assertions measure time: run alone (see the workerd-timing project). */
 const TIMING_FILES = ["test/leases.test.ts", "test/location-model.test.ts", "test/slow-storage.test.ts", "test/authority-race.test.ts"];
 
@@ -52,7 +54,7 @@ export default defineConfig(async () => {
             name: "workerd",
             setupFiles: ["./test/setup.ts"],
             include: ["test/*.test.ts"],
-            exclude: TIMING_FILES,
+            exclude: [...TIMING_FILES, EXAMPLE_WORKER_FILE],
           },
         },
         {
@@ -74,7 +76,7 @@ export default defineConfig(async () => {
             name: "node",
             sequence: { groupOrder: 0 },
             environment: "node",
-            include: ["test/node/*.test.ts"],
+            include: ["test/node/*.test.ts", EXAMPLE_WORKER_FILE],
           },
         },
         {
