@@ -4,7 +4,7 @@ import { SESSION_RECORD_PREFIX } from "../src/console/session";
 import { call, createOrg } from "./helpers";
 import { ConsoleClient, shownSecret } from "./console-helpers";
 import { faultyD1, faultyKV } from "./fault-bindings";
-import { createKeyAs, revoke, seedApp, storedRow, writeCounts } from "./key-fixtures";
+import { createKeyAs, revoke, seedApp, setPolicy, storedRow, writeCounts } from "./key-fixtures";
 
 /**
  * The console's server side, inside workerd: sessions, CSRF, and that every form goes through the
@@ -340,5 +340,201 @@ describe("console key management through the API's rules", () => {
     expect(audit.html).toContain("policy");
     expect(audit.html).toContain("key.create");
     await client.post("/console/policy", { maxLifetimeDays: "" });
+  });
+});
+
+/** The attributes of a tag's attribute text, as hono/jsx renders them (`checked=""` for booleans). */
+function attributes(text: string): Record<string, string> {
+  return Object.fromEntries([...text.matchAll(/([\w:-]+)(?:="([^"]*)")?/g)].map((m) => [m[1]!, (m[2] ?? "").replaceAll("&amp;", "&")]));
+}
+
+/**
+ * What a browser submits from the page's form posting to `action` when the user changes nothing:
+ * checked boxes and radios, each select's selected (or first) enabled option, text values; never a
+ * disabled control.
+ */
+function untouchedForm(html: string, action: string): Record<string, string[]> {
+  const start = html.indexOf(`action="${action}"`);
+  expect(start, `no form posting to ${action}`).toBeGreaterThan(-1);
+  const form = html.slice(start, html.indexOf("</form>", start));
+  const out: Record<string, string[]> = {};
+  const add = (name: string, value: string) => (out[name] ??= []).push(value);
+  for (const [, text] of form.matchAll(/<input([^>]*)>/g)) {
+    const a = attributes(text!);
+    const type = a.type ?? "text";
+    if (!a.name || "disabled" in a || ((type === "checkbox" || type === "radio") && !("checked" in a))) continue;
+    add(a.name, a.value ?? (type === "checkbox" ? "on" : ""));
+  }
+  for (const [, text, body] of form.matchAll(/<select([^>]*)>([\s\S]*?)<\/select>/g)) {
+    const a = attributes(text!);
+    if (!a.name || "disabled" in a) continue;
+    const options = [...body!.matchAll(/<option([^>]*)>/g)].map((o) => attributes(o[1]!)).filter((o) => !("disabled" in o));
+    const chosen = options.find((o) => "selected" in o) ?? options[0];
+    if (chosen) add(a.name, chosen.value ?? "");
+  }
+  return out;
+}
+
+/** The HTML of the keys table row of `keyId`. */
+const rowOf = (html: string, keyId: string) => {
+  const start = html.indexOf(`<tr data-key-id="${keyId}"`);
+  expect(start, `no row for ${keyId}`).toBeGreaterThan(-1);
+  return html.slice(start, html.indexOf("</tr>", start));
+};
+
+describe("console: apps, policy and what the signed-in key may do, as the keys page shows them", () => {
+  it("names apps in badges and in the app select, never by their raw id", async () => {
+    const named = await createOrg("Named Apps Co");
+    const app = await seedApp(named.orgId, "checkout-web");
+    const key = await createKeyAs(named.adminKey, named.orgId, { kind: "rbac", name: "uploader", orgRole: "none", appRoles: [{ appId: app, role: "uploader" }] });
+    const client = new ConsoleClient();
+    await client.signIn(named.adminKey);
+    const page = await client.get("/console/keys");
+    const row = rowOf(page.html, key.id);
+    expect(row).toContain("checkout-web: App Uploader");
+    expect(row).not.toContain(app);
+    expect(page.html).toMatch(new RegExp(`<option value="${app}"[^>]*>checkout-web</option>`));
+    const edit = await client.get(`/console/keys/${key.id}`);
+    expect(edit.html).toMatch(new RegExp(`<option value="${app}" selected="">checkout-web</option>`));
+  });
+
+  it("creates a new org's first RBAC key from the dialog's defaults, and leads it to create its first app instead of curl", async () => {
+    const fresh = await createOrg("Fresh Co");
+    const client = new ConsoleClient();
+    await client.signIn(fresh.adminKey);
+    const page = await client.get("/console/keys");
+    expect(page.html).toContain("Your organization has no apps yet");
+    expect(page.html).toMatch(/<a class="button" href="\/console\/apps">Create your first app<\/a>/);
+    expect(page.html).not.toContain("/v1/orgs/");
+    const defaults = untouchedForm(page.html, "/console/keys");
+    expect(defaults).toMatchObject({ kind: ["rbac"], secure: ["on"], orgRole: ["member"], expiration: ["none"] });
+    const posted = await client.post("/console/keys", { ...defaults, name: ["first key"] });
+    expect(posted.status, posted.html.slice(0, 2000)).toBe(303);
+    const shown = shownSecret((await client.get(posted.location!)).html)!;
+    expect(await verify(shown)).toBe("VALID");
+    const listed = await call("GET", `/v1/orgs/${fresh.orgId}/keys?kind=rbac`, { key: fresh.adminKey });
+    expect(listed.body.keys.find((k: { name: string }) => k.name === "first key")).toMatchObject({ kind: "rbac", orgRole: "member", secure: true, expiresAt: null });
+
+    // Once the org has an app the lead is gone, and the defaults still create a key.
+    await seedApp(fresh.orgId, "first-app");
+    const later = await client.get("/console/keys");
+    expect(later.html).not.toContain("Your organization has no apps yet");
+    const again = await client.post("/console/keys", { ...untouchedForm(later.html, "/console/keys"), name: ["second key"] });
+    expect(again.status, again.html.slice(0, 2000)).toBe(303);
+  });
+
+  it("does not tell a key that may not list apps to create the first one: it cannot know there is none", async () => {
+    const co = await createOrg("Scoped Manager Co");
+    await seedApp(co.orgId, "existing-app");
+    const scoped = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "scoped manager", scopes: ["apiKeyManagement", "app:read"] });
+    const client = new ConsoleClient();
+    await client.signIn(scoped.key);
+    const page = await client.get("/console/keys");
+    expect(page.html).toContain("There are no apps your key administers");
+    expect(page.html).not.toContain("Your organization has no apps yet");
+  });
+
+  it("marks keys that break the org policy with a Violates policy badge and the reason; compliant keys carry none", async () => {
+    const co = await createOrg("Policy Badge Co");
+    const compliant = await createKeyAs(co.adminKey, co.orgId, { kind: "rbac", name: "compliant admin", orgRole: "admin", expiresInDays: 30 });
+    const forever = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "forever", scopes: ["app:read"] });
+    const long = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "a year", scopes: ["app:read"], expiresInDays: 365 });
+    await setPolicy(co.orgId, { requireExpiration: true, maxLifetimeDays: 90 });
+    const client = new ConsoleClient();
+    await client.signIn(compliant.key);
+    const page = await client.get("/console/keys");
+    expect(rowOf(page.html, forever.id)).toMatch(/Violates policy<\/span> The organization&#39;s policy requires keys to have an expiration date\./);
+    expect(rowOf(page.html, long.id)).toContain("Violates policy");
+    expect(rowOf(page.html, long.id)).toContain("caps key lifetime at 90 days");
+    expect(rowOf(page.html, compliant.id)).not.toContain("Violates policy");
+    // The badge tells the truth: the key is refused at use.
+    expect(await verify(forever.key)).toBe("POLICY_VIOLATION");
+    const edit = await client.get(`/console/keys/${forever.id}`);
+    expect(edit.html).toContain("Violates policy");
+    expect(edit.html).toContain("give it an expiration that fits the policy below");
+  });
+
+  it("disables Manage, Regenerate, Reveal and Delete on a key with more access than the signed-in one, saying why; the API still refuses", async () => {
+    const co = await createOrg("Locked Co");
+    const manager = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "manager", scopes: ["apiKeyManagement", "app:read"] });
+    const admin = await createKeyAs(co.adminKey, co.orgId, { kind: "rbac", name: "other admin", orgRole: "admin", secure: false });
+    const reader = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "reader", scopes: ["app:read"], secure: false });
+    const client = new ConsoleClient();
+    await client.signIn(manager.key);
+    const page = await client.get("/console/keys");
+    const locked = rowOf(page.html, admin.id);
+    for (const action of ["Manage", "Reveal", "Regenerate", "Delete"]) {
+      expect(locked).toMatch(new RegExp(`<button type="button" class="locked[^"]*" aria-disabled="true" aria-label="${action} other admin" aria-describedby="locked-${admin.id}"`));
+    }
+    expect(locked).toMatch(new RegExp(`<p class="locked-reason" id="locked-${admin.id}">Your key cannot change this key: it has access yours lacks \\(org:read@\\*, org:admin@\\*, app:upload@\\* and \\d+ more\\)\\.</p>`));
+    expect(locked).not.toContain(`data-open=`); // no confirmation to click through
+    expect(locked).not.toContain(`href="/console/keys/${admin.id}"`);
+    const open = rowOf(page.html, reader.id);
+    expect(open).toContain(`data-open="regenerate-${reader.id}"`);
+    expect(open).toContain(`data-open="delete-${reader.id}"`);
+    expect(open).not.toContain("aria-disabled");
+    // The edit page says so too, with nothing to submit.
+    const edit = await client.get(`/console/keys/${admin.id}`);
+    expect(edit.html).toContain('id="edit-locked"');
+    expect(edit.html).toMatch(/<fieldset class="plain" disabled="">/);
+    expect(edit.html).toMatch(/<button type="button" class="primary" aria-disabled="true" aria-describedby="edit-locked">Save Changes/);
+    // Disabled in the page, refused by the API all the same.
+    const before = await writeCounts();
+    for (const action of ["regenerate", "reveal", "revoke"]) {
+      const forced = await client.post(`/console/keys/${admin.id}/${action}`);
+      expect(forced.status, action).toBe(403);
+      expect(shownSecret(forced.html)).toBeUndefined();
+    }
+    expect(await writeCounts()).toEqual(before);
+    expect(await verify(admin.key)).toBe("VALID");
+  });
+
+  it("disables Regenerate and Reveal, not Delete, on a key that would outlive the signed-in key, and offers no expiry past its own", async () => {
+    const co = await createOrg("Short Life Co");
+    const shortAdmin = await createKeyAs(co.adminKey, co.orgId, { kind: "rbac", name: "30-day admin", orgRole: "admin", expiresInDays: 30 });
+    const forever = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "forever", scopes: ["app:read"], secure: false });
+    const client = new ConsoleClient();
+    await client.signIn(shortAdmin.key);
+    const page = await client.get("/console/keys");
+    const row = rowOf(page.html, forever.id);
+    expect(row).toContain(`aria-label="Regenerate forever" aria-describedby="locked-${forever.id}"`);
+    expect(row).toContain(`aria-label="Reveal forever" aria-describedby="locked-${forever.id}"`);
+    expect(row).toMatch(/Your key expires on \d{4}-\d{2}-\d{2}, so it cannot hand out a secret for this longer-lived key\./);
+    expect(row).toContain(`data-open="delete-${forever.id}"`);
+    expect(row).toContain(`href="/console/keys/${forever.id}"`);
+    const forced = await client.post(`/console/keys/${forever.id}/regenerate`);
+    expect(forced.status).toBe(403);
+    // The create dialog offers only lifetimes the API accepts from this key, and says why.
+    const dialog = page.html.slice(page.html.indexOf('id="create-dialog"'));
+    expect(dialog).not.toContain(">No expiration<");
+    expect(dialog).not.toContain(">60 days<");
+    expect(dialog).toMatch(/Your key expires on \d{4}-\d{2}-\d{2}: a key it gives out cannot live longer\./);
+    const posted = await client.post("/console/keys", { ...untouchedForm(page.html, "/console/keys"), name: ["made by a 30-day key"] });
+    expect(posted.status, posted.html.slice(0, 2000)).toBe(303);
+  });
+
+  it("shows the recommended security practices where keys are created", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const page = await client.get("/console/keys");
+    const dialog = page.html.slice(page.html.indexOf('id="create-dialog"'), page.html.indexOf("</dialog>", page.html.indexOf('id="create-dialog"')));
+    for (const practice of ["Least privilege", "Set an expiry", "rotate regularly", "Never commit keys"]) expect(dialog).toContain(practice);
+  });
+
+  it("serves a favicon the console's pages link to and its CSP allows", async () => {
+    const icon = await new ConsoleClient().get("/console/favicon.svg");
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get("content-type")).toBe("image/svg+xml");
+    expect(icon.html).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    const signIn = await new ConsoleClient().get("/console/sign-in");
+    expect(signIn.html).toContain('<link rel="icon" href="/console/favicon.svg" type="image/svg+xml"/>');
+    expect(signIn.headers.get("content-security-policy")).toMatch(/img-src 'self'/);
+  });
+
+  it("links every page's navigation to the Apps page", async () => {
+    const client = new ConsoleClient();
+    await client.signIn(org.adminKey);
+    const page = await client.get("/console/keys");
+    expect(page.html).toMatch(/<a class="tab" href="\/console\/apps">Apps<\/a>/);
   });
 });

@@ -7,6 +7,8 @@ import { outlives, policyViolation, type OrgPolicy, type PolicyViolation } from 
  * one judge of every rule; this module only translates, so the console cannot drift from it.
  */
 
+const DAY_MS = 86_400_000;
+
 /** A submitted form: each field's values in order (checkboxes and app rows repeat). */
 export type FormValues = Record<string, string[]>;
 
@@ -194,24 +196,30 @@ export function keyPolicyViolation(policy: OrgPolicy, k: ListedKey): PolicyViola
  */
 export function offeredExpirations(policy: OrgPolicy, signerExpiresAt: number | null, now = Date.now()) {
   const presets = EXPIRY_PRESETS_DAYS.filter(
-    (d) => (policy.maxLifetimeDays === null || d <= policy.maxLifetimeDays) && !outlives(now + d * 86_400_000, signerExpiresAt),
+    (d) => (policy.maxLifetimeDays === null || d <= policy.maxLifetimeDays) && !outlives(now + d * DAY_MS, signerExpiresAt),
   );
   return { presets, none: !policy.requireExpiration && signerExpiresAt === null };
 }
 
 /**
- * What the create dialog starts with: a form the API accepts as it is (a new org's first key is one
- * click), with the least access that is still some: a member of the org (read only), or, for a signer
- * that cannot grant that, the reader role on the first app it administers.
+ * The expiration a new key starts with: none when allowed, else the shortest preset allowed, else the
+ * last whole day (UTC, as the date field means it) that fits the policy's cap and the signer's own life.
  */
-export function defaultCreateForm(grantable: { orgRoles: readonly OrgRole[]; apps: readonly { id: string }[] }, expiration: string): FormValues {
-  const app = grantable.orgRoles.includes("member") ? undefined : grantable.apps[0];
-  return {
-    kind: ["rbac"],
-    secure: ["on"],
-    expiration: [expiration],
-    orgRole: [app || !grantable.orgRoles.includes("member") ? "none" : "member"],
-    appId: app ? [app.id] : [],
-    appRole: ["reader"],
-  };
+export function defaultExpiration(policy: OrgPolicy, signerExpiresAt: number | null, now = Date.now()): FormValues {
+  const offered = offeredExpirations(policy, signerExpiresAt, now);
+  if (offered.none) return { expiration: ["none"] };
+  if (offered.presets[0] !== undefined) return { expiration: [String(offered.presets[0])] };
+  const limit = Math.min(signerExpiresAt ?? Infinity, policy.maxLifetimeDays === null ? Infinity : now + policy.maxLifetimeDays * DAY_MS);
+  // A date means "through the end of that day": the last day whose end is still within the limit.
+  const lastDay = Math.floor((limit + 1) / DAY_MS) * DAY_MS - DAY_MS;
+  return { expiration: ["date"], expiresOn: lastDay > now - DAY_MS ? [new Date(lastDay).toISOString().slice(0, 10)] : [] };
+}
+
+/**
+ * What the create dialog starts with: a form the API accepts as it is, so a new org's first key needs
+ * only a name, with the least access that is still some: a member of the org (read only). A signer
+ * that cannot grant Member (a scoped key manager) starts from no role and picks the access itself.
+ */
+export function defaultCreateForm(grantable: { orgRoles: readonly OrgRole[] }, expiration: FormValues): FormValues {
+  return { kind: ["rbac"], secure: ["on"], ...expiration, orgRole: [grantable.orgRoles.includes("member") ? "member" : "none"], appRole: ["reader"] };
 }

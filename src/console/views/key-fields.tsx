@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { APP_ROLES, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../../domain/catalog";
 import type { OrgPolicy } from "../../domain/policy";
-import { first, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
+import { defaultExpiration, first, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
 import { describedBy, FieldError } from "./layout";
 
 /** Fields shared by the create dialog and the edit page. `id` prefixes every control's id. */
@@ -76,7 +76,7 @@ export function ExpirationField(props: {
 }) {
   const id = `${props.id}-expiration`;
   const offered = offeredExpirations(props.policy, props.signerExpiresAt);
-  const chosen = first(props.form, "expiration") || (props.keep ? "keep" : offered.none ? "none" : String(offered.presets[0] ?? "date"));
+  const chosen = first(props.form, "expiration") || (props.keep ? "keep" : first(defaultExpiration(props.policy, props.signerExpiresAt), "expiration"));
   const rules = [
     props.policy.requireExpiration ? "Your organization's policy requires an expiration." : "",
     props.policy.maxLifetimeDays !== null ? `Keys may live at most ${props.policy.maxLifetimeDays} days.` : "",

@@ -3,7 +3,7 @@ import type { z } from "@hono/zod-openapi";
 import type { Child } from "hono/jsx";
 import type { OrgPolicy } from "../../domain/policy";
 import type { KeyObject } from "../../routes/schemas";
-import { defaultCreateForm, first, keyPolicyViolation, offeredExpirations, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
+import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
 import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
 
@@ -262,8 +262,7 @@ function SecurityPractices() {
 }
 
 function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) {
-  const offered = offeredExpirations(props.policy, props.signer.expiresAt);
-  const form = props.create?.form ?? defaultCreateForm(props.grantable, offered.none ? "none" : String(offered.presets[0] ?? "date"));
+  const form = props.create?.form ?? defaultCreateForm(props.grantable, defaultExpiration(props.policy, props.signer.expiresAt));
   const errors = props.create?.errors;
   const kind = first(form, "kind") || "rbac";
   const secure = first(form, "secure") === "on";
