@@ -30,7 +30,7 @@ async function documentOfApp(): Promise<unknown> {
 }
 
 /**
- * Diagnostics of the programs in `sources` (file name → text), written beside the generated `openapi.d.ts`
+ * Diagnostics of the programs in `sources` (file name → text), written beside the generated `openapi.ts`
  * and checked together, as a strict project would check them.
  */
 function typeCheck(sources: Record<string, string>): string[] {
@@ -42,8 +42,9 @@ function typeCheck(sources: Record<string, string>): string[] {
     strict: true,
     noUncheckedIndexedAccess: true,
     noEmit: true,
-    // The generated declarations are checked too, not skipped.
-    skipLibCheck: false,
+    // The libraries' declarations are taken as they are (checking lib.dom alone takes seconds); the generated
+    // types are an ordinary `.ts` file, checked with the program.
+    skipLibCheck: true,
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.ESNext,
     moduleResolution: ts.ModuleResolutionKind.Bundler,
@@ -75,43 +76,53 @@ function castsIn(source: string): string[] {
 
 const program = readFileSync(FIXTURE, "utf8");
 
+/**
+ * Calls that must type-check (the defaults: `secure` and `orgRole` of a new key, `limit` of a list) and calls
+ * that must not (a scoped key without scopes, a field of another kind, an unknown kind, a preset the API does
+ * not offer, an unknown kind in the list filter): the check is live, and says what the document promises.
+ */
+const ACCEPTED_CALLS = {
+  defaults: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "rbac", name: "n" } })`,
+  limit: `GET("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } } })`,
+};
+const REFUSED_CALLS = {
+  noScopes: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "scoped", name: "n" } })`,
+  mixed: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "legacy", name: "n", mode: "read", scopes: ["app:read"] } })`,
+  kind: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "admin", name: "n" } })`,
+  days: `PATCH("/v1/orgs/{orgId}/keys/{keyId}", { params: { path: { orgId: "o", keyId: "k" } }, body: { expiresInDays: 45 } })`,
+  listKind: `GET("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" }, query: { kind: ["old"] } } })`,
+};
+const CALLS: Record<string, string> = { ...ACCEPTED_CALLS, ...REFUSED_CALLS };
+
+/** Diagnostics of the walkthrough and of every call, checked as one program (a check takes seconds). */
+let diagnostics: string[] = [];
+const callFile = (name: string) => `call-${name}.ts`;
+
 beforeAll(async () => {
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
   // openapi-typescript as a user runs it: default options.
   const ast = await openapiTS(JSON.stringify(await documentOfApp()));
-  writeFileSync(join(DIR, "openapi.d.ts"), astToString(ast));
-});
+  writeFileSync(join(DIR, "openapi.ts"), astToString(ast));
+  const calls = Object.entries(CALLS).map(([name, call]) => [
+    callFile(name),
+    `import createClient from "openapi-fetch";\nimport type { paths } from "./openapi";\n` +
+      `const api = createClient<paths>({ baseUrl: "http://x" });\nexport const call = () => api.${call};\n`,
+  ]);
+  diagnostics = typeCheck({ "walkthrough.ts": program, ...Object.fromEntries(calls) });
+}, 120_000);
 
 describe("a client generated from /openapi.json (openapi-typescript + openapi-fetch)", () => {
-  // A TypeScript program is checked in seconds, more on a busy machine.
-  it("type-checks the README walkthrough under strict TypeScript, with no casts", { timeout: 60_000 }, () => {
+  it("type-checks the README walkthrough under strict TypeScript, with no casts", () => {
     expect(castsIn(program)).toEqual([]);
-    expect(typeCheck({ "walkthrough.ts": program })).toEqual([]);
+    // Nothing but the refused calls has a diagnostic: not the walkthrough, not the generated types.
+    expect(diagnostics.filter((d) => !Object.keys(REFUSED_CALLS).some((name) => d.startsWith(`${callFile(name)}:`)))).toEqual([]);
   });
 
-  it("lets defaulted request fields be left out, and refuses what the API refuses (the check is live)", { timeout: 60_000 }, () => {
-    const calls: Record<string, string> = {
-      // The defaults: `secure` and `orgRole` of a new key, `limit` of a list.
-      defaults: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "rbac", name: "n" } })`,
-      limit: `GET("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } } })`,
-      // A scoped key without scopes, a field of another kind, an unknown kind, a preset the API does not offer,
-      // an unknown kind in the list filter.
-      noScopes: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "scoped", name: "n" } })`,
-      mixed: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "legacy", name: "n", mode: "read", scopes: ["app:read"] } })`,
-      kind: `POST("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" } }, body: { kind: "admin", name: "n" } })`,
-      days: `PATCH("/v1/orgs/{orgId}/keys/{keyId}", { params: { path: { orgId: "o", keyId: "k" } }, body: { expiresInDays: 45 } })`,
-      listKind: `GET("/v1/orgs/{orgId}/keys", { params: { path: { orgId: "o" }, query: { kind: ["old"] } } })`,
-    };
-    const sources = Object.fromEntries(
-      Object.entries(calls).map(([name, call]) => [
-        `${name}.ts`,
-        `import createClient from "openapi-fetch";\nimport type { paths } from "./openapi";\n` +
-          `const api = createClient<paths>({ baseUrl: "http://x" });\nexport const call = () => api.${call};\n`,
-      ]),
-    );
-    const failing = new Set(typeCheck(sources).map((d) => d.split(".ts:")[0]));
-    expect([...failing].sort()).toEqual(["days", "kind", "listKind", "mixed", "noScopes"]);
+  it("lets defaulted request fields be left out, and refuses what the API refuses (the check is live)", () => {
+    for (const name of Object.keys(REFUSED_CALLS)) {
+      expect(diagnostics.some((d) => d.startsWith(`${callFile(name)}:`)), `${name} is refused`).toBe(true);
+    }
     expect(castsIn(`const a = b as string; const c = d!; let e: any; // @ts-ignore`)).toHaveLength(4);
   });
 
