@@ -60,7 +60,10 @@ describe("GET /v1/orgs/{orgId}/keys — happy paths", () => {
     expect(res.text).not.toContain(made.legacyAll!.key);
     for (const key of res.body.keys) {
       expect(Object.keys(key).sort()).toEqual(
-        ["appRoles", "createdAt", "expiresAt", "id", "kind", "lastUsedAt", "mode", "name", "orgId", "orgRole", "prefix", "scopes", "secure", "status", "updatedAt"],
+        [
+          "allowedNetworks", "appRoles", "createdAt", "disabledAt", "expiresAt", "id", "kind", "lastUsedAt", "metadata", "mode", "name",
+          "notBefore", "orgId", "orgRole", "prefix", "rotation", "scopes", "secure", "status", "updatedAt",
+        ],
       );
       expect(key.prefix).toMatch(/^kgw_[0-9a-z]{20}_[0-9A-Za-z]{4}$/);
     }

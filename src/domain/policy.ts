@@ -1,27 +1,42 @@
+import type { Grant } from "./permissions";
+
 /**
- * Org key policy: require an expiration and/or cap a key's lifetime. Enforced at create, at edit
- * and at use; at use it is evaluated on every request, never trusted from a cache.
+ * Org key policy: require an expiration, cap a key's lifetime, require allowed networks on the keys
+ * that can administer. Enforced at create, at edit and at use; at use it is evaluated on every
+ * request, never trusted from a cache.
  */
 
 export interface OrgPolicy {
   requireExpiration: boolean;
   /** Longest allowed lifetime, from the key's creation, in days; null for no cap. */
   maxLifetimeDays: number | null;
+  /**
+   * Keys holding `org:admin` or `apiKeyManagement` must carry allowed networks. Optional because
+   * records written before it existed lack it (absent is false).
+   */
+  requireNetworksForAdmin?: boolean;
 }
 
-export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null };
+export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin: false };
+
+/** The permissions that make a key an administrator's, for `requireNetworksForAdmin`. */
+const ADMIN_PERMISSIONS: readonly string[] = ["org:admin", "apiKeyManagement"];
+
+/** Whether grants include administration (`org:admin` or `apiKeyManagement`, on any app or org-wide). */
+export const administers = (grants: readonly Grant[]) => grants.some((g) => ADMIN_PERMISSIONS.includes(g.permission));
 export const MAX_LIFETIME_DAYS_LIMIT = 3650;
 const DAY_MS = 86_400_000;
 
-export type PolicyViolation = { code: "EXPIRATION_REQUIRED" | "LIFETIME_TOO_LONG"; message: string };
+export type PolicyViolation = { code: "EXPIRATION_REQUIRED" | "LIFETIME_TOO_LONG" | "NETWORKS_REQUIRED"; message: string };
 
 /**
- * Why a key with this creation time and expiry breaks `policy`, or null when it complies.
+ * Why a key with this creation time, expiry, grants and networks breaks `policy`, or null when it
+ * complies. Without `grants`, the network rule is not judged (the caller has no access to judge).
  * @example policyViolation(policy, { createdAt, expiresAt: null }) // { code: "EXPIRATION_REQUIRED", … }
  */
 export function policyViolation(
   policy: OrgPolicy,
-  key: { createdAt: number; expiresAt: number | null },
+  key: { createdAt: number; expiresAt: number | null; grants?: readonly Grant[]; allowedNetworks?: readonly string[] | null },
 ): PolicyViolation | null {
   if (policy.requireExpiration && key.expiresAt === null) {
     return { code: "EXPIRATION_REQUIRED", message: "The organization's policy requires keys to have an expiration date." };
@@ -34,6 +49,12 @@ export function policyViolation(
         message: `The organization's policy caps key lifetime at ${policy.maxLifetimeDays} days.`,
       };
     }
+  }
+  if (policy.requireNetworksForAdmin && key.grants && administers(key.grants) && !key.allowedNetworks?.length) {
+    return {
+      code: "NETWORKS_REQUIRED",
+      message: "The organization's policy requires keys with org:admin or apiKeyManagement to be limited to allowed networks.",
+    };
   }
   return null;
 }

@@ -1,12 +1,15 @@
-import { and, eq, lt, or, isNull } from "drizzle-orm";
+import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
 import { displayPrefix, mintKey } from "../domain/key-format";
+import { networksWithin } from "../domain/allowed-networks";
+import type { Metadata } from "../domain/metadata";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
 import { ApiError, StorageUnavailableError } from "../errors";
 import {
   accessOf,
   hasOtherAdminKey,
+  inOverlap,
   isAdminKey,
   keyRecordName,
   loadKeyRow,
@@ -33,6 +36,8 @@ export { auditEntry, type AuditContext };
 export interface Actor extends AuditContext {
   grants: Grant[] | null;
   expiresAt: number | null;
+  /** The caller's own allowed networks (null: anywhere): it never hands out a secret usable beyond them. */
+  allowedNetworks?: string[] | null;
 }
 
 /** A change of a key's access or metadata, applied by {@link KeyAuthority.update}. */
@@ -42,7 +47,14 @@ export interface KeyChange {
   appRoles?: Record<string, "reader" | "uploader" | "developer" | "admin">;
   scopes?: string[];
   expiresAt?: number | null;
+  notBefore?: number | null;
+  /** Canonical ranges; empty: anywhere. */
+  allowedNetworks?: string[];
+  metadata?: Metadata | null;
 }
+
+/** The longest rotation overlap: the old secret verifies beside the new one for at most a week. */
+export const MAX_OVERLAP_MS = 7 * 86_400_000;
 
 /** A cache fill's answer: the record it wrote, and the org's policy read in the same D1 query (null unless active). */
 export interface Fill {
@@ -51,6 +63,9 @@ export interface Fill {
 }
 
 const notFound = () => new ApiError("NOT_FOUND", "No such key.");
+
+/** The columns of a key with no previous secret (no rotation overlap). */
+const NO_PREVIOUS = { previousKeyHash: null, previousKeyPrefix: null, previousExpiresAt: null, previousLastUsedAt: null };
 
 /** A lease on a key's state: what the edge may answer from, for `ms` from when it asked. */
 export interface KeyLease {
@@ -81,6 +96,10 @@ export class KeyAuthority extends SerializedObject {
   private lastUsed = 0;
   private lastUsedFlushed = 0;
   private lastUsedWritten = 0;
+  /** The same for the previous secret during a rotation overlap, tracked apart, with that secret's hash. */
+  private previousUsed = 0;
+  private previousUsedFlushed = 0;
+  private previousHash: string | null = null;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
@@ -121,16 +140,34 @@ export class KeyAuthority extends SerializedObject {
     return row;
   }
 
-  /** The record for `hash` from memory or D1, without touching KV. */
+  /**
+   * The record for `hash` from memory or D1, without touching KV: the key's current secret, or its
+   * previous one while a rotation keeps it (the record says until when; the verifier judges the time).
+   */
   private async recordFor(keyId: string, hash: string): Promise<KeyRecord> {
     const row = await this.currentRow(keyId);
-    if (!row || !timingSafeEqual(row.keyHash, hash)) return { status: "unknown" };
-    return recordOf(row);
+    if (!row) return { status: "unknown" };
+    if (timingSafeEqual(row.keyHash, hash)) return recordOf(row);
+    if (row.previousKeyHash !== null && row.revokedAt === null && timingSafeEqual(row.previousKeyHash, hash)) return recordOf(row, true);
+    return { status: "unknown" };
   }
 
   /** The KV record of a hash for the cached mode: one write, spaced and coalesced per name. */
   private writeRecord(hash: string, record: KeyRecord, always = false): void {
     this.kvWrite(keyRecordName(hash), JSON.stringify(record), recordTtl(record).expirationTtl, always);
+  }
+
+  /**
+   * The KV records of `next`: its secret's, its previous secret's while a rotation keeps one, and a
+   * tombstone for each hash of `before` that `next` no longer accepts.
+   */
+  private writeRecords(before: KeyRow, next: KeyRow): void {
+    const tombstone: KeyRecord = { status: "revoked", keyId: next.id, orgId: next.orgId, version: next.updatedAt };
+    this.writeRecord(next.keyHash, recordOf(next));
+    if (next.previousKeyHash !== null) this.writeRecord(next.previousKeyHash, next.revokedAt === null ? recordOf(next, true) : tombstone);
+    for (const hash of [before.keyHash, before.previousKeyHash]) {
+      if (hash !== null && hash !== next.keyHash && hash !== next.previousKeyHash) this.writeRecord(hash, tombstone);
+    }
   }
 
   /** 403 unless `actor` may manage `row` (access and lifetime), checked on the row the operation acts on. */
@@ -141,15 +178,23 @@ export class KeyAuthority extends SerializedObject {
     if (handsOutSecret && outlives(row.expiresAt, actor.expiresAt)) {
       throw new ApiError("FORBIDDEN", "This key cannot hand out a secret that outlives its own expiry.", { reason: "OUTLIVES_CALLER" });
     }
+    if (handsOutSecret && !networksWithin(row.allowedNetworks, actor.allowedNetworks)) {
+      throw new ApiError("FORBIDDEN", "This key cannot hand out a secret usable beyond its own allowed networks.", { reason: "NETWORKS_BEYOND_CALLER" });
+    }
   }
 
   /**
    * Notes a use an edge reports. D1 hears of it at most once a minute: at once when the last write is
    * a minute old, otherwise by the object's alarm at the end of that minute.
    */
-  private async noteUse(keyId: string, usedAt: number): Promise<void> {
-    if (usedAt <= this.lastUsed) return;
-    this.lastUsed = usedAt;
+  private async noteUse(keyId: string, usedAt: number, previousHash: string | undefined): Promise<void> {
+    const previous = previousHash !== undefined && usedAt > this.previousUsed;
+    if (previous) {
+      this.previousUsed = usedAt;
+      this.previousHash = previousHash;
+    }
+    if (usedAt <= this.lastUsed && !previous) return;
+    this.lastUsed = Math.max(this.lastUsed, usedAt);
     this.keyId = keyId;
     const due = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
     if (Date.now() >= due) await this.flushLastUsed();
@@ -158,14 +203,33 @@ export class KeyAuthority extends SerializedObject {
   private keyId: string | undefined;
 
   private async flushLastUsed(): Promise<void> {
-    if (!this.keyId || this.lastUsed <= this.lastUsedFlushed) return;
+    if (!this.keyId) return;
     const at = this.lastUsed;
+    const previousAt = this.previousUsed;
+    if (at <= this.lastUsedFlushed && previousAt <= this.previousUsedFlushed) return;
     this.lastUsedFlushed = at;
+    this.previousUsedFlushed = previousAt;
     this.lastUsedWritten = Date.now();
-    await this.writes.database
-      .update(apiKeys)
-      .set({ lastUsedAt: at })
-      .where(and(eq(apiKeys.id, this.keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, at))));
+    const { database } = this.writes;
+    const keyId = this.keyId;
+    const previousHash = this.previousHash ?? "";
+    await database.batch([
+      database
+        .update(apiKeys)
+        .set({ lastUsedAt: at })
+        .where(and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, at)))),
+      // Only on the rotation whose old secret was used: a late report never lands on a later rotation.
+      database
+        .update(apiKeys)
+        .set({ previousLastUsedAt: previousAt })
+        .where(
+          and(
+            eq(apiKeys.id, keyId),
+            eq(apiKeys.previousKeyHash, previousHash),
+            or(isNull(apiKeys.previousLastUsedAt), lt(apiKeys.previousLastUsedAt, previousAt)),
+          ),
+        ),
+    ]);
   }
 
   /** The alarm set by {@link noteUse}: writes the latest reported use. */
@@ -190,9 +254,12 @@ export class KeyAuthority extends SerializedObject {
     return this.serialized(() => this.recordFor(keyId, hash));
   }
 
-  /** A use an edge reports (at most once a minute per key and isolate), for `lastUsedAt`. */
-  async touch(keyId: string, usedAt: number): Promise<void> {
-    await this.noteUse(keyId, usedAt).catch(() => undefined);
+  /**
+   * A use an edge reports (at most once a minute per key, secret and isolate), for `lastUsedAt`; with
+   * `previousHash`, a use of the previous secret during a rotation, for `previousLastUsedAt` too.
+   */
+  async touch(keyId: string, usedAt: number, previousHash?: string): Promise<void> {
+    await this.noteUse(keyId, usedAt, previousHash).catch(() => undefined);
   }
 
   /**
@@ -223,21 +290,13 @@ export class KeyAuthority extends SerializedObject {
       if (!row) throw notFound();
       if (row.revokedAt !== null) {
         this.row = row;
-        this.writeRecord(row.keyHash, recordOf(row), true); // whatever a lost write left there
+        // Whatever a lost write left there.
+        for (const hash of [row.keyHash, row.previousKeyHash]) if (hash !== null) this.writeRecord(hash, recordOf(row), true);
         throw notFound();
       }
       this.assertCanManage(actor, row, false);
       const now = Date.now();
-      if (!options.force && isAdminKey(row) && !(row.expiresAt !== null && row.expiresAt <= now)) {
-        if (!(await hasOtherAdminKey(this.reads, orgId, keyId, now))) {
-          throw new ApiError(
-            "CONFLICT",
-            "This is the organization's last live admin key: revoking it would leave no key that can manage the organization. " +
-              "Create another admin key first, or repeat the call with ?force=true if you mean it.",
-            { reason: "LAST_ADMIN_KEY" },
-          );
-        }
-      }
+      if (!options.force) await this.assertNotLastAdmin(row, now, "revoking");
       const version = this.nextVersion(row);
       this.row = undefined;
       const { database } = this.writes;
@@ -247,47 +306,156 @@ export class KeyAuthority extends SerializedObject {
       ]);
       this.version = version;
       this.row = { ...row, revokedAt: now, updatedAt: version };
-      this.writeRecord(row.keyHash, recordOf(this.row));
+      this.writeRecords(row, this.row);
       return true as const;
     });
   }
 
   /**
-   * Gives the key a new secret and returns it (the only time it is shown). The old secret's leases
-   * have ended when this returns; id, name and access stay. `expiresAt`, when given, is the key's new
-   * expiry (the way to bring back an expired key: with a new secret, never the old one).
+   * 409 when `row` is the organization's last live admin key: revoking or disabling it would leave no
+   * key that can manage the organization. (An expired, disabled or not-yet-valid key is not live.)
    */
-  regenerate(keyId: string, orgId: string, actor: Actor, expiresAt?: number | null): Promise<Outcome<{ key: string; row: KeyRow }>> {
+  private async assertNotLastAdmin(row: KeyRow, now: number, doing: string): Promise<void> {
+    const live = row.disabledAt === null && !(row.expiresAt !== null && row.expiresAt <= now) && !(row.notBefore !== null && row.notBefore > now);
+    if (!isAdminKey(row) || !live) return;
+    if (await hasOtherAdminKey(this.reads, row.orgId, row.id, now)) return;
+    throw new ApiError(
+      "CONFLICT",
+      `This is the organization's last live admin key: ${doing} it would leave no key that can manage the organization. ` +
+        "Create another admin key first, or repeat the call with ?force=true if you mean it.",
+      { reason: "LAST_ADMIN_KEY" },
+    );
+  }
+
+  /**
+   * Disables (pauses) or enables the key. Disabling is a reduction of access like a revoke: every
+   * verification answers DISABLED once this returns, everywhere. The org's last live admin key is not
+   * disabled unless `force`. Doing what is already done changes nothing and is not audited.
+   */
+  setDisabled(keyId: string, orgId: string, actor: Actor, disabled: boolean, options: { force?: boolean } = {}): Promise<Outcome<KeyRow>> {
+    return this.change(async () => {
+      const row = await this.load(keyId, orgId);
+      if (!row || row.revokedAt !== null) throw notFound();
+      this.assertCanManage(actor, row, false);
+      if ((row.disabledAt !== null) === disabled) {
+        this.row = row;
+        return row;
+      }
+      const now = Date.now();
+      if (disabled && !options.force) await this.assertNotLastAdmin(row, now, "disabling");
+      const version = this.nextVersion(row);
+      const next: KeyRow = { ...row, disabledAt: disabled ? now : null, updatedAt: version };
+      this.row = undefined;
+      const { database } = this.writes;
+      await database.batch([
+        database.update(apiKeys).set({ disabledAt: next.disabledAt, updatedAt: version }).where(eq(apiKeys.id, keyId)),
+        database
+          .insert(auditLog)
+          .values(auditEntry(orgId, actor, disabled ? "key.disable" : "key.enable", keyId, { name: row.name, ...(options.force ? { force: true } : {}) })),
+      ]);
+      this.version = version;
+      this.row = next;
+      this.writeRecords(row, next);
+      return next;
+    });
+  }
+
+  /**
+   * Ends a rotation's overlap now: the previous secret stops verifying, everywhere, before this
+   * returns (the revocation guarantee). 409 when the key has no overlap running.
+   */
+  endOverlap(keyId: string, orgId: string, actor: Actor): Promise<Outcome<KeyRow>> {
+    return this.change(async () => {
+      const row = await this.load(keyId, orgId);
+      if (!row || row.revokedAt !== null) throw notFound();
+      this.assertCanManage(actor, row, false);
+      if (!inOverlap(row, Date.now())) {
+        this.row = row;
+        throw new ApiError("CONFLICT", "This key has no rotation overlap running: its previous secret no longer verifies.", { reason: "NO_OVERLAP" });
+      }
+      const version = this.nextVersion(row);
+      const next: KeyRow = { ...row, ...NO_PREVIOUS, updatedAt: version };
+      this.row = undefined;
+      const { database } = this.writes;
+      await database.batch([
+        database.update(apiKeys).set({ ...NO_PREVIOUS, updatedAt: version }).where(eq(apiKeys.id, keyId)),
+        database.insert(auditLog).values(
+          auditEntry(orgId, actor, "key.end_overlap", keyId, {
+            name: row.name,
+            previousPrefix: row.previousKeyPrefix,
+            scheduledEnd: iso(row.previousExpiresAt),
+            previousLastUsedAt: iso(row.previousLastUsedAt),
+          }),
+        ),
+      ]);
+      this.version = version;
+      this.row = next;
+      this.writeRecords(row, next);
+      return next;
+    });
+  }
+
+  /**
+   * Gives the key a new secret and returns it (the only time it is shown); id, name and access stay.
+   * `expiresAt`, when given, is the key's new expiry (the way to bring back an expired key: with a new
+   * secret, never the old one).
+   *
+   * Without `overlapMs`, the old secret's leases have ended when this returns. With it, the old secret
+   * keeps verifying, reported as rotating, for that long (never past the key's expiry), so clients can
+   * switch without an outage; {@link endOverlap} ends it early. One previous secret at a time: an
+   * older one still in its overlap stops verifying when this returns.
+   */
+  regenerate(
+    keyId: string,
+    orgId: string,
+    actor: Actor,
+    expiresAt?: number | null,
+    overlapMs = 0,
+  ): Promise<Outcome<{ key: string; row: KeyRow }>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row || row.revokedAt !== null) throw notFound();
       const nextExpiry = expiresAt !== undefined ? expiresAt : row.expiresAt;
       this.assertCanManage(actor, { ...row, expiresAt: nextExpiry }, true);
       const key = await mintKey(keyId, this.env.KEY_TAG_SECRET);
+      const now = Date.now();
       const version = this.nextVersion(row);
+      const overlapEnd = Math.min(now + Math.min(Math.max(overlapMs, 0), MAX_OVERLAP_MS), nextExpiry ?? Infinity);
+      const previous =
+        overlapEnd > now
+          ? { previousKeyHash: row.keyHash, previousKeyPrefix: row.keyPrefix, previousExpiresAt: overlapEnd, previousLastUsedAt: null }
+          : NO_PREVIOUS;
       const next: KeyRow = {
         ...row,
         keyHash: await hashKey(key),
         keyPrefix: displayPrefix(key),
         secretCiphertext: row.secure ? null : await encryptSecret(this.env.KEY_ENCRYPTION_SECRET, key, keyId),
         expiresAt: nextExpiry,
+        ...previous,
         updatedAt: version,
       };
       this.row = undefined;
       const { database } = this.writes;
       const details: Record<string, unknown> = { name: row.name };
       if (nextExpiry !== row.expiresAt) details.changes = { expiresAt: { before: iso(row.expiresAt), after: iso(nextExpiry) } };
+      if (previous.previousExpiresAt !== null) details.overlapEndsAt = iso(previous.previousExpiresAt);
       await database.batch([
         database
           .update(apiKeys)
-          .set({ keyHash: next.keyHash, keyPrefix: next.keyPrefix, secretCiphertext: next.secretCiphertext, expiresAt: nextExpiry, updatedAt: version })
+          .set({
+            keyHash: next.keyHash,
+            keyPrefix: next.keyPrefix,
+            secretCiphertext: next.secretCiphertext,
+            expiresAt: nextExpiry,
+            ...previous,
+            updatedAt: version,
+          })
           .where(eq(apiKeys.id, keyId)),
         database.insert(auditLog).values(auditEntry(orgId, actor, "key.regenerate", keyId, details)),
       ]);
       this.version = version;
       this.row = next;
-      this.writeRecord(row.keyHash, { status: "revoked", keyId, orgId, version });
-      this.writeRecord(next.keyHash, recordOf(next));
+      this.writeRecords(row, next);
       return { key, row: next };
     });
   }
@@ -329,15 +497,30 @@ export class KeyAuthority extends SerializedObject {
         orgRole: change.orgRole ?? row.orgRole,
         scopes: change.scopes ?? row.scopes,
         expiresAt: change.expiresAt !== undefined ? change.expiresAt : row.expiresAt,
+        notBefore: change.notBefore !== undefined ? change.notBefore : row.notBefore,
+        allowedNetworks: change.allowedNetworks !== undefined ? (change.allowedNetworks.length ? change.allowedNetworks : null) : row.allowedNetworks,
+        metadata: change.metadata !== undefined ? change.metadata : row.metadata,
         appRoles: change.appRoles ?? row.appRoles,
         updatedAt: version,
       };
+      // A rotation's overlap never outlives the key.
+      if (next.previousExpiresAt !== null && next.expiresAt !== null && next.previousExpiresAt > next.expiresAt) next.previousExpiresAt = next.expiresAt;
       if (next.orgRole === "admin") next.appRoles = {};
       const { database } = this.writes;
       const statements = [
         database
           .update(apiKeys)
-          .set({ name: next.name, orgRole: next.orgRole, scopes: next.scopes, expiresAt: next.expiresAt, updatedAt: version })
+          .set({
+            name: next.name,
+            orgRole: next.orgRole,
+            scopes: next.scopes,
+            expiresAt: next.expiresAt,
+            notBefore: next.notBefore,
+            allowedNetworks: next.allowedNetworks,
+            metadata: next.metadata,
+            previousExpiresAt: next.previousExpiresAt,
+            updatedAt: version,
+          })
           .where(eq(apiKeys.id, keyId)),
         database.insert(auditLog).values(auditEntry(orgId, actor, "key.update", keyId, { name: next.name, changes: changesOf(row, next) })),
       ] as const;
@@ -361,7 +544,7 @@ export class KeyAuthority extends SerializedObject {
       }
       this.version = version;
       this.row = next;
-      this.writeRecord(next.keyHash, recordOf(next));
+      this.writeRecords(row, next);
       return next;
     });
   }
@@ -384,7 +567,7 @@ export class KeyAuthority extends SerializedObject {
       this.version = version;
       const { [appId]: _dropped, ...appRoles } = before.appRoles;
       this.row = { ...before, appRoles, updatedAt: version };
-      this.writeRecord(before.keyHash, recordOf(this.row));
+      this.writeRecords(before, this.row);
     });
   }
 }

@@ -1,6 +1,7 @@
 import { SECURITY_HEADERS, STORAGE_RETRY_AFTER_SECONDS } from "../app";
 import { ApiError, ERROR_STATUS, errorBody, StorageUnavailableError, type ErrorCode } from "../errors";
 import { KEY_PATTERN_SOURCE } from "../domain/key-format";
+import { encodeMetadataHeader, type Metadata } from "../domain/metadata";
 import { presentedKey, unauthorized } from "../middleware/authenticate";
 import { clientIp, recordFailure } from "../verification/abuse-limit";
 import { verifyKey, type VerifiedKey } from "../verification/verify-key";
@@ -79,6 +80,14 @@ function keyInUrl(url: URL): boolean {
   return false;
 }
 
+// A leased record keeps its metadata object between requests: encode it once per isolate, not per request.
+const encodedMetadata = new WeakMap<Metadata, string>();
+function metadataHeader(metadata: Metadata): string {
+  let value = encodedMetadata.get(metadata);
+  if (value === undefined) encodedMetadata.set(metadata, (value = encodeMetadataHeader(metadata)));
+  return value;
+}
+
 /**
  * The request the upstream receives: same method, body and headers, less credentials and forwarding
  * claims, plus identity. The URL is the route's upstream with the request's path (less `stripPrefix`)
@@ -117,6 +126,8 @@ export function upstreamRequest(request: Request, route: CompiledRoute, key: Ver
     // Header values are bytes: a name with non-ASCII characters travels percent-encoded.
     headers.set("x-keygate-key-name", encodeURIComponent(key.name));
     headers.set("x-keygate-permissions", key.grants.map((g) => `${g.permission}@${g.app ?? "*"}`).join(","));
+    if (key.rotating) headers.set("x-keygate-key-rotating", "true");
+    if (key.metadata) headers.set("x-keygate-key-metadata", metadataHeader(key.metadata));
   }
   return new Request(target, { method: request.method, headers, body: request.body, redirect: "manual" });
 }
@@ -174,6 +185,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       const ip = clientIp(request.headers);
       // Verified whatever the address: a valid key is forwarded even from a limited address.
       const result = await verifyKey(env, presented, {
+        ip: request.headers.get("cf-connecting-ip") ?? undefined,
         permission: route.permission,
         app: route.appParam ? params[route.appParam] : undefined,
         mode: route.mode,
@@ -183,6 +195,10 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       outcome = result.code;
       if (result.code === "INSUFFICIENT_PERMISSIONS") {
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code, required: route.permission });
+      }
+      if (result.code === "IP_NOT_ALLOWED") {
+        recordFailure(env, ip, "gateway", result, (p) => ctx.waitUntil(p));
+        throw new ApiError("FORBIDDEN", result.message, { reason: result.code });
       }
       if (!result.valid) {
         recordFailure(env, ip, "gateway", result, (p) => ctx.waitUntil(p)); // 429 past the limit

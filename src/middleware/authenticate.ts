@@ -35,9 +35,15 @@ async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
   // Verified whatever the address: a valid key is served even from a limited address.
   // Strict: management keys are the keys to the kingdom and their calls are few, so they are judged
   // by their authority, never by a cached record that may be stale at this location.
-  const result = await verifyKey(c.env, key, { strict: true, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+  const result = await verifyKey(c.env, key, {
+    strict: true,
+    ip: c.req.header("cf-connecting-ip"),
+    waitUntil: (p) => c.executionCtx.waitUntil(p),
+  });
   if (!result.valid) {
     recordFailure(c.env, ip, "management", result, (p) => c.executionCtx.waitUntil(p)); // 429 past the limit
+    // The key is genuine, but not from here: forbidden rather than unauthenticated.
+    if (result.code === "IP_NOT_ALLOWED") throw new ApiError("FORBIDDEN", result.message, { reason: result.code });
     throw unauthorized(result.message, result.code);
   }
   return result.key;

@@ -6,6 +6,9 @@ import { registerPutPolicy } from "./policy/put-policy";
 import { registerDeleteApp } from "./apps/delete-app";
 import { registerListApps } from "./apps/list-apps";
 import { registerCreateKey } from "./keys/create-key";
+import { registerDisableKey } from "./keys/disable-key";
+import { registerEnableKey } from "./keys/enable-key";
+import { registerEndKeyOverlap } from "./keys/end-overlap";
 import { registerGetKey } from "./keys/get-key";
 import { registerListKeys } from "./keys/list-keys";
 import { registerRegenerateKey } from "./keys/regenerate-key";
@@ -31,6 +34,9 @@ export function registerRoutes(app: App): App {
   registerRevokeKey(app);
   registerRegenerateKey(app);
   registerRevealKey(app);
+  registerDisableKey(app);
+  registerEnableKey(app);
+  registerEndKeyOverlap(app);
   // Apps
   registerCreateApp(app);
   registerListApps(app);

@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { APP_ROLES, EXPIRY_PRESETS_DAYS, LEGACY_MODES, ORG_ROLES, SCOPES } from "../domain/catalog";
 import { ID_PATTERN, KEY_PATTERN_SOURCE } from "../domain/key-format";
+import { MAX_NETWORKS } from "../domain/allowed-networks";
+import { METADATA_MAX_BYTES, METADATA_MAX_DEPTH, metadataIssue, type Metadata } from "../domain/metadata";
 import { MAX_LIFETIME_DAYS_LIMIT } from "../domain/policy";
 import { ERROR_STATUS } from "../errors";
 
@@ -49,6 +51,37 @@ export const AppRoleAssignment = z.strictObject({ appId: Id, role: AppRoleSchema
 
 export const KindSchema = z.enum(["rbac", "scoped", "legacy"]);
 
+/** Key metadata as requests carry it: validated as data (size, depth, no prototype keys) by the domain. */
+export const MetadataSchema = z
+  // Judged on the parsed JSON itself: a record schema would copy it first, and copying an own
+  // `__proto__` key sets the copy's prototype instead, hiding the key from the check.
+  .unknown()
+  .superRefine((value, ctx) => {
+    const issue = metadataIssue(value);
+    if (issue) ctx.addIssue({ code: "custom", message: issue });
+  })
+  .transform((value) => value as Metadata)
+  .openapi("Metadata", {
+    type: "object",
+    additionalProperties: {},
+    description:
+      `A JSON object of at most ${METADATA_MAX_BYTES} bytes (as UTF-8 JSON), nested at most ${METADATA_MAX_DEPTH} levels, ` +
+      "without `__proto__`, `constructor` or `prototype` keys. Returned by verification and forwarded upstream in " +
+      "`x-keygate-key-metadata` (base64url JSON); never indexed or searched.",
+    example: { customerId: "cus_123", plan: "pro" },
+  });
+
+/** Allowed networks as requests carry them; the domain parses and canonicalizes each range. */
+export const AllowedNetworksField = z
+  .array(z.string().max(64, "must be at most 64 characters"))
+  .max(MAX_NETWORKS, `must list at most ${MAX_NETWORKS} networks`)
+  .openapi({
+    description:
+      `Up to ${MAX_NETWORKS} IPv4/IPv6 CIDR ranges (a bare address is /32 or /128) the key may be used from; a request from ` +
+      "elsewhere answers IP_NOT_ALLOWED. Host bits must be zero. Empty: anywhere. Stored in canonical form.",
+    example: ["203.0.113.0/24", "2001:db8::/32"],
+  });
+
 /** How a request sets an expiration: a preset number of days or an explicit future time. */
 export const ExpirationFields = {
   expiresInDays: z
@@ -84,6 +117,11 @@ export const KEY_EXAMPLE = {
   updatedAt: "2026-11-22T14:00:00.000Z",
   lastUsedAt: null,
   expiresAt: "2027-02-20T14:00:00.000Z",
+  notBefore: null,
+  disabledAt: null,
+  allowedNetworks: [],
+  metadata: { customerId: "cus_123", plan: "pro" },
+  rotation: null,
 };
 
 export const KeyObject = z
@@ -98,11 +136,30 @@ export const KeyObject = z
     appRoles: z.array(z.object({ appId: Id, role: AppRoleSchema })),
     scopes: z.array(ScopeSchema).nullable(),
     mode: LegacyModeSchema.nullable(),
-    status: z.enum(["active", "expired"]),
+    status: z.enum(["active", "expired", "disabled", "pending"]).openapi({
+      description: "`active`; `disabled` (paused, see enable); `expired`; `pending` (its `notBefore` is still ahead).",
+    }),
     createdAt: Timestamp,
     updatedAt: Timestamp,
-    lastUsedAt: Timestamp.nullable(),
+    lastUsedAt: Timestamp.nullable().openapi({ description: "The key's last use, by any of its secrets (to the minute)." }),
     expiresAt: Timestamp.nullable(),
+    notBefore: Timestamp.nullable().openapi({ description: "The key verifies from this time on (NOT_YET_VALID before); null: since creation." }),
+    disabledAt: Timestamp.nullable().openapi({ description: "When the key was disabled; null when it is not." }),
+    allowedNetworks: z.array(z.string()).openapi({
+      description: "CIDR ranges the key may be used from, canonical form; empty: anywhere.",
+      example: ["203.0.113.0/24", "2001:db8::/32"],
+    }),
+    metadata: MetadataSchema.nullable(),
+    rotation: z
+      .object({
+        previousPrefix: z.string().openapi({ description: "The start of the previous secret, which still verifies (as rotating)." }),
+        endsAt: Timestamp.openapi({ description: "When the previous secret stops verifying." }),
+        previousLastUsedAt: Timestamp.nullable().openapi({
+          description: "The previous secret's last use since the rotation began (to the minute): null when no client has used it since.",
+        }),
+      })
+      .nullable()
+      .openapi({ description: "A rotation overlap in progress (see regenerate's `overlapSeconds`), or null." }),
   })
   .openapi("Key", { example: KEY_EXAMPLE });
 

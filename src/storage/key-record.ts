@@ -1,5 +1,6 @@
-import { and, eq, gt, isNull, ne, or, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, lte, ne, or, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Permission } from "../domain/catalog";
+import type { Metadata } from "../domain/metadata";
 import type { KeyAccess } from "../domain/permissions";
 import { NO_POLICY, type OrgPolicy } from "../domain/policy";
 import type { Db } from "./db";
@@ -21,6 +22,15 @@ export type KeyRecord =
       createdAt: number;
       expiresAt: number | null;
       version: number;
+      /** Paused: verifications answer DISABLED. Absent in records written before it existed. */
+      disabled?: boolean;
+      /** Valid from this time on (null: since creation). */
+      notBefore?: number | null;
+      /** Canonical CIDR ranges the key may be used from (null: anywhere). */
+      allowedNetworks?: string[] | null;
+      metadata?: Metadata | null;
+      /** On the record of the previous secret during a rotation overlap: it verifies until then. */
+      rotatingUntil?: number;
     } & KeyAccess)
   | { status: "revoked"; keyId: string; orgId: string; version: number }
   | { status: "unknown" };
@@ -66,13 +76,22 @@ const appRolesJson = sql<string>`(select json_group_object(${keyAppRoles.appId},
 export async function loadKeyRowAndPolicy(database: Db, keyId: string, orgId?: string): Promise<{ row: KeyRow | null; policy: OrgPolicy }> {
   const where = orgId ? and(eq(apiKeys.id, keyId), eq(apiKeys.orgId, orgId)) : eq(apiKeys.id, keyId);
   const found = await database
-    .select({ key: apiKeys, appRoles: appRolesJson, requireExpiration: orgPolicies.requireExpiration, maxLifetimeDays: orgPolicies.maxLifetimeDays })
+    .select({
+      key: apiKeys,
+      appRoles: appRolesJson,
+      requireExpiration: orgPolicies.requireExpiration,
+      maxLifetimeDays: orgPolicies.maxLifetimeDays,
+      requireNetworksForAdmin: orgPolicies.requireNetworksForAdmin,
+    })
     .from(apiKeys)
     .leftJoin(orgPolicies, eq(orgPolicies.orgId, apiKeys.orgId))
     .where(where)
     .get();
   if (!found) return { row: null, policy: NO_POLICY };
-  const policy = found.requireExpiration === null ? NO_POLICY : { requireExpiration: found.requireExpiration, maxLifetimeDays: found.maxLifetimeDays };
+  const policy =
+    found.requireExpiration === null
+      ? NO_POLICY
+      : { requireExpiration: found.requireExpiration, maxLifetimeDays: found.maxLifetimeDays, requireNetworksForAdmin: found.requireNetworksForAdmin ?? false };
   return { row: { ...found.key, appRoles: JSON.parse(found.appRoles ?? "{}") as Record<string, AppRole> }, policy };
 }
 
@@ -88,8 +107,11 @@ export function accessOf(row: KeyRow): KeyAccess {
   }
 }
 
-/** The cache record for a key row. */
-export function recordOf(row: KeyRow): KeyRecord {
+/**
+ * The cache record for a key row: of its current secret, or with `previous`, of the secret it had
+ * before its last regeneration, which verifies (as rotating) until the overlap ends.
+ */
+export function recordOf(row: KeyRow, previous = false): KeyRecord {
   if (row.revokedAt !== null) return { status: "revoked", keyId: row.id, orgId: row.orgId, version: row.updatedAt };
   return {
     status: "active",
@@ -99,9 +121,17 @@ export function recordOf(row: KeyRow): KeyRecord {
     createdAt: row.createdAt,
     expiresAt: row.expiresAt,
     version: row.updatedAt,
+    disabled: row.disabledAt !== null,
+    notBefore: row.notBefore,
+    allowedNetworks: row.allowedNetworks,
+    metadata: row.metadata,
+    ...(previous ? { rotatingUntil: row.previousExpiresAt ?? 0 } : {}),
     ...accessOf(row),
   };
 }
+
+/** Whether `row` is in a rotation overlap: it has a previous secret whose overlap has not ended. */
+export const inOverlap = (row: KeyRow, now: number) => row.previousKeyHash !== null && (row.previousExpiresAt ?? 0) > now;
 
 /** The org an app belongs to, from D1: null when there is no such app. */
 export async function loadAppOrg(database: Db, appId: string): Promise<string | null> {
@@ -110,8 +140,9 @@ export async function loadAppOrg(database: Db, appId: string): Promise<string | 
 }
 
 /**
- * Whether another live admin key (org role admin or legacy `all`, not revoked, not expired) than
- * `keyId` exists in `orgId`: revoking the last one would leave the org with no way back.
+ * Whether another live admin key (org role admin or legacy `all`, not revoked, disabled, expired or
+ * not yet valid) than `keyId` exists in `orgId`: revoking or disabling the last one would leave the
+ * org with no way back.
  */
 export async function hasOtherAdminKey(database: Db, orgId: string, keyId: string, now: number): Promise<boolean> {
   const found = await database
@@ -122,7 +153,9 @@ export async function hasOtherAdminKey(database: Db, orgId: string, keyId: strin
         eq(apiKeys.orgId, orgId),
         ne(apiKeys.id, keyId),
         isNull(apiKeys.revokedAt),
+        isNull(apiKeys.disabledAt),
         or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)),
+        or(isNull(apiKeys.notBefore), lte(apiKeys.notBefore, now)),
         or(eq(apiKeys.orgRole, "admin"), eq(apiKeys.mode, "all")),
       ),
     )
@@ -136,5 +169,7 @@ export const isAdminKey = (row: KeyRow) => row.orgRole === "admin" || row.mode =
 
 export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy> {
   const row = await database.select().from(orgPolicies).where(eq(orgPolicies.orgId, orgId)).get();
-  return row ? { requireExpiration: row.requireExpiration, maxLifetimeDays: row.maxLifetimeDays } : NO_POLICY;
+  return row
+    ? { requireExpiration: row.requireExpiration, maxLifetimeDays: row.maxLifetimeDays, requireNetworksForAdmin: row.requireNetworksForAdmin }
+    : NO_POLICY;
 }

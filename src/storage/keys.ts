@@ -1,6 +1,7 @@
 import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
 import { displayPrefix, mintKey, newId } from "../domain/key-format";
+import type { Metadata } from "../domain/metadata";
 import type { KeyAccess } from "../domain/permissions";
 import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
 import type { Db } from "./db";
@@ -14,6 +15,10 @@ export interface NewKey {
   expiresAt: number | null;
   access: KeyAccess;
   createdBy: string | null;
+  notBefore?: number | null;
+  /** Canonical CIDR ranges (validated by the caller); empty or absent: anywhere. */
+  allowedNetworks?: string[] | null;
+  metadata?: Metadata | null;
 }
 
 /** The Worker secrets a new key needs: its tag, and the encryption of a non-secure key at rest. */
@@ -46,6 +51,14 @@ export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.
     lastUsedAt: null,
     revokedAt: null,
     createdBy: input.createdBy,
+    disabledAt: null,
+    notBefore: input.notBefore ?? null,
+    allowedNetworks: input.allowedNetworks?.length ? input.allowedNetworks : null,
+    metadata: input.metadata ?? null,
+    previousKeyHash: null,
+    previousKeyPrefix: null,
+    previousExpiresAt: null,
+    previousLastUsedAt: null,
   };
   return { key, row };
 }
@@ -100,8 +113,17 @@ export async function createOrgWithAdminKey(database: Db, secrets: KeySecrets, n
   return { org, ...prepared };
 }
 
-/** The API's view of a key: never its hash or ciphertext (so it does not even take them). */
-export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext">, now = Date.now()) {
+/** A key's status as lists show it: why it does not verify now, or `active`. */
+export function keyStatus(row: Pick<KeyRow, "disabledAt" | "expiresAt" | "notBefore">, now: number) {
+  if (row.disabledAt !== null) return "disabled" as const;
+  if (row.expiresAt !== null && row.expiresAt <= now) return "expired" as const;
+  if (row.notBefore !== null && row.notBefore > now) return "pending" as const;
+  return "active" as const;
+}
+
+/** The API's view of a key: never a hash or ciphertext (so it does not even take them). */
+export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext" | "previousKeyHash">, now = Date.now()) {
+  const rotating = row.previousExpiresAt !== null && row.previousExpiresAt > now;
   return {
     id: row.id,
     orgId: row.orgId,
@@ -113,10 +135,17 @@ export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext">, n
     appRoles: Object.entries(row.appRoles).map(([appId, role]) => ({ appId, role })),
     scopes: (row.scopes ?? null) as Scope[] | null,
     mode: row.mode,
-    status: row.expiresAt !== null && row.expiresAt <= now ? ("expired" as const) : ("active" as const),
+    status: keyStatus(row, now),
     createdAt: iso(row.createdAt)!,
     updatedAt: iso(row.updatedAt)!,
     lastUsedAt: iso(row.lastUsedAt),
     expiresAt: iso(row.expiresAt),
+    notBefore: iso(row.notBefore),
+    disabledAt: iso(row.disabledAt),
+    allowedNetworks: row.allowedNetworks ?? [],
+    metadata: row.metadata,
+    rotation: rotating
+      ? { previousPrefix: row.previousKeyPrefix ?? "", endsAt: iso(row.previousExpiresAt)!, previousLastUsedAt: iso(row.previousLastUsedAt) }
+      : null,
   };
 }

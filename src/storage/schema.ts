@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import type { Metadata } from "../domain/metadata";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
@@ -53,6 +54,22 @@ export const apiKeys = sqliteTable(
     lastUsedAt: integer("last_used_at"),
     revokedAt: integer("revoked_at"),
     createdBy: text("created_by"),
+    /** A reversible pause: while set, every verification answers DISABLED. */
+    disabledAt: integer("disabled_at"),
+    /** The key verifies from this time on (NOT_YET_VALID before). */
+    notBefore: integer("not_before"),
+    /** JSON array of canonical CIDR ranges the key may be used from; null for anywhere. */
+    allowedNetworks: text("allowed_networks", { mode: "json" }).$type<string[]>(),
+    /** JSON object (≤ 1 KiB) returned by verification and forwarded upstream; never indexed. */
+    metadata: text("metadata", { mode: "json" }).$type<Metadata>(),
+    /**
+     * Rotation with overlap: the secret before the last regeneration keeps verifying (reported as
+     * rotating) until `previousExpiresAt`. Its hash is not unique-indexed: only the authority reads it.
+     */
+    previousKeyHash: text("previous_key_hash"),
+    previousKeyPrefix: text("previous_key_prefix"),
+    previousExpiresAt: integer("previous_expires_at"),
+    previousLastUsedAt: integer("previous_last_used_at"),
   },
   (t) => [
     uniqueIndex("api_keys_hash").on(t.keyHash),
@@ -82,6 +99,8 @@ export const orgPolicies = sqliteTable("org_policies", {
     .references(() => orgs.id),
   requireExpiration: integer("require_expiration", { mode: "boolean" }).notNull().default(false),
   maxLifetimeDays: integer("max_lifetime_days"),
+  /** Keys with `org:admin` or `apiKeyManagement` must carry allowed networks. */
+  requireNetworksForAdmin: integer("require_networks_for_admin", { mode: "boolean" }).notNull().default(false),
   updatedAt: integer("updated_at").notNull(),
 });
 

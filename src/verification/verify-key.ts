@@ -1,7 +1,9 @@
+import { addressAllowed } from "../domain/allowed-networks";
 import type { Permission } from "../domain/catalog";
 import { hashKey } from "../domain/crypto";
 import { hasValidTag, parseKey } from "../domain/key-format";
 import type { VerifyMode } from "../domain/lease";
+import type { Metadata } from "../domain/metadata";
 import { allows, grantsOf, needsAppOrg, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
 import { askAuthority, authorityFor, type KeyAuthority } from "../durable-objects/key-authority";
@@ -17,7 +19,10 @@ export const VERIFY_CODES = [
   "NOT_FOUND",
   "EXPIRED",
   "REVOKED",
+  "DISABLED",
+  "NOT_YET_VALID",
   "POLICY_VIOLATION",
+  "IP_NOT_ALLOWED",
   "INSUFFICIENT_PERMISSIONS",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
@@ -29,6 +34,12 @@ export type VerifiedKey = {
   name: string;
   expiresAt: number | null;
   createdAt: number;
+  notBefore?: number | null;
+  allowedNetworks?: string[] | null;
+  metadata: Metadata | null;
+  /** Presented with the key's previous secret, during a rotation overlap (until `rotatingUntil`). */
+  rotating: boolean;
+  rotatingUntil?: number;
   grants: Grant[];
 } & KeyAccess;
 
@@ -48,6 +59,11 @@ export interface VerifyOptions {
   permission?: Permission;
   /** The app the permission is needed on; without it only org-wide grants count. */
   app?: string;
+  /**
+   * The caller's address, judged against the key's allowed networks. Unknown (absent) is outside
+   * every list: a key limited to networks is refused when the address is not known.
+   */
+  ip?: string;
   /**
    * How fresh the answer must be (see docs/consistency.md): `lease` (the default) answers from a lease
    * of the key's authority, in force everywhere once a change returns; `strict` asks the authority every
@@ -213,11 +229,13 @@ async function leasedOrg(
  * Reports a use to the key's authority, off the response path, at most once a minute per key and
  * isolate: the authority writes `lastUsedAt` to D1 at most once a minute per key, from all of them.
  */
-function reportUse(env: Env, edge: Edge, keyId: string, now: number, waitUntil: VerifyOptions["waitUntil"]): void {
-  const last = edge.usesReported.get(keyId);
+function reportUse(env: Env, edge: Edge, keyId: string, previousHash: string | undefined, now: number, waitUntil: VerifyOptions["waitUntil"]): void {
+  // A rotation's previous secret is reported apart: its last use tells when every client has switched.
+  const name = previousHash === undefined ? keyId : `${keyId}:previous`;
+  const last = edge.usesReported.get(name);
   if (last !== undefined && now - last < USE_REPORT_INTERVAL_MS) return;
-  Edge.remember(edge.usesReported, keyId, now);
-  const report = (authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>).touch(keyId, now).catch(() => edge.usesReported.delete(keyId));
+  Edge.remember(edge.usesReported, name, now);
+  const report = (authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>).touch(keyId, now, previousHash).catch(() => edge.usesReported.delete(name));
   waitUntil?.(report);
 }
 
@@ -290,9 +308,17 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   if (record.status === "revoked") return { valid: false, code: "REVOKED", message: "The key has been revoked." };
 
   if (!knownOrg) Edge.remember(edge.orgOfKey, record.keyId, record.orgId);
-  const { status: _status, version: _version, ...rest } = record;
-  const key: VerifiedKey = { ...rest, grants: grantsOf(record) };
+  const { status: _status, version: _version, disabled, ...rest } = record;
+  const rotating = record.rotatingUntil !== undefined;
+  if (rotating && record.rotatingUntil! <= now) {
+    return { valid: false, code: "REVOKED", message: "This secret was replaced when the key was regenerated, and its overlap has ended." };
+  }
+  const key: VerifiedKey = { ...rest, metadata: rest.metadata ?? null, rotating, grants: grantsOf(record) };
 
+  if (disabled) return { valid: false, code: "DISABLED", message: "The key is disabled.", key };
+  if (record.notBefore != null && record.notBefore > now) {
+    return { valid: false, code: "NOT_YET_VALID", message: `The key is valid from ${new Date(record.notBefore).toISOString()}.`, key };
+  }
   if (record.expiresAt !== null && record.expiresAt <= now) {
     return { valid: false, code: "EXPIRED", message: "The key has expired.", key };
   }
@@ -310,8 +336,12 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
     policy = org.policy;
     if (appToCheck !== undefined) appOfKeyOrg = org.ownsApp === true;
   }
-  const violation = policyViolation(policy, record);
+  const violation = policyViolation(policy, key);
   if (violation) return { valid: false, code: "POLICY_VIOLATION", message: violation.message, key };
+  if (!addressAllowed(key.allowedNetworks, options.ip)) {
+    const from = options.ip === undefined ? "an unknown address" : options.ip.length <= 45 ? options.ip : "this address";
+    return { valid: false, code: "IP_NOT_ALLOWED", message: `The key may not be used from ${from}.`, key };
+  }
 
   if (options.permission && !allows(key.grants, options.permission, options.app, appOfKeyOrg)) {
     const where = options.app ? ` on app ${options.app}` : "";
@@ -322,6 +352,6 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
       key,
     };
   }
-  reportUse(env, edge, key.keyId, now, options.waitUntil);
+  reportUse(env, edge, key.keyId, rotating ? hash : undefined, now, options.waitUntil);
   return { valid: true, code: "VALID", key };
 }

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
-import { grantLabel, grantsOf, hasNoAccess, missingGrants, type KeyAccess } from "../../domain/permissions";
+import { networksWithin, normalizeNetworks } from "../../domain/allowed-networks";
+import { grantLabel, grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
 import { outlives, policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
 import type { Actor } from "../../durable-objects/key-authority";
 import { ApiError, invalidFields, type FieldIssue } from "../../errors";
@@ -9,7 +10,7 @@ import type { Db } from "../../storage/db";
 import { accessOf, type KeyRow } from "../../storage/key-record";
 import { apps } from "../../storage/schema";
 import type { VerifiedKey } from "../../verification/verify-key";
-import { AppRoleAssignment, ScopeSchema } from "../schemas";
+import { AppRoleAssignment, ScopeSchema, Timestamp } from "../schemas";
 
 /**
  * The one translation from a key request body (create or edit) to the evaluator's `KeyAccess`, with
@@ -154,6 +155,51 @@ export function isMissingAppError(err: unknown): boolean {
   return err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message);
 }
 
+/** `?force=true`: revoke or disable the organization's last live admin key anyway (otherwise 409). */
+export const ForceQuery = z.object({
+  force: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({
+      param: { name: "force", in: "query" },
+      description: "`true` to act on the organization's last live admin key anyway (otherwise 409 `LAST_ADMIN_KEY`).",
+      example: "false",
+    }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle: not before, allowed networks, metadata
+// ---------------------------------------------------------------------------------------------
+
+export const NotBeforeField = Timestamp.nullable().openapi({
+  description: "The key verifies from this time on (must be in the future and before `expiresAt`); NOT_YET_VALID before. null: at once.",
+  example: "2026-12-01T09:00:00.000Z",
+});
+
+/**
+ * The canonical ranges of a request's `allowedNetworks` (undefined when absent), or 400 naming each
+ * bad entry.
+ * @example networksFromInput(["10.0.0.0/8"]) // ["10.0.0.0/8"]
+ */
+export function networksFromInput(input: readonly string[] | undefined): string[] | undefined {
+  if (input === undefined) return undefined;
+  const result = normalizeNetworks(input);
+  if (!result.ok) throw invalidFields(result.issues.map((i) => ({ field: `allowedNetworks.${i.index}`, message: i.message })));
+  return result.networks;
+}
+
+/**
+ * The time (ms) a request's `notBefore` asks for: undefined when absent, null for none; in the future
+ * and before the key's expiry.
+ */
+export function notBeforeFromInput(input: string | null | undefined, expiresAt: number | null, now: number): number | null | undefined {
+  if (input === undefined || input === null) return input;
+  const at = Date.parse(input);
+  if (!(at > now)) throw invalidFields([{ field: "notBefore", message: "must be in the future" }]);
+  if (expiresAt !== null && at >= expiresAt) throw invalidFields([{ field: "notBefore", message: "must be before the key's expiry" }]);
+  return at;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Expiration and policy
 // ---------------------------------------------------------------------------------------------
@@ -188,10 +234,14 @@ export function expiryFromInput(input: ExpirationEdit, now: number): number | nu
  * used (`input`), or `expiresAt` when it gave none.
  * @example assertPolicy(policy, { createdAt: now, expiresAt }, body)
  */
-export function assertPolicy(policy: OrgPolicy, key: { createdAt: number; expiresAt: number | null }, input: ExpirationEdit) {
+export function assertPolicy(
+  policy: OrgPolicy,
+  key: { createdAt: number; expiresAt: number | null; grants?: readonly Grant[]; allowedNetworks?: readonly string[] | null },
+  input: ExpirationEdit,
+) {
   const violation = policyViolation(policy, key);
   if (!violation) return;
-  const field = input.expiresInDays !== undefined ? "expiresInDays" : "expiresAt";
+  const field = violation.code === "NETWORKS_REQUIRED" ? "allowedNetworks" : input.expiresInDays !== undefined ? "expiresInDays" : "expiresAt";
   throw new ApiError("INVALID_REQUEST", violation.message, {
     code: violation.code,
     issues: [{ field, message: violation.message }],
@@ -208,8 +258,21 @@ export { grantLabel };
  * The authority's view of the calling key: who it is (for the audit log) and what it holds, which
  * the authority checks against the key as it is when the operation runs.
  */
-export function actorOf(caller: Pick<VerifiedKey, "keyId" | "grants" | "expiresAt">, requestId: string): Actor {
-  return { actorKeyId: caller.keyId, requestId, grants: caller.grants, expiresAt: caller.expiresAt };
+export function actorOf(caller: Pick<VerifiedKey, "keyId" | "grants" | "expiresAt" | "allowedNetworks">, requestId: string): Actor {
+  return { actorKeyId: caller.keyId, requestId, grants: caller.grants, expiresAt: caller.expiresAt, allowedNetworks: caller.allowedNetworks ?? null };
+}
+
+/**
+ * 403 when a key limited to `networks` (null or empty: anywhere) would be usable beyond the calling
+ * key's own allowed networks: like expiry, where a key works is access, never handed out beyond one's own.
+ */
+export function assertNetworksWithinCaller(caller: Pick<VerifiedKey, "allowedNetworks">, networks: readonly string[] | null): void {
+  if (networksWithin(networks, caller.allowedNetworks)) return;
+  const own = (caller.allowedNetworks ?? []).join(", ");
+  throw new ApiError("FORBIDDEN", `This key is limited to ${own}: it cannot give a key wider networks than its own.`, {
+    reason: "NETWORKS_BEYOND_CALLER",
+    issues: [{ field: "allowedNetworks", message: `must lie within ${own}, the calling key's allowed networks` }],
+  });
 }
 
 /**

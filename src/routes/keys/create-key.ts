@@ -2,7 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { requireSecret } from "../../domain/crypto";
-import type { KeyAccess } from "../../domain/permissions";
+import { grantsOf, type KeyAccess } from "../../domain/permissions";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
@@ -14,6 +14,8 @@ import {
   json,
   KeyWithSecret,
   LegacyModeSchema,
+  AllowedNetworksField,
+  MetadataSchema,
   Name,
   OrgIdParam,
   OrgRoleSchema,
@@ -22,12 +24,16 @@ import {
   AppRolesField,
   assertAppsOfOrg,
   assertCanGrant,
+  assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
   expiryFromInput,
   invalidFields,
   isMissingAppError,
   legacyAccess,
+  networksFromInput,
+  NotBeforeField,
+  notBeforeFromInput,
   rbacAccess,
   scopedAccess,
   ScopesField,
@@ -47,6 +53,9 @@ const CommonFields = {
     example: true,
   }),
   ...ExpirationFields,
+  notBefore: NotBeforeField.optional(),
+  allowedNetworks: AllowedNetworksField.optional(),
+  metadata: MetadataSchema.optional(),
 };
 
 const RbacKeyBody = z
@@ -92,7 +101,10 @@ const route = createRoute({
   description:
     "Creates an RBAC, scoped or legacy key and returns it with the full secret in `key`, shown only in this response. " +
     "Needs `apiKeyManagement`; the new key can never have access the calling key lacks (403 with `details.missing`). " +
-    "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED or LIFETIME_TOO_LONG). " +
+    "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED, LIFETIME_TOO_LONG or " +
+    "NETWORKS_REQUIRED). A calling key limited to allowed networks gives only keys limited within them (403 " +
+    "`NETWORKS_BEYOND_CALLER`). `notBefore` schedules the key's start; `allowedNetworks` limits where it works; " +
+    "`metadata` travels with every verification. " +
     "500 `MISCONFIGURED` when the deployment's `KEY_TAG_SECRET` (or, for a non-secure key, `KEY_ENCRYPTION_SECRET`) " +
     "is missing or shorter than 32 bytes: nothing is written.",
   security: [{ apiKey: [] }],
@@ -131,9 +143,12 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const expiresAt = expiryFromInput(body, now) ?? null;
   const database = db(c.env.DB);
   const appRoles = body.kind === "rbac" ? body.appRoles : undefined;
+  const notBefore = notBeforeFromInput(body.notBefore, expiresAt, now) ?? null;
+  const allowedNetworks = networksFromInput(body.allowedNetworks) ?? [];
   const [policy] = await Promise.all([loadPolicy(database, orgId), assertAppsOfOrg(database, orgId, appRoles)]);
-  assertPolicy(policy, { createdAt: now, expiresAt }, body);
+  assertPolicy(policy, { createdAt: now, expiresAt, grants: grantsOf(access), allowedNetworks }, body);
   assertWithinCallerLifetime(caller, expiresAt, body);
+  assertNetworksWithinCaller(caller, allowedNetworks);
   assertCanGrant(caller, access);
 
   let created;
@@ -141,7 +156,17 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     created = await createKey(
       database,
       c.env,
-      { orgId, name: body.name, secure: body.secure, expiresAt, access, createdBy: caller.keyId },
+      {
+        orgId,
+        name: body.name,
+        secure: body.secure,
+        expiresAt,
+        access,
+        createdBy: caller.keyId,
+        notBefore,
+        allowedNetworks,
+        metadata: body.metadata ?? null,
+      },
       { actorKeyId: caller.keyId, requestId: c.get("requestId") },
     );
   } catch (err) {

@@ -76,6 +76,13 @@ const LIST_COLUMNS = {
   lastUsedAt: apiKeys.lastUsedAt,
   revokedAt: apiKeys.revokedAt,
   createdBy: apiKeys.createdBy,
+  disabledAt: apiKeys.disabledAt,
+  notBefore: apiKeys.notBefore,
+  allowedNetworks: apiKeys.allowedNetworks,
+  metadata: apiKeys.metadata,
+  previousKeyPrefix: apiKeys.previousKeyPrefix,
+  previousExpiresAt: apiKeys.previousExpiresAt,
+  previousLastUsedAt: apiKeys.previousLastUsedAt,
 };
 
 /**

@@ -1,7 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { askAuthority } from "../../durable-objects/key-authority";
+import { askAuthority, MAX_OVERLAP_MS } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -10,11 +10,32 @@ import { toKeyObject } from "../../storage/keys";
 import { errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
 import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
 
-const RegenerateBody = z.strictObject({ ...ExpirationFields }).openapi("RegenerateKey", {
-  ...EXPIRATION_EXCLUSIVE,
-  description: "Optional: a new expiration for the key, set together with its new secret (the way to bring back an expired key).",
-  example: { expiresInDays: 90 },
-});
+const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
+
+const RegenerateBody = z
+  .strictObject({
+    ...ExpirationFields,
+    overlapSeconds: z
+      .number()
+      .int("must be a whole number of seconds")
+      .min(0, "must not be negative")
+      .max(MAX_OVERLAP_SECONDS, `must be at most ${MAX_OVERLAP_SECONDS} (7 days)`)
+      .optional()
+      .openapi({
+        description:
+          "Rotation with overlap: the old secret keeps verifying for this many seconds (at most 7 days, never past the key's " +
+          "expiry), reported as rotating (`rotating: true` in verify, `x-keygate-key-rotating: true` upstream), so running " +
+          "clients can switch without an outage. 0 or absent: the old secret stops verifying before this call returns.",
+        example: 86400,
+      }),
+  })
+  .openapi("RegenerateKey", {
+    ...EXPIRATION_EXCLUSIVE,
+    description:
+      "Optional: a new expiration for the key, set together with its new secret (the way to bring back an expired key), " +
+      "and an overlap during which the old secret still verifies.",
+    example: { expiresInDays: 90, overlapSeconds: 86400 },
+  });
 
 const route = createRoute({
   method: "post",
@@ -24,7 +45,8 @@ const route = createRoute({
   summary: "Regenerate a key's secret",
   description:
     "Gives the key a new secret, returned once as `key`. The old secret stops verifying before this call " +
-    "returns; the id, name and access stay. A secure key stays secure (only its hash is stored). " +
+    "returns, unless `overlapSeconds` keeps it verifying (as rotating) for a while: see the key's `rotation`, and " +
+    "end-overlap to end it early. The id, name and access stay. A secure key stays secure (only its hash is stored). " +
     "Needs `apiKeyManagement` and at least the key's own access and lifetime, judged on the key as it is when the " +
     "regeneration runs. An optional body sets a new expiration with the new secret (the organization's policy and the " +
     "caller's own expiry apply).",
@@ -50,7 +72,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     assertPolicy(policy, { createdAt: row.createdAt, expiresAt }, body);
     assertWithinCallerLifetime(caller, expiresAt, body);
   }
-  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt));
+  const overlapMs = (body.overlapSeconds ?? 0) * 1000;
+  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt, overlapMs));
   return c.json({ ...toKeyObject(result.row), key: result.key }, 200);
 };
 

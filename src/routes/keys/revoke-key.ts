@@ -1,21 +1,10 @@
-import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
+import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
 import { ErrorSchema, errorResponses, json, KeyIdParams, noContent } from "../schemas";
-import { actorOf } from "./access-input";
-
-const RevokeQuery = z.object({
-  force: z
-    .enum(["true", "false"])
-    .optional()
-    .openapi({
-      param: { name: "force", in: "query" },
-      description: "`true` to revoke the organization's last live admin key anyway (otherwise 409).",
-      example: "false",
-    }),
-});
+import { actorOf, ForceQuery } from "./access-input";
 
 const route = createRoute({
   method: "delete",
@@ -31,7 +20,7 @@ const route = createRoute({
     "(`details.reason` LAST_ADMIN_KEY) unless `force=true`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
-  request: { params: KeyIdParams, query: RevokeQuery },
+  request: { params: KeyIdParams, query: ForceQuery },
   responses: {
     204: noContent("Revoked. Any request using the key now fails."),
     ...errorResponses,

@@ -7,16 +7,33 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { accessOf, loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { ErrorSchema, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyObject, Name, OrgRoleSchema } from "../schemas";
+import { grantsOf } from "../../domain/permissions";
+import {
+  AllowedNetworksField,
+  ErrorSchema,
+  errorResponses,
+  EXPIRATION_EXCLUSIVE,
+  ExpirationFields,
+  json,
+  KeyIdParams,
+  KeyObject,
+  MetadataSchema,
+  Name,
+  OrgRoleSchema,
+} from "../schemas";
 import {
   AppRolesField,
   assertAppsOfOrg,
   assertCanGrant,
   assertCanManage,
+  assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
   editedAccess,
   expiryFromInput,
+  networksFromInput,
+  NotBeforeField,
+  notBeforeFromInput,
   ScopesField,
 } from "./access-input";
 
@@ -29,6 +46,9 @@ export const UpdateKeyBody = z
     }),
     scopes: ScopesField.optional().openapi({ description: "Scoped keys only: replaces the key's scopes." }),
     ...ExpirationFields,
+    notBefore: NotBeforeField.optional(),
+    allowedNetworks: AllowedNetworksField.optional().openapi({ description: "Replaces the key's allowed networks; `[]`: anywhere." }),
+    metadata: MetadataSchema.nullable().optional().openapi({ description: "Replaces the key's metadata; null removes it." }),
   })
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
   .openapi("UpdateKey", {
@@ -46,7 +66,8 @@ const route = createRoute({
   tags: ["Keys"],
   summary: "Edit a key",
   description:
-    "Changes the name, org role, app roles, scopes or expiration of an RBAC or scoped key; legacy keys cannot be edited (409). " +
+    "Changes the name, org role, app roles, scopes, expiration, start (`notBefore`), allowed networks or metadata of an RBAC " +
+    "or scoped key; legacy keys cannot be edited (409). " +
     "The calling key must hold all of the key's current access and all of its new access (403 with `details.missing`). " +
     "The change is in force when this returns: the key's very next request is judged by its new access. " +
     "A new expiration must meet the organization's key policy. Needs `apiKeyManagement`.",
@@ -91,6 +112,18 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     assertPolicy(await loadPolicy(database, orgId), { createdAt: row.createdAt, expiresAt }, body);
     assertWithinCallerLifetime(caller, expiresAt, body);
   }
+  const allowedNetworks = networksFromInput(body.allowedNetworks);
+  if (allowedNetworks !== undefined) assertNetworksWithinCaller(caller, allowedNetworks);
+  if (allowedNetworks !== undefined || body.orgRole !== undefined || body.appRoles !== undefined || body.scopes !== undefined) {
+    // The policy's network rule judges the key as it will be; its expiry rules only a new expiry (above).
+    const { requireNetworksForAdmin } = await loadPolicy(database, orgId);
+    assertPolicy(
+      { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin },
+      { createdAt: row.createdAt, expiresAt: null, grants: grantsOf(access), allowedNetworks: allowedNetworks ?? row.allowedNetworks },
+      body,
+    );
+  }
+  const notBefore = notBeforeFromInput(body.notBefore, expiresAt !== undefined ? expiresAt : row.expiresAt, now);
   assertCanGrant(caller, access);
 
   const change: KeyChange = {};
@@ -101,6 +134,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   }
   if (access.kind === "scoped" && body.scopes !== undefined) change.scopes = access.scopes;
   if (expiresAt !== undefined) change.expiresAt = expiresAt;
+  if (notBefore !== undefined) change.notBefore = notBefore;
+  if (allowedNetworks !== undefined) change.allowedNetworks = allowedNetworks;
+  if (body.metadata !== undefined) change.metadata = body.metadata;
 
   // The authority commits D1 and replaces the KV record before answering, and applies the change
   // only to the version of the key the checks above judged (409 when it changed meanwhile).

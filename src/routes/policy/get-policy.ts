@@ -22,7 +22,8 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
-  return c.json(await loadPolicy(db(c.env.DB), orgId), 200);
+  const policy = await loadPolicy(db(c.env.DB), orgId);
+  return c.json({ ...policy, requireNetworksForAdmin: policy.requireNetworksForAdmin ?? false }, 200);
 };
 
 export const registerGetPolicy = (app: App) => app.openapi(route, handler);

@@ -11,6 +11,12 @@ export const PolicyObject = z
       .max(MAX_LIFETIME_DAYS_LIMIT, `must be at most ${MAX_LIFETIME_DAYS_LIMIT}`)
       .nullable()
       .openapi({ description: "Longest lifetime of a key from its creation, in days; null for no cap.", example: 90 }),
+    requireNetworksForAdmin: z.boolean().default(false).openapi({
+      description:
+        "Keys that hold `org:admin` or `apiKeyManagement` must carry `allowedNetworks` (refused at create and edit, " +
+        "POLICY_VIOLATION at use). Default false.",
+      example: false,
+    }),
   })
   .openapi("Policy", {
     description:

@@ -2,10 +2,11 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { PERMISSIONS } from "../../domain/catalog";
+import { parseAddress } from "../../domain/cidr";
 import { VERIFY_MODES } from "../../domain/lease";
 import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
-import { AppRoleSchema, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
+import { AppRoleSchema, MetadataSchema, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
 /** A presented key is never longer than this; anything longer is refused before hashing. */
 const MAX_PRESENTED_KEY_LENGTH = 256;
@@ -30,6 +31,17 @@ const VerifyBody = z
       description: "`true` is the same as `mode: \"strict\"` (kept for existing callers).",
       example: false,
     }),
+    ip: z
+      .string()
+      .max(45, "must be at most 45 characters")
+      .refine((ip) => parseAddress(ip) !== null, "must be an IPv4 or IPv6 address")
+      .optional()
+      .openapi({
+        description:
+          "For a service verifying on behalf of its own caller: that caller's address, judged against the key's allowed " +
+          "networks. Without it, the address of the request to this endpoint is judged.",
+        example: "203.0.113.7",
+      }),
   })
   .openapi("VerifyRequest");
 
@@ -51,6 +63,13 @@ const VerifyResult = z
       .optional()
       .openapi({ description: "Every grant the key holds: a permission, org-wide (`app: null`) or on one app." }),
     expiresAt: Timestamp.nullable().optional(),
+    rotating: z.boolean().optional().openapi({
+      description:
+        "True when the presented secret is the key's previous one, still verifying during a rotation overlap: the client " +
+        "should switch to the new secret before `rotationEndsAt`.",
+    }),
+    rotationEndsAt: Timestamp.optional().openapi({ description: "With `rotating`: when the presented secret stops verifying." }),
+    metadata: MetadataSchema.nullable().optional().openapi({ description: "The key's metadata, as set at create or edit." }),
   })
   .openapi("VerifyResult", {
     example: {
@@ -74,7 +93,7 @@ const route = createRoute({
   summary: "Verify a key",
   description:
     "Tells whether the presented key is valid and, optionally, holds a permission (on an app). Always 200 with a " +
-    "`code`: VALID, MALFORMED, NOT_FOUND, EXPIRED, REVOKED, POLICY_VIOLATION or INSUFFICIENT_PERMISSIONS. It tells only " +
+    `\`code\`: ${VERIFY_CODES.join(", ")}. It tells only ` +
     "about the presented key: MALFORMED and NOT_FOUND carry no identity (a key this deployment never minted is NOT_FOUND). " +
     "Failures count toward the per-address limit: past it a failure is answered 429 instead of its code, while a valid " +
     "key is still answered VALID.",
@@ -106,6 +125,9 @@ export function verdictBody(result: Verification) {
         : { mode: key.mode }),
     permissions: key.grants,
     expiresAt: iso(key.expiresAt),
+    rotating: key.rotating,
+    ...(key.rotatingUntil !== undefined ? { rotationEndsAt: iso(key.rotatingUntil)! } : {}),
+    metadata: key.metadata,
   };
 }
 
@@ -114,6 +136,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const ip = clientIp(c.req.raw.headers);
   // Verified whatever the address: a valid key is served even from a limited address.
   const result = await verifyKey(c.env, body.key, {
+    ip: body.ip ?? c.req.header("cf-connecting-ip"),
     permission: body.permission,
     app: body.app,
     mode: body.mode,
