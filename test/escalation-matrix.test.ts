@@ -57,7 +57,7 @@ describe("escalation matrix: touching keys more powerful than the caller", () =>
     ["scope apiKeyManagement", 200],
   ];
   for (const [target, expected] of targets) {
-    it(`${manager} edits, regenerates, reveals and revokes a ${target} key: ${expected}`, async () => {
+    it(`${manager} edits, regenerates, reveals, disables, enables and revokes a ${target} key: ${expected}`, async () => {
       const id = org.keys[target].id;
       const as = { key: org.keys[manager].key };
       const before = await writeCounts();
@@ -69,9 +69,19 @@ describe("escalation matrix: touching keys more powerful than the caller", () =>
         const patchStatus = target.startsWith("legacy") ? 409 : 403;
         expect([patch.status, regenerate.status, reveal.status], patch.text + regenerate.text + reveal.text).toEqual([patchStatus, 403, 403]);
         expectStatus403Missing(regenerate.body);
+        // Disable, enable and ending an overlap act on a key's access too: refused alike, nothing written.
+        for (const action of ["disable", "enable", "end-overlap"]) {
+          const res = await call("POST", `/v1/orgs/${org.orgId}/keys/${id}/${action}`, as);
+          expect(res.status, `${action}: ${res.text}`).toBe(403);
+          expectStatus403Missing(res.body);
+        }
         expect(await writeCounts()).toEqual(before);
         expect((await call("DELETE", `/v1/orgs/${org.orgId}/keys/${id}`, as)).status).toBe(403);
       } else {
+        const disable = await call("POST", `/v1/orgs/${org.orgId}/keys/${id}/disable`, as);
+        expect(disable.status, disable.text).toBe(200);
+        expect(disable.body.status).toBe("disabled");
+        expect((await call("POST", `/v1/orgs/${org.orgId}/keys/${id}/enable`, as)).status).toBe(200);
         expect([patch.status, regenerate.status, reveal.status]).toEqual([200, 200, 409]); // secure: nothing to reveal
         expect((await call("DELETE", `/v1/orgs/${org.orgId}/keys/${id}`, as)).status).toBe(204);
       }

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { verifyKey } from "../src/verification/verify-key";
 import { call } from "./helpers";
+import { createKeyAs } from "./key-fixtures";
 import { CALLERS, matrixOrg, type Caller } from "./matrix-fixtures";
 
 /**
@@ -9,30 +10,33 @@ import { CALLERS, matrixOrg, type Caller } from "./matrix-fixtures";
  * hand from the product's rules (not computed with the evaluator under test).
  */
 let org: Awaited<ReturnType<typeof matrixOrg>>;
+/** The key the disable and enable columns act on: app:read, so managing it needs app:read too. */
+let target: { id: string };
 beforeAll(async () => {
   org = await matrixOrg("Permission matrix");
+  target = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "target", scopes: ["app:read"] });
 });
 
-const ACTIONS = ["list keys", "get key", "create key", "get policy", "put policy", "list apps", "create app", "audit log"] as const;
+const ACTIONS = ["list keys", "get key", "create key", "get policy", "put policy", "list apps", "create app", "audit log", "disable key", "enable key"] as const;
 // prettier-ignore
 const MANAGEMENT: Record<Caller, number[]> = {
-  //                                 list get  create pol  put  apps +app audit
-  admin:                            [200, 200, 201, 200, 200, 200, 201, 200],
-  member:                           [403, 403, 403, 403, 403, 200, 403, 403],
-  "app admin on A":                 [403, 403, 403, 403, 403, 403, 403, 403],
-  "app developer on A":             [403, 403, 403, 403, 403, 403, 403, 403],
-  "app uploader on A":              [403, 403, 403, 403, 403, 403, 403, 403],
-  "app reader on A":                [403, 403, 403, 403, 403, 403, 403, 403],
-  "scope apiKeyManagement":         [200, 200, 403, 200, 403, 403, 403, 200],
-  "scope apiKeyManagement+app:read":[200, 200, 201, 200, 403, 403, 403, 200],
-  "scope app:publish":              [403, 403, 403, 403, 403, 403, 403, 403],
-  "scope project:read-rc":          [403, 403, 403, 403, 403, 403, 403, 403],
-  "scope project:deploy":           [403, 403, 403, 403, 403, 403, 403, 403],
-  "scope org:read":                 [403, 403, 403, 403, 403, 200, 403, 403],
-  "legacy read":                    [403, 403, 403, 403, 403, 200, 403, 403],
-  "legacy upload":                  [403, 403, 403, 403, 403, 200, 403, 403],
-  "legacy write":                   [403, 403, 403, 403, 403, 200, 403, 403],
-  "legacy all":                     [200, 200, 201, 200, 200, 200, 201, 200],
+  //                                 list get  create pol  put  apps +app audit dis  ena
+  admin:                            [200, 200, 201, 200, 200, 200, 201, 200, 200, 200],
+  member:                           [403, 403, 403, 403, 403, 200, 403, 403, 403, 403],
+  "app admin on A":                 [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "app developer on A":             [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "app uploader on A":              [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "app reader on A":                [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "scope apiKeyManagement":         [200, 200, 403, 200, 403, 403, 403, 200, 403, 403],
+  "scope apiKeyManagement+app:read":[200, 200, 201, 200, 403, 403, 403, 200, 200, 200],
+  "scope app:publish":              [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "scope project:read-rc":          [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "scope project:deploy":           [403, 403, 403, 403, 403, 403, 403, 403, 403, 403],
+  "scope org:read":                 [403, 403, 403, 403, 403, 200, 403, 403, 403, 403],
+  "legacy read":                    [403, 403, 403, 403, 403, 200, 403, 403, 403, 403],
+  "legacy upload":                  [403, 403, 403, 403, 403, 200, 403, 403, 403, 403],
+  "legacy write":                   [403, 403, 403, 403, 403, 200, 403, 403, 403, 403],
+  "legacy all":                     [200, 200, 201, 200, 200, 200, 201, 200, 200, 200],
 };
 
 function act(action: (typeof ACTIONS)[number], key: string, i: number) {
@@ -46,6 +50,8 @@ function act(action: (typeof ACTIONS)[number], key: string, i: number) {
     case "list apps": return call("GET", `${base}/apps`, { key });
     case "create app": return call("POST", `${base}/apps`, { key, body: { name: `app ${i}` } });
     case "audit log": return call("GET", `${base}/audit-log`, { key });
+    case "disable key": return call("POST", `${base}/keys/${target.id}/disable`, { key });
+    case "enable key": return call("POST", `${base}/keys/${target.id}/enable`, { key });
   }
 }
 
