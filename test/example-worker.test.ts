@@ -16,9 +16,12 @@ import { bundleWorker, startLocalWorker } from "../scripts/local-worker";
 
 const BOOTSTRAP_SECRET = "example-bootstrap-secret-0123456789";
 const EXAMPLE = "keygate-example-protected-api";
+/** The same example, its KEYGATE binding pointed at a Worker that is not the gateway. */
+const EXAMPLE_WITHOUT_GATEWAY = "keygate-example-without-gateway";
 
 let gateway: string;
 let example: Awaited<ReturnType<Miniflare["getWorker"]>>;
+let exampleWithoutGateway: typeof example;
 let stop: () => Promise<void>;
 
 /** `wrangler deploy --dry-run` of the example: what a user would upload. */
@@ -28,6 +31,18 @@ function bundleExample(outDir: string): string {
   });
   if (run.status !== 0) throw new Error(`bundling the example failed:\n${run.stdout}\n${run.stderr}`);
   return outDir;
+}
+
+function exampleWorker(name: string, dir: string, keygate: string | { name: string; entrypoint: string }) {
+  return {
+    name,
+    modules: true,
+    scriptPath: join(dir, "index.js"),
+    modulesRoot: dir,
+    compatibilityDate: "2026-10-01",
+    compatibilityFlags: ["nodejs_compat"],
+    serviceBindings: { KEYGATE: keygate },
+  };
 }
 
 beforeAll(async () => {
@@ -41,21 +56,15 @@ beforeAll(async () => {
       KEY_TAG_SECRET: "example-key-tag-secret-0123456789abcdef",
     },
     extraWorkers: [
-      {
-        name: EXAMPLE,
-        modules: true,
-        scriptPath: join(exampleDir, "index.js"),
-        modulesRoot: exampleDir,
-        compatibilityDate: "2026-10-01",
-        compatibilityFlags: ["nodejs_compat"],
-        // examples/protected-api/wrangler.toml's [[services]]: the gateway's KeyVerifier entrypoint.
-        serviceBindings: { KEYGATE: { name: "keygate", entrypoint: "KeyVerifier" } },
-      },
+      // examples/protected-api/wrangler.toml's [[services]]: the gateway's KeyVerifier entrypoint.
+      exampleWorker(EXAMPLE, exampleDir, { name: "keygate", entrypoint: "KeyVerifier" }),
+      exampleWorker(EXAMPLE_WITHOUT_GATEWAY, exampleDir, "keygate-demo-upstream"),
     ],
     handleStructuredLogs: () => undefined,
   });
   gateway = worker.url;
   example = await worker.mf.getWorker(EXAMPLE);
+  exampleWithoutGateway = await worker.mf.getWorker(EXAMPLE_WITHOUT_GATEWAY);
   stop = () => worker.mf.dispose();
 }, 120_000);
 
@@ -72,8 +81,8 @@ async function api(method: string, path: string, key: string, body?: unknown) {
 }
 
 /** A call to the example Worker, as its own clients make it. */
-async function call(method: string, path: string, key?: string) {
-  const res = await example.fetch(`https://api.example.com${path}`, { method, headers: key ? { authorization: `Bearer ${key}` } : {} });
+async function call(method: string, path: string, key?: string, worker = example) {
+  const res = await worker.fetch(`https://api.example.com${path}`, { method, headers: key ? { authorization: `Bearer ${key}` } : {} });
   return { status: res.status, headers: res.headers, body: await res.json() };
 }
 
@@ -149,5 +158,11 @@ describe("a Worker protected by keygate over a service binding", () => {
     expect((await api("DELETE", `/v1/orgs/${org}/keys/${reader.id}`, admin)).status).toBe(204);
     const res = await call("GET", `/apps/${app}/builds`, reader.key);
     expect(res).toMatchObject({ status: 401, body: { error: { code: "REVOKED" } } });
+  });
+
+  it("fails closed when the gateway cannot answer: 503, and the route never runs", async () => {
+    const res = await call("POST", "/deploy", admin, exampleWithoutGateway);
+    expect(res).toMatchObject({ status: 503, body: { error: { code: "UNAVAILABLE" } } });
+    expect(res.headers.get("retry-after")).toBe("1");
   });
 });

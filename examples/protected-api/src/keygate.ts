@@ -28,8 +28,6 @@ export interface RequireKeyOptions {
   mode?: VerifyMode;
 }
 
-/** A valid key that lacks the permission proved who it is: 403. Every other refusal is 401. */
-const FORBIDDEN = new Set<Verdict["code"]>(["INSUFFICIENT_PERMISSIONS"]);
 const CHALLENGE = 'Bearer realm="keygate"';
 
 /**
@@ -55,7 +53,8 @@ export function requireKey(options: RequireKeyOptions) {
     }
     if (!("keyId" in verdict) || !verdict.valid) {
       const message = "message" in verdict && verdict.message ? verdict.message : "The key was refused.";
-      if (FORBIDDEN.has(verdict.code)) return c.json({ error: { code: verdict.code, message } }, 403);
+      // A valid key that lacks the permission proved who it is: 403. Every other refusal is 401.
+      if (verdict.code === "INSUFFICIENT_PERMISSIONS") return c.json({ error: { code: verdict.code, message } }, 403);
       return c.json({ error: { code: verdict.code, message } }, 401, { "WWW-Authenticate": `${CHALLENGE}, error="invalid_token"` });
     }
     const { valid: _valid, code: _code, ...identity } = verdict;
