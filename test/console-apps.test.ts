@@ -103,8 +103,8 @@ describe("console apps page", () => {
     const holder = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "CI uploader", orgRole: "none", appRoles: [{ appId, role: "uploader" }] });
     const page = await client.get("/console/apps");
     const row = appRow(page.html, appId)!;
-    expect(row).toContain('data-open="delete-app-');
-    const dialog = new RegExp(`<dialog id="delete-app-${appId}"[\\s\\S]*?</dialog>`).exec(row)![0];
+    expect(row).toContain(`data-open="delete-app-${appId}"`);
+    const dialog = new RegExp(`<dialog id="delete-app-${appId}"[\\s\\S]*?</dialog>`).exec(page.html)![0];
     expect(text(dialog)).toContain("Delete app “to-delete”?");
     expect(text(dialog)).toContain("1 key holds a role on it (CI uploader): it loses that role immediately");
     expect(dialog).toContain(`action="/console/apps/${appId}/delete"`);

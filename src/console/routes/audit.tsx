@@ -22,13 +22,17 @@ const PAGE_SIZE = 50;
 /** Pages remembered for "Previous page": each is one cursor in the link, and links stay short. */
 const MAX_TRAIL = 40;
 
-const ACTION_LABELS: Record<AuditAction, string> = {
+/** Each action in words; one without a label here shows as its code. */
+const ACTION_LABELS: Record<string, string> = {
   "org.create": "Organization created",
   "key.create": "Key created",
   "key.update": "Key edited",
   "key.regenerate": "Key regenerated",
   "key.reveal": "Key revealed",
   "key.revoke": "Key deleted",
+  "key.disable": "Key disabled",
+  "key.enable": "Key enabled",
+  "key.end_overlap": "Previous secret ended",
   "app.create": "App created",
   "app.delete": "App deleted",
   "policy.update": "Policy changed",
@@ -109,7 +113,10 @@ export function registerConsoleAudit(app: App) {
     return c.html(
       <Page title="Audit log" viewer={viewerOf(c)} tab="audit">
         <h1>Audit log</h1>
-        <p class="hint">Every change to keys, apps and the key policy, and every reveal, newest first. Never any key material.</p>
+        <p class="hint">
+          Every change to keys, apps and the key policy, and every reveal, newest first. Never any key material. Filtered
+          by key, it shows the changes the key made and those made to it.
+        </p>
         {!result.ok && <Notice kind="error">{result.error.message}</Notice>}
         {badFilter && <Notice kind="error">That filter is not one the audit log knows; it was left out.</Notice>}
         <form method="get" action="/console/audit" class="filters" aria-label="Filter the audit log">
@@ -119,7 +126,7 @@ export function registerConsoleAudit(app: App) {
               <option value="">All actions</option>
               {AUDIT_ACTIONS.map((a) => (
                 <option value={a} selected={a === action}>
-                  {`${ACTION_LABELS[a]} (${a})`}
+                  {ACTION_LABELS[a] ? `${ACTION_LABELS[a]} (${a})` : a}
                 </option>
               ))}
             </select>
@@ -139,7 +146,6 @@ export function registerConsoleAudit(app: App) {
                 </option>
               ))}
             </select>
-            <p class="hint">The changes a key made, and those made to it.</p>
           </div>
           <div class="actions">
             {filtered && (
@@ -173,7 +179,7 @@ export function registerConsoleAudit(app: App) {
                     <When iso={e.createdAt} />
                   </td>
                   <td data-label="Action">
-                    {ACTION_LABELS[e.action as AuditAction] ?? e.action} <code>{e.action}</code>
+                    {ACTION_LABELS[e.action] ?? e.action} <code>{e.action}</code>
                   </td>
                   <td data-label="Target">
                     {e.targetType === "org" ? (

@@ -86,7 +86,6 @@ function AppRow(props: { app: AppItem; viewer: Viewer; canAdmin: boolean; holder
             </button>
           )}
         </div>
-        {props.canAdmin && <DeleteDialog app={app} viewer={props.viewer} holders={props.holders} />}
       </td>
     </tr>
   );
@@ -134,6 +133,7 @@ function CreateForm(props: { viewer: Viewer; canAdmin: boolean; create?: AppsPag
 
 /** The apps page: what per-app roles point at, listed, created and deleted as the signed-in key may. */
 export function AppsPage(props: AppsPageProps) {
+  const holdersOf = (id: string) => (props.holders ? (props.holders.get(id) ?? []) : undefined);
   return (
     <Page title="Apps" viewer={props.viewer} tab="apps">
       <h1>Apps</h1>
@@ -176,11 +176,13 @@ export function AppsPage(props: AppsPageProps) {
                 </thead>
                 <tbody>
                   {props.apps.map((app) => (
-                    <AppRow app={app} viewer={props.viewer} canAdmin={props.canAdmin} holders={props.holders ? (props.holders.get(app.id) ?? []) : undefined} />
+                    <AppRow app={app} viewer={props.viewer} canAdmin={props.canAdmin} holders={holdersOf(app.id)} />
                   ))}
                 </tbody>
               </table>
             )}
+            {/* Outside the table: a dialog inside a cell would take on the cell's layout. */}
+            {props.canAdmin && props.apps.map((app) => <DeleteDialog app={app} viewer={props.viewer} holders={holdersOf(app.id)} />)}
             {(props.cursor || props.nextCursor) && (
               <nav class="pager" aria-label="Apps pages">
                 {props.cursor && <a href="/console/apps">First page</a>}
