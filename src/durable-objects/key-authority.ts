@@ -189,6 +189,8 @@ export class KeyAuthority extends SerializedObject {
    */
   private async noteUse(keyId: string, usedAt: number, previousHash: string | undefined): Promise<void> {
     const previous = previousHash !== undefined && usedAt > this.previousUsed;
+    // The first use of a rotation's old secret is written at once: "a client still uses it" is news.
+    const firstOfRotation = previous && previousHash !== this.previousHash;
     if (previous) {
       this.previousUsed = usedAt;
       this.previousHash = previousHash;
@@ -197,7 +199,7 @@ export class KeyAuthority extends SerializedObject {
     this.lastUsed = Math.max(this.lastUsed, usedAt);
     this.keyId = keyId;
     const due = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
-    if (Date.now() >= due) await this.flushLastUsed();
+    if (firstOfRotation || Date.now() >= due) await this.flushLastUsed();
     else if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(due);
   }
   private keyId: string | undefined;
