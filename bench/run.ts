@@ -217,12 +217,13 @@ async function warm(list: string[]) {
 }
 
 /** Verifies each key once, `lanes` at a time, in `mode` (default: none given), through `host`; each must be VALID. */
-async function warmValid(list: string[], options: { mode?: string; host?: string; lanes?: number } = {}) {
+async function warmValid(list: string[], options: { mode?: string; host?: string; lanes?: number; extra?: Record<string, unknown> } = {}) {
   let next = 0;
   const headers = { ...json, ...(options.host ? { host: options.host } : {}) };
   async function lane() {
     for (let i = next++; i < list.length; i = next++) {
-      const res = await fetch(`${base}/v1/keys/verify`, { method: "POST", headers, body: JSON.stringify({ key: list[i], ...(options.mode ? { mode: options.mode } : {}) }) });
+      const body = { key: list[i], ...(options.mode ? { mode: options.mode } : {}), ...options.extra };
+      const res = await fetch(`${base}/v1/keys/verify`, { method: "POST", headers, body: JSON.stringify(body) });
       const body = (await res.json()) as { code?: string };
       if (body.code !== "VALID") throw new Error(`warm: expected VALID, got ${res.status} ${JSON.stringify(body)}`);
     }
@@ -290,6 +291,18 @@ await load("unknown", { method: "POST", path: "/v1/keys/verify", headers: json, 
 // lease is renewed once per T during the run, as it would be in production.
 await warmValid(hitPool());
 await load("lease-hit", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(hitPool()) }, 200);
+// lease-hit-rich: the same, for keys that carry 10 allowed networks (the caller's address in the last)
+// and 500 bytes of metadata, verified with `ip`: what the lifecycle features add to a hit.
+const rich = fresh(HIT_POOL);
+const RICH_NETWORKS = [...Array.from({ length: 9 }, (_, i) => `10.${i}.0.0/16`), "203.0.113.0/24"];
+const RICH_METADATA = { customerId: "cus_0123456789", plan: "enterprise", region: "eu-west", notes: "x".repeat(420) };
+await d1
+  .prepare("update api_keys set allowed_networks = ?, metadata = ? where id in (select value from json_each(?))")
+  .bind(JSON.stringify(RICH_NETWORKS), JSON.stringify(RICH_METADATA), JSON.stringify(rich.ids))
+  .run();
+const richExtra = { ip: "203.0.113.77" };
+await warmValid(rich.keys, { extra: richExtra });
+await load("lease-hit-rich", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: rich.keys.map((key) => JSON.stringify({ key, ...richExtra })) }, 200);
 // strict: the same pool, the key's authority asked every time (it is warm: the row is in its memory).
 await load("strict", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(hitPool(), "strict") }, 200);
 // cached-hit: KV records of the pool written by their authorities (fills, written off the response path:
@@ -357,6 +370,7 @@ const targets = {
   "verify-miss p50 / noop p50": target(ms(rows["verify-miss"].p50Ms) / ms(n.p50Ms), 3, true),
   "lease-hit throughput / noop": target(rows["lease-hit"]!.rps / n.rps, 0.85, false),
   "lease-hit p99 / noop p99": target(ms(rows["lease-hit"]!.p99Ms) / ms(n.p99Ms), 1.3, true),
+  "lease-hit-rich (networks + metadata) throughput / lease-hit": target(rows["lease-hit-rich"]!.rps / rows["lease-hit"]!.rps, 0.95, false),
   "gateway (lease hit) throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
   [`revoke with leases p99 ms (T = ${LEASE_MS})`]: target(revokes["revoke-leased"]!.p99Ms, LEASE_MS + 100, true),
   [`revoke without leases p50 / before leases (${REVOKE_BEFORE_LEASES.commit}) p50`]: target(revokes.revoke!.p50Ms / REVOKE_BEFORE_LEASES.p50Ms, 1.2, true),
@@ -366,7 +380,7 @@ const targets = {
 };
 
 const probes = PROBES.map((p) => `probe:${p}`);
-const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "lease-hit", "lease-fill", "strict", "cached-hit", "cached-miss", "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "lease-hit", "lease-hit-rich", "lease-fill", "strict", "cached-hit", "cached-miss", "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
   `| --- | ---: | ---: | ---: | ---: |`,
