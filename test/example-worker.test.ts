@@ -81,8 +81,9 @@ async function api(method: string, path: string, key: string, body?: unknown) {
 }
 
 /** A call to the example Worker, as its own clients make it. */
-async function call(method: string, path: string, key?: string, worker = example) {
-  const res = await worker.fetch(`https://api.example.com${path}`, { method, headers: key ? { authorization: `Bearer ${key}` } : {} });
+async function call(method: string, path: string, key?: string, worker = example, from = "198.51.100.7") {
+  const headers: Record<string, string> = { "cf-connecting-ip": from, ...(key ? { authorization: `Bearer ${key}` } : {}) };
+  const res = await worker.fetch(`https://api.example.com${path}`, { method, headers });
   return { status: res.status, headers: res.headers, body: await res.json() };
 }
 
@@ -150,6 +151,19 @@ describe("a Worker protected by keygate over a service binding", () => {
     expect(elsewhere).toMatchObject({ status: 403, body: { error: { code: "INSUFFICIENT_PERMISSIONS" } } });
     const deploy = await call("POST", "/deploy", reader.key);
     expect(deploy).toMatchObject({ status: 403, body: { error: { code: "INSUFFICIENT_PERMISSIONS" } } });
+  });
+
+  it("checks a key limited to allowed networks against the caller's address: 403 from elsewhere", async () => {
+    const made = await api("POST", `/v1/orgs/${org}/keys`, admin, {
+      kind: "scoped",
+      name: "Office deploys",
+      scopes: ["project:deploy"],
+      allowedNetworks: ["10.0.0.0/8"],
+    });
+    expect(made.status).toBe(201);
+    expect((await call("POST", "/deploy", made.body.key, example, "10.1.2.3")).status).toBe(200);
+    const outside = await call("POST", "/deploy", made.body.key, example, "203.0.113.9");
+    expect(outside).toMatchObject({ status: 403, body: { error: { code: "IP_NOT_ALLOWED" } } });
   });
 
   it("refuses a key revoked through the API on its very next call", async () => {

@@ -46,15 +46,19 @@ export function requireKey(options: RequireKeyOptions) {
     const app = typeof options.appId === "function" ? options.appId(c) : options.appId;
     let verdict: Verdict;
     try {
-      verdict = await c.env.KEYGATE.verify(key, { permission: options.permission, app, mode: options.mode });
+      // The caller's address, which Cloudflare sets: keys limited to allowed networks are checked against it.
+      const ip = c.req.header("cf-connecting-ip");
+      verdict = await c.env.KEYGATE.verify(key, { permission: options.permission, app, mode: options.mode, ip });
     } catch {
       // The gateway could not answer (its storage is down, say): fail closed, and say it is worth retrying.
       return c.json({ error: { code: "UNAVAILABLE", message: "Key verification is unavailable; retry shortly." } }, 503, { "Retry-After": "1" });
     }
     if (!("keyId" in verdict) || !verdict.valid) {
       const message = "message" in verdict && verdict.message ? verdict.message : "The key was refused.";
-      // A valid key that lacks the permission proved who it is: 403. Every other refusal is 401.
-      if (verdict.code === "INSUFFICIENT_PERMISSIONS") return c.json({ error: { code: verdict.code, message } }, 403);
+      // A key that proved who it is but may not do this (here, from there) is 403, as on the gateway; others 401.
+      if (verdict.code === "INSUFFICIENT_PERMISSIONS" || verdict.code === "IP_NOT_ALLOWED") {
+        return c.json({ error: { code: verdict.code, message } }, 403);
+      }
       return c.json({ error: { code: verdict.code, message } }, 401, { "WWW-Authenticate": `${CHALLENGE}, error="invalid_token"` });
     }
     const { valid: _valid, code: _code, ...identity } = verdict;
