@@ -52,7 +52,7 @@ export const AppRoleAssignment = z.strictObject({ appId: Id, role: AppRoleSchema
 export const KindSchema = z.enum(["rbac", "scoped", "legacy"]);
 
 /** Key metadata as requests carry it: validated as data (size, depth, no prototype keys) by the domain. */
-export const MetadataSchema = z
+const metadataValue = z
   // Judged on the parsed JSON itself: a record schema would copy it first, and copying an own
   // `__proto__` key sets the copy's prototype instead, hiding the key from the check.
   .unknown()
@@ -60,16 +60,31 @@ export const MetadataSchema = z
     const issue = metadataIssue(value);
     if (issue) ctx.addIssue({ code: "custom", message: issue });
   })
-  .transform((value) => value as Metadata)
-  .openapi("Metadata", {
-    type: "object",
-    additionalProperties: {},
-    description:
-      `A JSON object of at most ${METADATA_MAX_BYTES} bytes (as UTF-8 JSON), nested at most ${METADATA_MAX_DEPTH} levels, ` +
-      "without `__proto__`, `constructor` or `prototype` keys. Returned by verification and forwarded upstream in " +
-      "`x-keygate-key-metadata` (base64url JSON); never indexed or searched.",
-    example: { customerId: "cus_123", plan: "pro" },
-  });
+  .transform((value) => value as Metadata);
+
+const METADATA_EXAMPLE = { customerId: "cus_123", plan: "pro" };
+
+export const MetadataSchema = metadataValue.openapi("Metadata", {
+  type: "object",
+  additionalProperties: {},
+  description:
+    `A JSON object of at most ${METADATA_MAX_BYTES} bytes (as UTF-8 JSON), nested at most ${METADATA_MAX_DEPTH} levels, ` +
+    "without `__proto__`, `constructor` or `prototype` keys. Returned by verification and forwarded upstream in " +
+    "`x-keygate-key-metadata` (base64url JSON); never indexed or searched.",
+  example: METADATA_EXAMPLE,
+});
+
+// The generator drops the nullability of an unknown it is told is an object, and its metadata type (OpenAPI 3.1)
+// has no `nullable`: said here, for the 3.0 document.
+const OAS30_NULLABLE = { nullable: true };
+
+/**
+ * Metadata where null is a value (a key without metadata, an edit that removes it), the same checks written
+ * out instead of a `$ref`: OpenAPI 3.0 makes a referenced schema nullable only through an `allOf` beside a
+ * bare `nullable`, which validators refuse ("nullable without type") and then skip the examples that use it.
+ */
+export const nullableMetadata = (description: string) =>
+  metadataValue.nullable().openapi({ type: "object", additionalProperties: {}, ...OAS30_NULLABLE, description, example: METADATA_EXAMPLE });
 
 /** Allowed networks as requests carry them; the domain parses and canonicalizes each range. */
 export const AllowedNetworksField = z
@@ -149,7 +164,7 @@ export const KeyObject = z
       description: "CIDR ranges the key may be used from, canonical form; empty: anywhere.",
       example: ["203.0.113.0/24", "2001:db8::/32"],
     }),
-    metadata: MetadataSchema.nullable(),
+    metadata: nullableMetadata("The key's metadata (see `Metadata`); null when it has none."),
     rotation: z
       .object({
         previousPrefix: z.string().openapi({ description: "The start of the previous secret, which still verifies (as rotating)." }),

@@ -17,7 +17,7 @@ import {
   json,
   KeyIdParams,
   KeyObject,
-  MetadataSchema,
+  nullableMetadata,
   Name,
   OrgRoleSchema,
 } from "../schemas";
@@ -48,7 +48,7 @@ export const UpdateKeyBody = z
     ...ExpirationFields,
     notBefore: NotBeforeField.optional(),
     allowedNetworks: AllowedNetworksField.optional().openapi({ description: "Replaces the key's allowed networks; `[]`: anywhere." }),
-    metadata: MetadataSchema.nullable().optional().openapi({ description: "Replaces the key's metadata; null removes it." }),
+    metadata: nullableMetadata("Replaces the key's metadata (see `Metadata`); null removes it.").optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
   .openapi("UpdateKey", {

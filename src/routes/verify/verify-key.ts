@@ -6,7 +6,7 @@ import { parseAddress } from "../../domain/cidr";
 import { VERIFY_MODES } from "../../domain/lease";
 import { clientIp, recordFailure } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
-import { AppRoleSchema, MetadataSchema, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
+import { AppRoleSchema, nullableMetadata, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
 /** A presented key is never longer than this; anything longer is refused before hashing. */
 const MAX_PRESENTED_KEY_LENGTH = 256;
@@ -69,7 +69,7 @@ const VerifyResult = z
         "should switch to the new secret before `rotationEndsAt`.",
     }),
     rotationEndsAt: Timestamp.optional().openapi({ description: "With `rotating`: when the presented secret stops verifying." }),
-    metadata: MetadataSchema.nullable().optional().openapi({ description: "The key's metadata, as set at create or edit." }),
+    metadata: nullableMetadata("The key's metadata, as set at create or edit; null when it has none.").optional(),
   })
   .openapi("VerifyResult", {
     example: {
