@@ -50,8 +50,8 @@ afterAll(() => model.uninstall());
 
 const audit = { actorKeyId: null, requestId: "location-model" };
 
-async function newKey(orgId: string, access: KeyAccess, expiresAt: number | null = null) {
-  return createKey(db(env.DB), env, { orgId, name: "located", secure: true, expiresAt, access, createdBy: null }, audit);
+async function newKey(orgId: string, access: KeyAccess, expiresAt: number | null = null, allowedNetworks: string[] = []) {
+  return createKey(db(env.DB), env, { orgId, name: "located", secure: true, expiresAt, access, createdBy: null, allowedNetworks }, audit);
 }
 
 async function newApp(orgId = shared.orgId, adminKey = shared.adminKey) {
@@ -60,8 +60,8 @@ async function newApp(orgId = shared.orgId, adminKey = shared.adminKey) {
   return res.body.id as string;
 }
 
-type Kind = "revoke" | "regenerate" | "edit" | "policy" | "app-grant" | "app-role";
-const KINDS: readonly Kind[] = ["revoke", "regenerate", "edit", "policy", "app-grant", "app-role"];
+type Kind = "revoke" | "regenerate" | "edit" | "policy" | "app-grant" | "app-role" | "disable" | "networks" | "end-overlap";
+const KINDS: readonly Kind[] = ["revoke", "regenerate", "edit", "policy", "app-grant", "app-role", "disable", "networks", "end-overlap"];
 
 /** A key, what a change of `kind` takes away from it, and that change through the HTTP API. */
 interface Subject {
@@ -70,14 +70,16 @@ interface Subject {
   keyId: string;
   orgId: string;
   /** The request the old state allowed and the new one refuses. */
-  request: { permission?: Permission; app?: string };
+  request: { permission?: Permission; app?: string; ip?: string };
   change(): Promise<Awaited<ReturnType<typeof call>>>;
 }
 
 /**
  * A subject for each kind of change: revoke, regenerate, an edit that removes a scope, a policy the
  * key breaks (requireExpiration on a key that never expires, in an org of its own), and the deletion
- * of an app the key reaches through an org-wide grant or through a role on it.
+ * of an app the key reaches through an org-wide grant or through a role on it; disabling the key,
+ * narrowing its allowed networks away from the caller's address, and ending a rotation's overlap (the
+ * subject's key is then the previous secret).
  */
 async function subject(kind: Kind): Promise<Subject> {
   const keyPath = (id: string) => `/v1/orgs/${shared.orgId}/keys/${id}`;
@@ -111,6 +113,21 @@ async function subject(kind: Kind): Promise<Subject> {
       const { key, row } = await newKey(shared.orgId, access);
       const change = () => call("DELETE", `/v1/orgs/${shared.orgId}/apps/${appId}`, { key: admin });
       return { kind, key, keyId: row.id, orgId: shared.orgId, request: { permission: "app:upload", app: appId }, change };
+    }
+    case "disable": {
+      const { key, row } = await newKey(shared.orgId, { kind: "scoped", scopes: ["app:read"] });
+      return { kind, key, keyId: row.id, orgId: shared.orgId, request: {}, change: () => call("POST", `${keyPath(row.id)}/disable`, { key: admin }) };
+    }
+    case "networks": {
+      const { key, row } = await newKey(shared.orgId, { kind: "scoped", scopes: ["app:read"] }, null, ["10.0.0.0/8"]);
+      const change = () => call("PATCH", keyPath(row.id), { key: admin, body: { allowedNetworks: ["10.0.0.0/16"] } });
+      return { kind, key, keyId: row.id, orgId: shared.orgId, request: { ip: "10.1.2.3" }, change };
+    }
+    case "end-overlap": {
+      const { key, row } = await newKey(shared.orgId, { kind: "scoped", scopes: ["app:read"] });
+      const rotated = await call("POST", `${keyPath(row.id)}/regenerate`, { key: admin, body: { overlapSeconds: 3600 } });
+      if (rotated.status !== 200) throw new Error(`regenerate with overlap answered ${rotated.text}`);
+      return { kind, key, keyId: row.id, orgId: shared.orgId, request: {}, change: () => call("POST", `${keyPath(row.id)}/end-overlap`, { key: admin }) };
     }
   }
 }
@@ -198,7 +215,7 @@ const percentile = (values: number[], p: number) => [...values].sort((a, b) => a
 
 describe("in the default (lease) and strict modes, a change is in force everywhere when its call returns", () => {
   const TRIALS = trials(1_000, 120);
-  it(`after ${count(TRIALS)} random revokes, regenerations, edits, policy changes and app deletions, no location accepted the old state`, async () => {
+  it(`after ${count(TRIALS)} random revokes, regenerations, edits, policy changes, app deletions, disables, narrowed networks and ended overlaps, no location accepted the old state`, async () => {
     const BATCH = 100;
     const random = prng(SEED);
     const tally: Tally = { verifications: 0, startedAfter: 0, violations: [], errors: [], changeMs: [] };
