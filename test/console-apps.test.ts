@@ -288,6 +288,23 @@ async function seedAuditEntry(orgId: string, actorKeyId: string, i: number) {
 }
 
 describe("console policy page", () => {
+  it("keeps the network rule of the policy through a console save of the expiration settings", async () => {
+    const p = await createOrg("Policy Networks Co");
+    const office = await createKeyAs(p.adminKey, p.orgId, { kind: "rbac", name: "Office admin", orgRole: "admin", allowedNetworks: ["192.0.2.0/24"], expiresInDays: 365 });
+    await setPolicy(p.orgId, { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin: true });
+    const from = { "cf-connecting-ip": "192.0.2.7" };
+    const client = new ConsoleClient();
+    expect((await client.request("POST", "/console/sign-in", { form: { key: office.key }, headers: from })).status).toBe(303);
+    const page = await client.request("GET", "/console/policy", { headers: from });
+    expect(page.status).toBe(200);
+    expect(page.html).toMatch(/<input type="checkbox" name="requireNetworksForAdmin" checked=""/);
+    // The form as the browser sends it: the checked box comes along, the cap is new.
+    const saved = await client.request("POST", "/console/policy", { form: { _csrf: client.csrf, maxLifetimeDays: "365", requireNetworksForAdmin: "on" }, headers: from });
+    expect(saved.status).toBe(303);
+    const policy = await call("GET", `/v1/orgs/${p.orgId}/policy`, { key: office.key, headers: from });
+    expect(policy.body).toEqual({ requireExpiration: false, maxLifetimeDays: 365, requireNetworksForAdmin: true });
+  });
+
   it("counts and names the keys that violate the policy in force, and explains the self-compliance rule with the way out", async () => {
     const p = await createOrg("Policy Page Co");
     const forever = await createKeyAs(p.adminKey, p.orgId, { kind: "scoped", name: "Forever key", scopes: ["app:read"] });
@@ -337,5 +354,11 @@ describe("console policy page", () => {
     const tooShort = await ok.post("/console/policy", { requireExpiration: "on", maxLifetimeDays: "29" });
     expect(tooShort.status).toBe(409);
     expect(text(tooShort.html)).toContain("caps key lifetime at 29 days");
+    // Every rule of the policy is on the form: saving expiration settings never drops the network rule, and asking for it is judged too.
+    const networks = await ok.post("/console/policy", { requireExpiration: "on", maxLifetimeDays: "30", requireNetworksForAdmin: "on" });
+    expect(networks.status).toBe(409);
+    expect(text(networks.html)).toContain("would break this policy (The organization's policy requires keys with org:admin or apiKeyManagement to be limited to allowed networks.)");
+    expect(text(networks.html)).toContain("It administers without allowed networks, so it cannot require them on administrator keys.");
+    expect((await call("GET", `/v1/orgs/${p.orgId}/policy`, { key: compliant.key })).body).toEqual({ requireExpiration: true, maxLifetimeDays: 30, requireNetworksForAdmin: false });
   });
 });

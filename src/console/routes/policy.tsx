@@ -2,11 +2,12 @@
 import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
+import type { VerifiedKey } from "../../verification/verify-key";
 import { allows } from "../../domain/permissions";
-import { MAX_LIFETIME_DAYS_LIMIT, policyViolation, type OrgPolicy } from "../../domain/policy";
+import { MAX_LIFETIME_DAYS_LIMIT, NO_POLICY, policyViolation, type OrgPolicy } from "../../domain/policy";
 import { consoleApi } from "../api";
 import { dataOr, orgPath, unlessUnavailable, viewerOf } from "../context";
-import { fieldErrors, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
+import { fieldErrors, first, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
 import type { Key } from "../views/keys-page";
 import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "../views/layout";
 import { allKeys } from "./apps";
@@ -20,6 +21,8 @@ interface Self {
   name: string;
   createdAt: number;
   expiresAt: number | null;
+  grants: VerifiedKey["grants"];
+  allowedNetworks?: string[] | null;
 }
 
 /**
@@ -42,6 +45,7 @@ function smallestCapFor(self: Self): number | null {
 function SelfRule(props: { self: Self; canEdit: boolean }) {
   const { self } = props;
   const cap = smallestCapFor(self);
+  const networksRule = policyViolation({ ...NO_POLICY, requireNetworksForAdmin: true }, self);
   return (
     <section aria-labelledby="self-rule-heading" id="self-rule">
       <h2 id="self-rule-heading">Your own key must comply</h2>
@@ -62,6 +66,7 @@ function SelfRule(props: { self: Self; canEdit: boolean }) {
             {cap === null ? "." : `: it can set a lifetime cap of ${cap} days or more.`}
           </>
         )}
+        {networksRule && " It administers without allowed networks, so it cannot require them on administrator keys."}
       </p>
       <p>
         <strong>The way out:</strong> to set a stricter policy, first create an organization admin key that complies
@@ -167,10 +172,17 @@ function PolicyPage(props: PolicyPageProps) {
           />
           <FieldError id="policy-max" errors={errors} field="policy" />
         </fieldset>
+        <fieldset disabled={!props.canEdit}>
+          <legend>Administrator keys</legend>
+          <label class="check">
+            <input type="checkbox" name="requireNetworksForAdmin" checked={policy.requireNetworksForAdmin ?? false} /> Require allowed networks on keys
+            that hold org:admin or apiKeyManagement
+          </label>
+        </fieldset>
         <div class="actions">{props.canEdit ? save : <Disabled id="policy-save" reason={NEEDS_ORG_ADMIN}>{save}</Disabled>}</div>
       </form>
-      <Violations keys={props.keys.items} complete={props.keys.complete} policy={props.current} />
       <SelfRule self={props.self} canEdit={props.canEdit} />
+      <Violations keys={props.keys.items} complete={props.keys.complete} policy={props.current} />
     </Page>
   );
 }
@@ -178,7 +190,7 @@ function PolicyPage(props: PolicyPageProps) {
 async function render(c: Context<AppEnv>, app: App, { shown, ...extra }: Partial<PolicyPageProps> & { shown?: OrgPolicy } = {}, status = 200) {
   const api = consoleApi(app, c);
   const [policy, keys] = await Promise.all([api<OrgPolicy>("GET", `${orgPath(c)}/policy`), allKeys(c, api)]);
-  const current = dataOr(policy, { requireExpiration: false, maxLifetimeDays: null });
+  const current = dataOr(policy, NO_POLICY);
   const { caller } = c.var;
   return c.html(
     <PolicyPage
@@ -186,7 +198,7 @@ async function render(c: Context<AppEnv>, app: App, { shown, ...extra }: Partial
       policy={shown ?? current}
       current={current}
       canEdit={allows(caller.grants, "org:admin")}
-      self={{ name: caller.name, createdAt: caller.createdAt, expiresAt: caller.expiresAt }}
+      self={caller}
       keys={keys}
       {...extra}
     />,
@@ -199,7 +211,8 @@ export function registerConsolePolicy(app: App) {
 
   app.post("/console/policy", async (c) => {
     try {
-      const body = policyBody(c.var.form);
+      // Every field of the policy is on the form: a save never drops a rule by leaving it out.
+      const body: OrgPolicy = { ...policyBody(c.var.form), requireNetworksForAdmin: first(c.var.form, "requireNetworksForAdmin") === "on" };
       const result = unlessUnavailable(await consoleApi(app, c)("PUT", `${orgPath(c)}/policy`, body));
       if (result.ok) return c.redirect("/console/policy?saved=1", 303);
       // The API's refusal of a policy its author breaks names the rule (details.code): say it as the way out.
