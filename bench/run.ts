@@ -222,8 +222,8 @@ async function warmValid(list: string[], options: { mode?: string; host?: string
   const headers = { ...json, ...(options.host ? { host: options.host } : {}) };
   async function lane() {
     for (let i = next++; i < list.length; i = next++) {
-      const body = { key: list[i], ...(options.mode ? { mode: options.mode } : {}), ...options.extra };
-      const res = await fetch(`${base}/v1/keys/verify`, { method: "POST", headers, body: JSON.stringify(body) });
+      const request = { key: list[i], ...(options.mode ? { mode: options.mode } : {}), ...options.extra };
+      const res = await fetch(`${base}/v1/keys/verify`, { method: "POST", headers, body: JSON.stringify(request) });
       const body = (await res.json()) as { code?: string };
       if (body.code !== "VALID") throw new Error(`warm: expected VALID, got ${res.status} ${JSON.stringify(body)}`);
     }
