@@ -206,9 +206,12 @@ export const ErrorSchema = z
 /** A response header, as the OpenAPI document declares it. */
 const header = (description: string, type: "string" | "integer" = "string") => ({ description, schema: { type } });
 
-/** Sent on every response, success or error: quote it when reporting a problem. */
+/** Sent on every response, success or error: quote it when reporting a problem. Required, so typed clients need no check. */
 export const REQUEST_ID_HEADER = {
-  "x-request-id": header("This request's id, also in the error envelope and the audit log: quote it when reporting a problem."),
+  "x-request-id": {
+    ...header("This request's id, also in the error envelope and the audit log: quote it when reporting a problem."),
+    required: true,
+  },
 };
 const RETRY_AFTER = (description: string) => ({ "Retry-After": header(description, "integer") });
 

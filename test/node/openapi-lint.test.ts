@@ -105,6 +105,18 @@ describe("rules the code enforces, stated in the schema", () => {
     expect((await documentOf()).components.schemas.UpdateKey).toMatchObject({ type: "object", minProperties: 1 });
   });
 
+  it("every response declares the request id header, as required", async () => {
+    const { paths } = (await documentOf()) as unknown as { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, { required?: boolean }> }> }>> };
+    const without = Object.entries(paths).flatMap(([path, operations]) =>
+      Object.entries(operations).flatMap(([method, { responses }]) =>
+        Object.entries(responses)
+          .filter(([, response]) => response.headers?.["x-request-id"]?.required !== true)
+          .map(([status]) => `${method} ${path} ${status}`),
+      ),
+    );
+    expect(without).toEqual([]);
+  });
+
   it("a new key's defaulted fields are optional, with their defaults", async () => {
     const { schemas } = (await documentOf()).components;
     for (const name of ["CreateRbacKey", "CreateScopedKey", "CreateLegacyKey"]) expect(schemas[name]!.required).not.toContain("secure");
