@@ -12,8 +12,9 @@
  * - at most 1 KiB as UTF-8 JSON (JSON.stringify's own text, counted in bytes, so "é" counts 2) and
  *   at most 5 levels (every object or array is a level; an object holding only scalars is 1).
  *
- * The walk reads properties through their descriptors, so no getter runs, and gives up as soon as
- * the input is known bad (at 64 KiB counted, or at level 6), so a huge or cyclic input costs little.
+ * The walk reads properties through their descriptors, so no getter runs (a Proxy's traps do, and
+ * whatever they throw is caught), and gives up as soon as the input is known bad (at 64 KiB counted,
+ * or at level 6), so a huge or cyclic input costs little.
  *
  * Upstream header: the base64url (RFC 4648 §5, no padding) of the UTF-8 JSON text.
  */
@@ -180,6 +181,7 @@ function stringBytes(text: string): number {
 }
 
 const BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const BASE64URL_CODE = Uint8Array.from(BASE64URL, (c) => c.charCodeAt(0));
 const BASE64URL_VALUE = new Int8Array(128).fill(-1);
 for (let i = 0; i < BASE64URL.length; i++) BASE64URL_VALUE[BASE64URL.charCodeAt(i)] = i;
 /** The longest header acceptable metadata makes: 4 characters per 3 bytes, unpadded. */
@@ -187,6 +189,7 @@ const MAX_HEADER_LENGTH = Math.ceil((METADATA_MAX_BYTES * 4) / 3);
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const asciiDecoder = new TextDecoder();
 
 /**
  * The upstream header's value: base64url without padding of the UTF-8 JSON. Header-safe whatever
@@ -195,20 +198,25 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  */
 export function encodeMetadataHeader(metadata: Metadata): string {
   const bytes = encoder.encode(JSON.stringify(metadata));
-  let out = "";
+  // Written as ASCII bytes and decoded once: about twice as fast as concatenating characters at 1 KiB.
+  const out = new Uint8Array(Math.ceil((bytes.length * 4) / 3));
+  let o = 0;
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += BASE64URL[n >>> 18]! + BASE64URL[(n >>> 12) & 63]! + BASE64URL[(n >>> 6) & 63]! + BASE64URL[n & 63]!;
+    out[o++] = BASE64URL_CODE[n >>> 18]!;
+    out[o++] = BASE64URL_CODE[(n >>> 12) & 63]!;
+    out[o++] = BASE64URL_CODE[(n >>> 6) & 63]!;
+    out[o++] = BASE64URL_CODE[n & 63]!;
   }
-  if (i + 1 === bytes.length) {
-    const n = bytes[i]! << 16;
-    out += BASE64URL[n >>> 18]! + BASE64URL[(n >>> 12) & 63]!;
-  } else if (i + 2 === bytes.length) {
-    const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += BASE64URL[n >>> 18]! + BASE64URL[(n >>> 12) & 63]! + BASE64URL[(n >>> 6) & 63]!;
+  if (i < bytes.length) {
+    // One or two bytes left: two or three characters, no padding.
+    const n = (bytes[i]! << 16) | (i + 1 < bytes.length ? bytes[i + 1]! << 8 : 0);
+    out[o++] = BASE64URL_CODE[n >>> 18]!;
+    out[o++] = BASE64URL_CODE[(n >>> 12) & 63]!;
+    if (i + 1 < bytes.length) out[o++] = BASE64URL_CODE[(n >>> 6) & 63]!;
   }
-  return out;
+  return asciiDecoder.decode(out);
 }
 
 /**
