@@ -82,7 +82,6 @@ export function registerConsoleAudit(app: App) {
     const badFilter = (actionParam && !action) || (keyParam && !keyId);
     const cursor = cursorParam(c.req.query("cursor"));
     const trail = cursor ? (c.req.query("trail") ?? "").split(".").filter((t) => cursorParam(t)).slice(-MAX_TRAIL) : [];
-    const view: View = { action, keyId, cursor, trail };
     const filters = { action, keyId };
 
     const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
