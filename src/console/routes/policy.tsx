@@ -211,9 +211,13 @@ export function registerConsolePolicy(app: App) {
 
   app.post("/console/policy", async (c) => {
     try {
-      // Every field of the policy is on the form: a save never drops a rule by leaving it out.
-      const body: OrgPolicy = { ...policyBody(c.var.form), requireNetworksForAdmin: first(c.var.form, "requireNetworksForAdmin") === "on" };
-      const result = unlessUnavailable(await consoleApi(app, c)("PUT", `${orgPath(c)}/policy`, body));
+      const api = consoleApi(app, c);
+      const fromForm = { ...policyBody(c.var.form), requireNetworksForAdmin: first(c.var.form, "requireNetworksForAdmin") === "on" };
+      // PUT replaces the whole policy: a rule this form does not show is sent back as it stands, never dropped.
+      const current = unlessUnavailable(await api<OrgPolicy>("GET", `${orgPath(c)}/policy`));
+      if (!current.ok) return render(c, app, { errors: { form: current.error.message } }, current.status);
+      const body: OrgPolicy = { ...current.data, ...fromForm };
+      const result = unlessUnavailable(await api("PUT", `${orgPath(c)}/policy`, body));
       if (result.ok) return c.redirect("/console/policy?saved=1", 303);
       // The API's refusal of a policy its author breaks names the rule (details.code): say it as the way out.
       const selfRule = result.status === 409 ? policyViolation(body, c.var.caller) : null;
