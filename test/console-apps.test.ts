@@ -173,7 +173,7 @@ describe("console apps page", () => {
     expect(page.html).toMatch(/<button type="button" class="locked primary" aria-disabled="true" aria-describedby="apps-locked">\s*Create app/);
     expect(page.html).not.toMatch(/<button type="submit"[^>]*>\s*Create app/);
     expect(appRow(page.html, appId)).toMatch(/<button type="button" class="locked danger" aria-disabled="true" aria-label="Delete guarded" aria-describedby="apps-locked"/);
-    expect(text(/<p class="callout" id="apps-locked">([\s\S]*?)<\/p>/.exec(page.html)![1]!)).toContain("needs the org:admin permission");
+    expect(text(/<p id="apps-locked">([\s\S]*?)<\/p>/.exec(page.html)![1]!)).toContain("needs the org:admin permission");
     expect(page.html).not.toContain(`<dialog id="delete-app-${appId}"`); // nothing to confirm that would then be refused
     expect(text(page.html)).toContain("Creating and deleting apps needs the org:admin permission.");
 

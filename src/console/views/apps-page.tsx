@@ -18,7 +18,7 @@ export interface AppsPageProps {
   nextCursor: string | null;
   /** The cursor the shown page started from. */
   cursor?: string;
-  /** App id → names of the keys holding a role on it; absent when the signed-in key cannot list every key. */
+  /** App id → names of the keys holding a role on it; absent (and its column with it) when the signed-in key cannot list every key. */
   holders?: Map<string, string[]>;
   create?: { name: string; errors: FieldErrors };
   notice?: { kind: "ok" | "error"; text: string };
@@ -72,7 +72,7 @@ function AppRow(props: { app: AppItem; viewer: Viewer; canAdmin: boolean; holder
       <td data-label="Created">
         <When iso={app.createdAt} />
       </td>
-      <td data-label="Keys with a role">{props.holders === undefined ? "—" : String(props.holders.length)}</td>
+      {props.holders !== undefined && <td data-label="Keys with a role">{String(props.holders.length)}</td>}
       <td class="actions-cell">
         <div class="row-actions">
           {props.canAdmin ? (
@@ -143,9 +143,9 @@ export function AppsPage(props: AppsPageProps) {
       </p>
       {props.notice && <Notice kind={props.notice.kind}>{props.notice.text}</Notice>}
       {props.canRead && !props.canAdmin && (
-        <p class="callout" id={LOCKED_ID}>
-          {NEEDS_ORG_ADMIN}
-        </p>
+        <div class="callout">
+          <p id={LOCKED_ID}>{NEEDS_ORG_ADMIN}</p>
+        </div>
       )}
       {!props.canRead ? (
         <section aria-disabled="true" class="empty" id="apps-disabled">
@@ -168,7 +168,7 @@ export function AppsPage(props: AppsPageProps) {
                     <th scope="col">Name</th>
                     <th scope="col">ID</th>
                     <th scope="col">Created</th>
-                    <th scope="col">Keys with a role</th>
+                    {props.holders && <th scope="col">Keys with a role</th>}
                     <th scope="col">
                       <span class="hint">Actions</span>
                     </th>
