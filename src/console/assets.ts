@@ -57,6 +57,13 @@ const placeTip = (event) => {
 };
 document.addEventListener("mouseover", placeTip);
 document.addEventListener("focusin", placeTip);
+// Escape hides a shown reason without moving the pointer or focus; the next visit shows it again.
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") document.querySelectorAll(".disabled-wrap").forEach((w) => w.setAttribute("data-dismissed", ""));
+});
+const undismiss = (event) => { if (event.target.classList && event.target.classList.contains("disabled-wrap")) event.target.removeAttribute("data-dismissed"); };
+document.addEventListener("mouseenter", undismiss, true);
+document.addEventListener("focusin", undismiss);
 function sync(form) {
   const kind = form.querySelector("input[name=kind]:checked");
   form.querySelectorAll("[data-kind-section]").forEach((s) => { s.hidden = !!kind && s.dataset.kindSection !== kind.value; });
@@ -85,7 +92,7 @@ nav{display:flex;gap:.25rem;flex-wrap:wrap}.tab{display:inline-block;padding:.35
 h1{font-size:1.5rem;margin:.2rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .6rem}h3{font-size:1rem;margin:0 0 .4rem}
 table{width:100%;border-collapse:collapse;font-size:.92rem}th,td{text-align:left;padding:.5rem .6rem;border-bottom:1px solid var(--line);vertical-align:middle}
 th{background:var(--soft);font-weight:600}code{font-family:ui-monospace,Menlo,monospace;font-size:.88em;overflow-wrap:anywhere}
-.badge{display:inline-block;padding:.05rem .45rem;margin:.1rem .15rem .1rem 0;border-radius:999px;font-size:.78rem;border:1px solid;white-space:nowrap}
+.badge{display:inline-block;padding:.05rem .45rem;margin:.1rem .15rem .1rem 0;border-radius:999px;font-size:.78rem;border:1px solid;max-width:100%;overflow-wrap:anywhere}
 .badge.role{background:#ddf4ff;border-color:#54aeff;color:#0a3069}.badge.scope{background:#fbefff;border-color:#c297ff;color:#512a97}
 .badge.danger{background:#ffebe9;border-color:#ff8182;color:#82071e}.badge.muted{background:var(--soft);border-color:var(--line);color:var(--muted)}
 button,.button{font:inherit;padding:.4rem .8rem;border-radius:6px;border:1px solid var(--line);background:var(--soft);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
@@ -96,7 +103,7 @@ button:disabled,button[aria-disabled=true]{opacity:1;background:#eaeef2;border-c
 td.actions-cell{white-space:nowrap;width:1%}.locked-reason{white-space:normal;color:var(--muted);font-size:.8rem;margin:.3rem 0 0;min-width:14rem;max-width:22rem}
 .key-name{font-weight:600}.violation{margin:.3rem 0 0;font-size:.8rem;color:#82071e;max-width:28rem}
 .toolbar{display:flex;align-items:center;justify-content:space-between;gap:1rem;flex-wrap:wrap}
-dialog{border:1px solid var(--line);border-radius:10px;padding:1.25rem 1.5rem;max-width:36rem;width:calc(100% - 2rem);max-height:calc(100% - 2rem);overflow:auto}dialog::backdrop{background:rgba(27,31,36,.45)}
+dialog{white-space:normal;border:1px solid var(--line);border-radius:10px;padding:1.25rem 1.5rem;max-width:36rem;width:calc(100% - 2rem);max-height:calc(100% - 2rem);overflow:auto}dialog::backdrop{background:rgba(27,31,36,.45)}
 label{display:block;font-weight:600;margin:.8rem 0 .25rem}label.check{display:flex;gap:.45rem;align-items:center;font-weight:400;margin:.35rem 0}
 input[type=text],input[type=password],input[type=number],input[type=date],select{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px;width:100%;max-width:100%;min-width:0}
 fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.5rem .9rem;min-width:0}legend{font-weight:600;padding:0 .3rem}
@@ -112,7 +119,7 @@ fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}.filters>div{min-width:0;flex:1 1 14rem}.filters .actions{flex:0 0 auto;margin-top:0}
 .disabled-wrap{position:relative;display:inline-block}
 .tooltip{display:none;position:absolute;z-index:5;top:calc(100% + 4px);left:0;width:max-content;max-width:min(22rem,calc(100vw - 2rem));background:#1b1f24;color:#fff;padding:.45rem .6rem;border-radius:6px;font-size:.82rem;font-weight:400;white-space:normal;text-align:left}
-.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip{display:block}
+.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip{display:block}.disabled-wrap[data-dismissed] .tooltip{display:none}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
 @media (max-width:760px){

@@ -1,16 +1,19 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { expect } from "vitest";
 import { bundleWorker, startLocalWorker } from "../../scripts/local-worker";
 
 /**
  * The browser tests' world: the worker bundled as it deploys, served by workerd on localhost, and a
- * headless Chromium. Every test saves a screenshot of its page to test-results/screenshots/.
+ * headless Chromium. Tests save screenshots of their pages to test-results/screenshots/<test file>/.
  */
 
 export const BOOTSTRAP_SECRET = "browser-bootstrap-secret-0123456789";
-const SCREENSHOTS = "test-results/screenshots";
+/** This file's screenshots: one folder per test file, since browser test files run side by side. */
+const SCREENSHOTS = join("test-results/screenshots", basename(expect.getState().testPath ?? "browser", ".test.ts"));
 
 /** Where a system Chromium or Chrome lives, when there is one. */
 const SYSTEM_BROWSERS = [
@@ -95,15 +98,33 @@ export async function verifyCode(world: World, key: string): Promise<string> {
   return ((await res.json()) as { code: string }).code;
 }
 
+export interface ProfileOptions {
+  viewport?: { width: number; height: number };
+  /**
+   * Lets the test inject scripts (axe-core) into the console's pages, whose CSP allows only the console's own
+   * script. Off by default, so that every other test sees the pages under their real CSP.
+   */
+  bypassCSP?: boolean;
+}
+
+/** A fresh browser profile, signed out. */
+export function profile(world: World, options: ProfileOptions = {}): Promise<BrowserContext> {
+  return world.browser.newContext({ baseURL: world.url, viewport: options.viewport ?? { width: 1280, height: 900 }, bypassCSP: options.bypassCSP });
+}
+
 /** A fresh browser profile signed in to the console with `key`, on the keys page. */
-export async function signedIn(world: World, key: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await world.browser.newContext({ baseURL: world.url, viewport: { width: 1280, height: 900 } });
+export async function signedIn(world: World, key: string, options: ProfileOptions = {}): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await profile(world, options);
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: world.url });
   const page = await context.newPage();
   await page.goto("/console/sign-in");
   await page.getByLabel("API key").fill(key);
   await page.getByRole("button", { name: "Sign in" }).click();
-  await page.waitForURL("**/console/keys");
+  // A refused key says why at once, instead of leaving the test to time out waiting for the keys page.
+  const refused = page.getByRole("alert");
+  const settled = () => undefined; // the loser of the race rejects when the profile closes
+  await Promise.race([page.waitForURL("**/console/keys").catch(settled), refused.waitFor().catch(settled)]);
+  if (!page.url().endsWith("/console/keys")) throw new Error(`sign-in refused: ${await refused.first().textContent({ timeout: 1000 }).catch(() => page.url())}`);
   return { context, page };
 }
 
@@ -112,4 +133,46 @@ let shots = 0;
 export async function shot(page: Page, name: string) {
   shots += 1;
   await page.screenshot({ path: join(SCREENSHOTS, `${String(shots).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+const AXE_PATH = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+/**
+ * The accessibility problems axe-core finds on the page as it is now (open dialogs included), as lines
+ * that say what and where; empty when there are none. Needs a profile with `bypassCSP`.
+ */
+export async function axeViolations(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ path: AXE_PATH });
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (context: unknown, options: unknown) => Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[]; failureSummary: string }[] }[] }> } }).axe;
+    const result = await axe.run(document, { resultTypes: ["violations"] });
+    return result.violations;
+  });
+  return violations.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${v.help} at ${n.target.join(" ")}: ${n.failureSummary}`));
+}
+
+/**
+ * How the page overflows the viewport sideways, if it does: the page itself, an open dialog, or any
+ * visible element whose box leaves the viewport (a tooltip cut off at the edge, say). Empty when it fits.
+ */
+export async function sidewaysOverflow(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const width = window.innerWidth;
+    const problems: string[] = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > width) problems.push(`the page is ${root.scrollWidth}px wide in a ${width}px viewport`);
+    for (const dialog of document.querySelectorAll("dialog[open]")) {
+      if (dialog.scrollWidth > dialog.clientWidth) problems.push(`dialog #${dialog.id} scrolls sideways (${dialog.scrollWidth} > ${dialog.clientWidth})`);
+    }
+    for (const el of document.body.querySelectorAll("*")) {
+      const box = el.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0 || getComputedStyle(el).visibility === "hidden") continue;
+      if (el.closest(".visually-hidden, thead") && box.width <= 1) continue;
+      if (box.left < -0.5 || box.right > width + 0.5) {
+        const name = el.tagName.toLowerCase() + (el.id ? `#${el.id}` : "") + (el.className && typeof el.className === "string" ? `.${el.className.split(" ").join(".")}` : "");
+        problems.push(`${name} spans ${Math.round(box.left)}–${Math.round(box.right)}px of ${width}px: "${(el.textContent ?? "").trim().slice(0, 60)}"`);
+      }
+    }
+    return problems.slice(0, 10);
+  });
 }

@@ -1,0 +1,212 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BrowserContext, Page } from "playwright-core";
+import { api, axeViolations, BOOTSTRAP_SECRET, profile, shot, sidewaysOverflow, signedIn, startWorld, type World } from "./harness";
+
+/**
+ * Every console screen at a desktop and a phone width: nothing scrolls sideways (the page, an open
+ * dialog, or a tooltip cut off at the edge), axe-core finds no accessibility violation, and a
+ * screenshot of each is saved. The org holds the awkward cases: long names, many badges, keys the
+ * signed-in key may not touch, keys that break the policy.
+ */
+let world: World;
+let orgId: string;
+/** Expires in 90 days, so never-expiring keys are ones it may not hand out secrets for. */
+let signerKey: string;
+let managerKey: string;
+let readerKey: string;
+let rbacKeyId: string;
+/** Whether the apps page exists yet (another change brings it): a 404 is reported as a skip. */
+let appsPage = true;
+
+const VIEWPORTS = [
+  { width: 1280, height: 800 },
+  { width: 390, height: 844 },
+];
+
+beforeAll(async () => {
+  world = await startWorld();
+  const org = await api(world, "POST", "/v1/orgs", BOOTSTRAP_SECRET, { name: "Layout Co" });
+  orgId = org.body.org.id;
+  const root = org.body.key.key as string;
+  const create = async (body: Record<string, unknown>) => {
+    const res = await api(world, "POST", `/v1/orgs/${orgId}/keys`, root, body);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body as { id: string; key: string };
+  };
+  const apps: string[] = [];
+  for (const name of ["mobile-app", "checkout-service-for-the-european-storefront-and-partner-integrations"]) {
+    const app = await api(world, "POST", `/v1/orgs/${orgId}/apps`, root, { name });
+    apps.push(app.body.id);
+  }
+  signerKey = (await create({ kind: "rbac", name: "Layout admin (90 days)", orgRole: "admin", expiresInDays: 90 })).key;
+  managerKey = (await create({ kind: "scoped", name: "Key manager", scopes: ["apiKeyManagement", "org:read", "app:read"], expiresInDays: 90 })).key;
+  readerKey = (await create({ kind: "scoped", name: "Reader", scopes: ["app:read"], expiresInDays: 90 })).key;
+  rbacKeyId = (
+    await create({
+      kind: "rbac",
+      name: "deploy-pipeline-for-the-production-environment-of-the-checkout-service-in-europe-west-and-beyond",
+      orgRole: "none",
+      appRoles: apps.map((appId) => ({ appId, role: "developer" })),
+      expiresInDays: 30,
+    })
+  ).id;
+  await create({ kind: "scoped", name: "Every scope, not secure", scopes: ["app:publish", "project:read-rc", "project:deploy", "app:read", "app:upload", "org:read", "apiKeyManagement"], secure: false });
+  await create({ kind: "legacy", name: "Old uploader", mode: "upload" });
+  // Requires an expiry: the org's first admin key and the never-expiring keys now break the policy.
+  expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, signerKey, { requireExpiration: true, maxLifetimeDays: 365 })).status).toBe(200);
+  const apps404 = await fetch(`${world.url}/console/apps`, { redirect: "manual" });
+  appsPage = apps404.status !== 404;
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+/** Fits the viewport, passes axe, and is saved as `<screen>-<width>.png`. */
+async function check(page: Page, screen: string) {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+  const where = `${screen} at ${innerWidth}px`;
+  expect(await sidewaysOverflow(page), where).toEqual([]);
+  expect(scrollWidth, `${where} scrolls sideways`).toBeLessThanOrEqual(innerWidth);
+  expect(await axeViolations(page), where).toEqual([]);
+  await shot(page, `${screen}-${innerWidth}`);
+}
+
+for (const viewport of VIEWPORTS) {
+  describe(`console at ${viewport.width}×${viewport.height}`, () => {
+    let admin: { context: BrowserContext; page: Page };
+    beforeAll(async () => {
+      admin = await signedIn(world, signerKey, { viewport, bypassCSP: true });
+    });
+    afterAll(async () => {
+      await admin?.context.close();
+    });
+
+    it("sign-in page", async () => {
+      const context = await profile(world, { viewport, bypassCSP: true });
+      const page = await context.newPage();
+      await page.goto("/console/sign-in");
+      await check(page, "sign-in");
+      await page.getByRole("button", { name: "Sign in" }).click(); // empty: refused with a message
+      await page.getByLabel("API key").fill("kgw_wrong");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("alert").waitFor();
+      await check(page, "sign-in-refused");
+      await context.close();
+    });
+
+    it("keys page: a table at desktop width with each row's actions on one line, a list of cards on a phone", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      expect(await page.locator(".badge", { hasText: "Violates policy" }).count()).toBeGreaterThan(0);
+      expect(await page.locator(".locked-reason").count()).toBeGreaterThan(0);
+      const rows = page.locator("#rbac-keys tbody tr, #legacy-keys tbody tr");
+      if (viewport.width >= 1280) {
+        for (const row of await rows.all()) {
+          const tops = await row.locator(".row-actions > *").evaluateAll((els) => els.map((el) => Math.round(el.getBoundingClientRect().top)));
+          expect(new Set(tops).size, `actions of "${await row.locator(".key-name").textContent()}" wrap`).toBe(1);
+        }
+        expect(await rows.first().evaluate((tr) => getComputedStyle(tr).display)).toBe("table-row");
+      } else {
+        expect(await rows.first().evaluate((tr) => getComputedStyle(tr).display)).toBe("block");
+        // The column headings are left to screen readers; each card labels its own fields.
+        expect((await page.locator("#rbac-keys thead").boundingBox())!.width).toBeLessThanOrEqual(1);
+        expect(await rows.first().locator("td").first().evaluate((td) => getComputedStyle(td, "::before").content)).toBe('"Name"');
+      }
+      await check(page, "keys");
+    });
+
+    it("create dialog, fresh and with errors", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      await page.getByRole("button", { name: "+ Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create API key" });
+      await dialog.waitFor();
+      await check(page, "create-dialog");
+      await dialog.getByLabel("Scoped key — a fixed set of scopes").check();
+      await check(page, "create-dialog-scoped");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("dialog", { name: "Create API key" }).getByRole("alert").first().waitFor();
+      await check(page, "create-dialog-errors");
+    });
+
+    it("one-time secret dialog", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      await page.getByRole("button", { name: "+ Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create API key" });
+      await dialog.getByLabel("Name").fill(`Layout secret ${viewport.width}`);
+      await dialog.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("dialog", { name: `Key “Layout secret ${viewport.width}” created` }).waitFor();
+      await check(page, "one-time-secret");
+    });
+
+    it("confirmation dialog", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      await page.getByRole("button", { name: "Delete Old uploader" }).click();
+      await page.getByRole("dialog", { name: "Delete “Old uploader”?" }).waitFor();
+      await check(page, "delete-confirmation");
+    });
+
+    it("edit page", async () => {
+      const { page } = admin;
+      await page.goto(`/console/keys/${rbacKeyId}`);
+      await page.getByRole("button", { name: "Save Changes" }).waitFor();
+      await check(page, "edit");
+    });
+
+    it("policy page", async () => {
+      const { page } = admin;
+      await page.goto("/console/policy");
+      await check(page, "policy");
+    });
+
+    it("audit log", async () => {
+      const { page } = admin;
+      await page.goto("/console/audit");
+      await check(page, "audit");
+    });
+
+    it("apps page", async (ctx) => {
+      if (!appsPage) ctx.skip();
+      const { page } = admin;
+      await page.goto("/console/apps");
+      await check(page, "apps");
+    });
+
+    it("error page", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys/00000000000000000000");
+      await check(page, "error");
+    });
+
+    it("keys page of a key manager: rows it may not touch are disabled, their reasons wrap inside the row", async () => {
+      const { context, page } = await signedIn(world, managerKey, { viewport, bypassCSP: true });
+      const locked = page.locator("#rbac-keys tr", { hasText: "Layout admin (90 days)" });
+      expect(await locked.getByRole("button", { name: "Delete Layout admin (90 days)" }).isDisabled()).toBe(true);
+      expect(await locked.locator(".locked-reason").isVisible()).toBe(true);
+      await check(page, "keys-as-manager");
+      await context.close();
+    });
+
+    it("a key without key management: every disabled control's tooltip stays inside the viewport", async () => {
+      const { context, page } = await signedIn(world, readerKey, { viewport, bypassCSP: true });
+      await check(page, "keys-disabled");
+      const wraps = await page.locator(".disabled-wrap").all();
+      expect(wraps.length).toBeGreaterThan(0);
+      for (const [i, wrap] of wraps.entries()) {
+        await wrap.focus({ timeout: 5000 });
+        const tip = wrap.locator(".tooltip");
+        expect(await tip.isVisible()).toBe(true);
+        expect(await sidewaysOverflow(page), `tooltip ${i + 1} at ${viewport.width}px`).toEqual([]);
+        await wrap.hover({ timeout: 5000 });
+        expect(await sidewaysOverflow(page), `tooltip ${i + 1} hovered at ${viewport.width}px`).toEqual([]);
+        await page.mouse.move(0, viewport.height - 1); // away, so that this tooltip does not cover the next control
+      }
+      await wraps.at(-1)!.focus();
+      await check(page, "disabled-tooltip");
+      await context.close();
+    });
+  });
+}
