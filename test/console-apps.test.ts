@@ -331,6 +331,14 @@ describe("console policy page", () => {
     expect(page.html).toMatch(/<a class="button" href="\/console\/keys\?create=1">\s*Create a compliant admin key/);
   });
 
+  it("tells a key that may not read the policy so, instead of showing an empty one", async () => {
+    const member = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "policy reader", orgRole: "member" });
+    const page = await (await signedIn(member.key)).get("/console/policy");
+    expect(page.status).toBe(403);
+    expect(text(page.html)).toContain("This key lacks the apiKeyManagement permission.");
+    expect(page.html).not.toContain('name="maxLifetimeDays"');
+  });
+
   it("answers a change the signed-in key would break with why and the way out, and saves nothing", async () => {
     const p = await createOrg("Policy Refusal Co");
     const client = await signedIn(p.adminKey);

@@ -6,7 +6,7 @@ import type { VerifiedKey } from "../../verification/verify-key";
 import { allows } from "../../domain/permissions";
 import { MAX_LIFETIME_DAYS_LIMIT, NO_POLICY, policyViolation, type OrgPolicy } from "../../domain/policy";
 import { consoleApi } from "../api";
-import { dataOr, orgPath, unlessUnavailable, viewerOf } from "../context";
+import { orgPath, unlessUnavailable, viewerOf } from "../context";
 import { fieldErrors, first, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
 import type { Key } from "../views/keys-page";
 import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "../views/layout";
@@ -190,7 +190,18 @@ function PolicyPage(props: PolicyPageProps) {
 async function render(c: Context<AppEnv>, app: App, { shown, ...extra }: Partial<PolicyPageProps> & { shown?: OrgPolicy } = {}, status = 200) {
   const api = consoleApi(app, c);
   const [policy, keys] = await Promise.all([api<OrgPolicy>("GET", `${orgPath(c)}/policy`), allKeys(c, api)]);
-  const current = dataOr(policy, NO_POLICY);
+  // A key that may not read the policy is told so, never shown a made-up empty policy.
+  const read = unlessUnavailable(policy);
+  if (!read.ok) {
+    return c.html(
+      <Page title="Key policy" viewer={viewerOf(c)} tab="policy">
+        <h1>Key policy</h1>
+        <Notice kind="error">{read.error.message}</Notice>
+      </Page>,
+      read.status as 403,
+    );
+  }
+  const current = read.data;
   const { caller } = c.var;
   return c.html(
     <PolicyPage
