@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
@@ -13,6 +14,12 @@ export default defineConfig(async () => {
   process.env.WRANGLER_LOG ??= "warn";
   // The tests run against the real migrations, applied by test/setup.ts in every isolated test file.
   const migrations = await readD1Migrations("migrations");
+  // The secret scanning reporter: a key pair made for this run. The worker trusts its public half (in
+  // GitHub's published-list format); the tests sign reports with the private half, as GitHub would.
+  const reporter = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const reporterKeys = JSON.stringify({
+    public_keys: [{ key_identifier: "test-reporter-key", key: reporter.publicKey.export({ type: "spki", format: "pem" }), is_current: true }],
+  });
   const workerdProject = () => ({
     plugins: [
       cloudflareTest({
@@ -25,6 +32,8 @@ export default defineConfig(async () => {
             LEASE_MS: "200",
             KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
             KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
+            SECRET_SCANNING_PUBLIC_KEYS: reporterKeys,
+            TEST_REPORTER_PRIVATE_KEY: reporter.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
             // Replays a randomized stress test: `STRESS_SEED=123 npx vitest run ...` (workerd sees
             // only bindings, so the shell's variable is passed on as one; tests read process.env).
             ...(process.env.STRESS_SEED ? { STRESS_SEED: process.env.STRESS_SEED } : {}),

@@ -190,6 +190,14 @@ export function newApp(): App {
     scheme: "bearer",
     description: "An API key: `Authorization: Bearer kgw_…`.",
   });
+  app.openAPIRegistry.registerComponent("securitySchemes", "reporterSignature", {
+    type: "apiKey",
+    in: "header",
+    name: "Github-Public-Key-Signature",
+    description:
+      "A secret scanning reporter's ECDSA P-256 / SHA-256 signature of the raw body (base64 DER), with the id of its public key " +
+      "in `Github-Public-Key-Identifier`.",
+  });
   app.openAPIRegistry.registerComponent("securitySchemes", "bootstrapSecret", {
     type: "http",
     scheme: "bearer",
@@ -207,10 +215,11 @@ export function newApp(): App {
       { name: "Health", description: "Whether the worker is up." },
       { name: "Verification", description: "Verifying a key a client presented, for services behind or beside the gateway." },
       { name: "Organizations", description: "Creating an organization and its first admin key, with the bootstrap secret." },
-      { name: "Keys", description: "The organization's API keys: RBAC, scoped and legacy; create, list, edit, regenerate, reveal, revoke." },
+      { name: "Keys", description: "The organization's API keys: RBAC, scoped and legacy; create, list, edit, regenerate (with overlap), reveal, disable, enable, revoke." },
       { name: "Apps", description: "The organization's apps, which per-app roles of RBAC keys point at." },
-      { name: "Policy", description: "The organization's key policy: required expiration and maximum lifetime." },
+      { name: "Policy", description: "The organization's key policy: required expiration, maximum lifetime, networks for administering keys, what a leak does." },
       { name: "Audit log", description: "Every change to the organization's keys, apps and policy, and every reveal." },
+      { name: "Secret scanning", description: "Reports of leaked keys from secret scanning partners (GitHub), signed; our keys in them are revoked." },
     ],
   });
   return app;

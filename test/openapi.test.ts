@@ -26,6 +26,7 @@ const ROUTES = [
   "get /v1/orgs/{orgId}/policy",
   "put /v1/orgs/{orgId}/policy",
   "get /v1/orgs/{orgId}/audit-log",
+  "post /v1/secret-scanning/reports",
 ];
 
 async function document(): Promise<Json> {
@@ -110,6 +111,7 @@ describe("GET /openapi.json", () => {
       "get /v1/orgs/{orgId}/policy": "getPolicy",
       "put /v1/orgs/{orgId}/policy": "putPolicy",
       "get /v1/orgs/{orgId}/audit-log": "listAuditLog",
+      "post /v1/secret-scanning/reports": "reportLeakedKeys",
     });
     const declared = new Map((doc.tags as Json[]).map((t) => [t.name, t.description]));
     for (const [name, description] of declared) expect(description, name).toMatch(/\w/);

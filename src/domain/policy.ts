@@ -15,9 +15,14 @@ export interface OrgPolicy {
    * records written before it existed lack it (absent is false).
    */
   requireNetworksForAdmin?: boolean;
+  /** What a secret scanning report of one of the org's keys does to it (absent: revoke). */
+  leakedKeyAction?: LeakedKeyAction;
 }
 
-export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin: false };
+export const LEAKED_KEY_ACTIONS = ["revoke", "disable"] as const;
+export type LeakedKeyAction = (typeof LEAKED_KEY_ACTIONS)[number];
+
+export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin: false, leakedKeyAction: "revoke" };
 
 /** The permissions that make a key an administrator's, for `requireNetworksForAdmin`. */
 const ADMIN_PERMISSIONS: readonly string[] = ["org:admin", "apiKeyManagement"];

@@ -53,6 +53,15 @@ export interface KeyChange {
   metadata?: Metadata | null;
 }
 
+/**
+ * How a revoke or a disable is recorded when it is not the plain API action: a secret scanning
+ * report records `key.leaked`, with where the key was found.
+ */
+export interface ChangeOptions {
+  force?: boolean;
+  audit?: { action: string; details: Record<string, unknown> };
+}
+
 /** The longest rotation overlap: the old secret verifies beside the new one for at most a week. */
 export const MAX_OVERLAP_MS = 7 * 86_400_000;
 
@@ -63,6 +72,9 @@ export interface Fill {
 }
 
 const notFound = () => new ApiError("NOT_FOUND", "No such key.");
+
+/** The audit details of a revoke or disable: the key's name, whether forced, and the caller's own details. */
+const changeDetails = (row: KeyRow, options: ChangeOptions) => ({ name: row.name, ...options.audit?.details, ...(options.force ? { force: true } : {}) });
 
 /** The columns of a key with no previous secret (no rotation overlap). */
 const NO_PREVIOUS = { previousKeyHash: null, previousKeyPrefix: null, previousExpiresAt: null, previousLastUsedAt: null };
@@ -286,7 +298,7 @@ export class KeyAuthority extends SerializedObject {
    * again and answers 404: whatever an earlier attempt left behind, nothing of the key stays valid.
    * The org's last live admin key is refused (409) unless `force`.
    */
-  revoke(keyId: string, orgId: string, actor: Actor, options: { force?: boolean } = {}): Promise<Outcome<true>> {
+  revoke(keyId: string, orgId: string, actor: Actor, options: ChangeOptions = {}): Promise<Outcome<true>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row) throw notFound();
@@ -304,7 +316,7 @@ export class KeyAuthority extends SerializedObject {
       const { database } = this.writes;
       await database.batch([
         database.update(apiKeys).set({ revokedAt: now, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        database.insert(auditLog).values(auditEntry(orgId, actor, "key.revoke", keyId, { name: row.name, ...(options.force ? { force: true } : {}) })),
+        database.insert(auditLog).values(auditEntry(orgId, actor, options.audit?.action ?? "key.revoke", keyId, changeDetails(row, options))),
       ]);
       this.version = version;
       this.row = { ...row, revokedAt: now, updatedAt: version };
@@ -334,7 +346,7 @@ export class KeyAuthority extends SerializedObject {
    * verification answers DISABLED once this returns, everywhere. The org's last live admin key is not
    * disabled unless `force`. Doing what is already done changes nothing and is not audited.
    */
-  setDisabled(keyId: string, orgId: string, actor: Actor, disabled: boolean, options: { force?: boolean } = {}): Promise<Outcome<KeyRow>> {
+  setDisabled(keyId: string, orgId: string, actor: Actor, disabled: boolean, options: ChangeOptions = {}): Promise<Outcome<KeyRow>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
       if (!row || row.revokedAt !== null) throw notFound();
@@ -353,7 +365,7 @@ export class KeyAuthority extends SerializedObject {
         database.update(apiKeys).set({ disabledAt: next.disabledAt, updatedAt: version }).where(eq(apiKeys.id, keyId)),
         database
           .insert(auditLog)
-          .values(auditEntry(orgId, actor, disabled ? "key.disable" : "key.enable", keyId, { name: row.name, ...(options.force ? { force: true } : {}) })),
+          .values(auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, changeDetails(row, options))),
       ]);
       this.version = version;
       this.row = next;

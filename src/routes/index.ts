@@ -17,6 +17,7 @@ import { registerRevokeKey } from "./keys/revoke-key";
 import { registerUpdateKey } from "./keys/update-key";
 import { registerHealth } from "./health";
 import { registerCreateOrg } from "./orgs/create-org";
+import { registerReportLeakedKeys } from "./secret-scanning/report-leaks";
 import { registerVerifyKey } from "./verify/verify-key";
 
 /** Every endpoint, one file each, grouped by resource. */
@@ -41,6 +42,8 @@ export function registerRoutes(app: App): App {
   registerCreateApp(app);
   registerListApps(app);
   registerDeleteApp(app);
+  // Secret scanning partners
+  registerReportLeakedKeys(app);
   // Policy and audit
   registerGetPolicy(app);
   registerPutPolicy(app);

@@ -170,6 +170,11 @@ export const isAdminKey = (row: KeyRow) => row.orgRole === "admin" || row.mode =
 export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy> {
   const row = await database.select().from(orgPolicies).where(eq(orgPolicies.orgId, orgId)).get();
   return row
-    ? { requireExpiration: row.requireExpiration, maxLifetimeDays: row.maxLifetimeDays, requireNetworksForAdmin: row.requireNetworksForAdmin }
+    ? {
+        requireExpiration: row.requireExpiration,
+        maxLifetimeDays: row.maxLifetimeDays,
+        requireNetworksForAdmin: row.requireNetworksForAdmin,
+        leakedKeyAction: row.leakedKeyAction,
+      }
     : NO_POLICY;
 }

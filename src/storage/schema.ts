@@ -101,6 +101,8 @@ export const orgPolicies = sqliteTable("org_policies", {
   maxLifetimeDays: integer("max_lifetime_days"),
   /** Keys with `org:admin` or `apiKeyManagement` must carry allowed networks. */
   requireNetworksForAdmin: integer("require_networks_for_admin", { mode: "boolean" }).notNull().default(false),
+  /** What a secret scanning report of one of the org's keys does to it: revoke it, or disable it (reversible). */
+  leakedKeyAction: text("leaked_key_action", { enum: ["revoke", "disable"] }).notNull().default("revoke"),
   updatedAt: integer("updated_at").notNull(),
 });
 
@@ -120,3 +122,14 @@ export const auditLog = sqliteTable(
   },
   (t) => [index("audit_log_org_id").on(t.orgId, t.id)],
 );
+
+/**
+ * Signed secret scanning reports received, by the SHA-256 of their raw body: a report replayed (the
+ * same signed body sent again, by anyone) is refused. Kept so that a captured report stays useless.
+ */
+export const secretScanReports = sqliteTable("secret_scan_reports", {
+  bodyHash: text("body_hash").primaryKey(),
+  keyIdentifier: text("key_identifier").notNull(),
+  tokens: integer("tokens").notNull(),
+  receivedAt: integer("received_at").notNull(),
+});

@@ -34,7 +34,7 @@ const blockedUntil = new Map<string, number>();
 /** Failures per `scope:address` counted by this isolate, in fixed windows. */
 const failureCounts = new Map<string, { count: number; windowEnds: number }>();
 
-export type LimitScope = "verify" | "management" | "gateway" | "bootstrap";
+export type LimitScope = "verify" | "management" | "gateway" | "bootstrap" | "secret-scanning";
 
 /** What the limiter needs to know of a failure: `beforeStorage` when it was refused without any storage read. */
 export interface Failure {

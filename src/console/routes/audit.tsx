@@ -33,6 +33,7 @@ const ACTION_LABELS: Record<string, string> = {
   "key.disable": "Key disabled",
   "key.enable": "Key enabled",
   "key.end_overlap": "Previous secret ended",
+  "key.leaked": "Key leaked (secret scanning)",
   "app.create": "App created",
   "app.delete": "App deleted",
   "policy.update": "Policy changed",

@@ -23,7 +23,7 @@ const route = createRoute({
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
   const policy = await loadPolicy(db(c.env.DB), orgId);
-  return c.json({ ...policy, requireNetworksForAdmin: policy.requireNetworksForAdmin ?? false }, 200);
+  return c.json({ ...policy, requireNetworksForAdmin: policy.requireNetworksForAdmin ?? false, leakedKeyAction: policy.leakedKeyAction ?? "revoke" }, 200);
 };
 
 export const registerGetPolicy = (app: App) => app.openapi(route, handler);

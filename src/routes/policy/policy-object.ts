@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { MAX_LIFETIME_DAYS_LIMIT } from "../../domain/policy";
+import { LEAKED_KEY_ACTIONS, MAX_LIFETIME_DAYS_LIMIT } from "../../domain/policy";
 
 export const PolicyObject = z
   .strictObject({
@@ -16,6 +16,12 @@ export const PolicyObject = z
         "Keys that hold `org:admin` or `apiKeyManagement` must carry `allowedNetworks` (refused at create and edit, " +
         "POLICY_VIOLATION at use). Default false.",
       example: false,
+    }),
+    leakedKeyAction: z.enum(LEAKED_KEY_ACTIONS).default("revoke").openapi({
+      description:
+        "What a secret scanning report (`POST /v1/secret-scanning/reports`) of one of the organization's keys does: " +
+        "`revoke` it (the default) or `disable` it, reversibly. Either holds everywhere before the report is answered.",
+      example: "revoke",
     }),
   })
   .openapi("Policy", {
