@@ -1,6 +1,6 @@
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, BOOTSTRAP_SECRET, shot, signedIn, startWorld, type World } from "./harness";
+import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn, startWorld, type World } from "./harness";
 
 /**
  * The console's apps page, audit log and policy page in Chromium, against the deployable bundle: an
@@ -27,10 +27,11 @@ afterAll(async () => {
 
 const appsOf = async () => (await api(world, "GET", `/v1/orgs/${orgId}/apps?limit=100`, adminKey)).body.apps as { id: string; name: string }[];
 
-/** At 390 px the page fits: no horizontal scrolling. */
+/** At 390 px the page fits: no horizontal scrolling, and nothing sticks out of the viewport. */
 async function fitsPhone(page: Page, name: string) {
   await page.setViewportSize({ width: 390, height: 844 });
   expect(await page.evaluate(() => document.documentElement.scrollWidth), `${name} scrolls sideways at 390 px`).toBeLessThanOrEqual(390);
+  expect(await sidewaysOverflow(page), name).toEqual([]);
   await shot(page, `${name}-390`);
   await page.setViewportSize({ width: 1280, height: 900 });
 }
@@ -178,5 +179,36 @@ describe("console apps, audit log and policy in the browser", () => {
     expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, compliant.key, { requireExpiration: false, maxLifetimeDays: null })).status).toBe(200);
     await second.context.close();
     await context.close();
+  });
+
+  it("passes axe-core in the states the layout test does not open: a refused name, the delete confirmation, locked actions, a filtered log, a refused policy", async () => {
+    await api(world, "POST", `/v1/orgs/${orgId}/apps`, adminKey, { name: "axe-app" });
+    const problems: string[] = [];
+    const check = async (page: Page, where: string) => problems.push(...(await axeViolations(page)).map((v) => `${where}: ${v}`));
+    const admin = await signedIn(world, adminKey, { bypassCSP: true });
+    const page = admin.page;
+    await page.goto("/console/apps");
+    await page.getByLabel("App name").fill("axe-app");
+    await page.getByRole("button", { name: "Create app" }).click();
+    await page.locator("#app-name-error").waitFor();
+    await check(page, "duplicate name");
+    await page.getByRole("button", { name: "Delete axe-app" }).click();
+    await page.getByRole("dialog", { name: "Delete app “axe-app”?" }).waitFor();
+    await check(page, "delete confirmation");
+    await page.goto(`/console/audit?action=app.create&keyId=${adminKeyId}`);
+    await check(page, "filtered audit log");
+    await page.goto("/console/policy");
+    await page.getByLabel("Require an expiration on every key").check();
+    await page.getByRole("button", { name: "Save policy" }).click();
+    await page.locator(".notice.error").waitFor();
+    await check(page, "refused policy");
+    await admin.context.close();
+    const member = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "rbac", name: "Axe member", orgRole: "member" })).body;
+    const locked = await signedIn(world, member.key, { bypassCSP: true });
+    await locked.page.goto("/console/apps");
+    await locked.page.getByRole("button", { name: "Delete axe-app" }).focus();
+    await check(locked.page, "locked apps page");
+    await locked.context.close();
+    expect(problems).toEqual([]);
   });
 });
