@@ -230,6 +230,8 @@ describe("console audit log", () => {
     expect(entries[1]).toContain(`Kept manager ${kept.id}`);
     expect(entries[1]).not.toContain(`${kept.id} (deleted)`);
     expect(entries.at(-1)).toContain("bootstrap secret");
+    // A key's name leads to the entries about that key.
+    expect(page.html).toContain(`<a href="/console/audit?keyId=${kept.id}" title="Only entries about Kept manager"><strong>Kept manager</strong></a>`);
   });
 
   it("filters by action and by key, keeps the filters in the form, and says when nothing matches", async () => {

@@ -59,13 +59,21 @@ function link(view: View): string {
 }
 
 /** A key or an app by name, with its id; one that no longer exists says so, with the last name the page saw. */
-function Named(props: { id: string; names: Map<string, string>; complete: boolean; seen: Map<string, string> }) {
+function Named(props: { id: string; names: Map<string, string>; complete: boolean; seen: Map<string, string>; filterHref?: string }) {
   const current = props.names.get(props.id);
   const deleted = current === undefined && props.complete;
   const name = current ?? props.seen.get(props.id);
+  const label = name && <strong>{name}</strong>;
   return (
     <span class="named">
-      {name && <strong>{name}</strong>} <code>{props.id}</code>
+      {props.filterHref && name ? (
+        <a href={props.filterHref} title={`Only entries about ${name}`}>
+          {label}
+        </a>
+      ) : (
+        label
+      )}{" "}
+      <code>{props.id}</code>
       {deleted && <span class="hint"> (deleted)</span>}
     </span>
   );
@@ -103,7 +111,8 @@ export function registerConsoleAudit(app: App) {
     for (const e of [...page.entries].reverse()) {
       if (e.targetType !== "org" && typeof e.details?.name === "string") seen.set(e.targetId, e.details.name);
     }
-    const keyRef = (id: string) => <Named id={id} names={keyNames} complete={keys.complete} seen={seen} />;
+    // A key's name filters the log by that key, as the form's Key select does.
+    const keyRef = (id: string) => <Named id={id} names={keyNames} complete={keys.complete} seen={seen} filterHref={link({ action, keyId: id, trail: [] })} />;
 
     const previous: View | undefined = cursor ? { ...filters, cursor: trail.at(-1), trail: trail.slice(0, -1) } : undefined;
     const next: View | undefined = page.nextCursor ? { ...filters, cursor: page.nextCursor, trail: cursor ? [...trail, cursor] : [] } : undefined;
