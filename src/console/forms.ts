@@ -174,7 +174,7 @@ export function refusalsFor(signer: Signer, k: ListedKey): { manage?: string; se
   }
   if (outlives(msOf(k.expiresAt), signer.expiresAt)) {
     const until = new Date(signer.expiresAt!).toISOString().slice(0, 10);
-    return { secret: `Your key expires on ${until}, so it cannot hand out a secret for this longer-lived key. Delete or Manage still work.` };
+    return { secret: `Your key expires on ${until}, so it cannot hand out a secret for this longer-lived key.` };
   }
   return {};
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, BOOTSTRAP_SECRET, shot, signedIn, startWorld, verifyCode, type World } from "./harness";
+import { api, BOOTSTRAP_SECRET, profile, shot, signedIn, startWorld, verifyCode, type World } from "./harness";
 
 /**
  * The admin console in a real browser (headless Chromium), against the deployable bundle on workerd:
@@ -61,6 +61,8 @@ describe("console in the browser", () => {
     expect(await dialog.getByLabel("Create secure key").isChecked()).toBe(true);
     await dialog.getByLabel("Expiration", { exact: true }).selectOption("90");
     await dialog.getByLabel("Organization role", { exact: true }).selectOption("none");
+    // Apps by name, never by id.
+    expect(await dialog.getByLabel("App 1", { exact: true }).locator("option").allTextContents()).toEqual(["— No app —", "mobile-app"]);
     await dialog.getByLabel("App 1", { exact: true }).selectOption(appId);
     await dialog.getByLabel("Role on app 1").selectOption("uploader");
     await shot(page, "create-dialog-filled");
@@ -281,7 +283,7 @@ describe("console in the browser", () => {
   });
 
   it("sets the org policy, which the create dialog then enforces, and lists the audit log", async () => {
-    const expiring = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "rbac", name: "Policy admin", orgRole: "admin", expiresInDays: 30 })).body;
+    const expiring = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "rbac", name: "Policy admin", orgRole: "admin", expiresInDays: 90 })).body;
     const { context, page } = await signedIn(world, expiring.key);
     await page.getByRole("link", { name: "Key policy" }).click();
     await page.getByLabel("Require an expiration on every key").check();
@@ -292,15 +294,117 @@ describe("console in the browser", () => {
     await page.getByRole("link", { name: "API keys" }).click();
     await page.getByRole("button", { name: "+ Create key" }).click();
     const expiration = page.getByRole("dialog", { name: "Create API key" }).getByLabel("Expiration (required)");
-    expect(await expiration.locator("option").allTextContents()).toEqual(["30 days", "60 days", "90 days", "On a date…"]);
+    // No "No expiration" (the policy), and no 90 days either: this key expires in a little less than that itself.
+    expect(await expiration.locator("option").allTextContents()).toEqual(["30 days", "60 days", "On a date…"]);
     await shot(page, "create-under-policy");
     await page.keyboard.press("Escape");
     await page.getByRole("link", { name: "Audit log" }).click();
-    const actions = await page.locator("#audit-log td:nth-child(2)").allTextContents();
+    const actions = (await page.locator("#audit-log td:nth-child(2)").allTextContents()).join("\n");
     expect(actions).toContain("policy.update");
     expect(actions).toContain("key.create");
     await shot(page, "audit-log");
     await api(world, "PUT", `/v1/orgs/${orgId}/policy`, expiring.key, { requireExpiration: false, maxLifetimeDays: null });
+    await context.close();
+  });
+
+  it("leads a new org to its first app, and creates its first key with nothing but a name", async () => {
+    const fresh = await api(world, "POST", "/v1/orgs", BOOTSTRAP_SECRET, { name: "Brand New Co" });
+    const { context, page } = await signedIn(world, fresh.body.key.key);
+    await page.getByRole("button", { name: "+ Create key" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API key" });
+    const firstApp = dialog.getByRole("link", { name: "Create your first app" });
+    expect(await firstApp.isVisible()).toBe(true);
+    expect(await firstApp.getAttribute("href")).toBe("/console/apps");
+    expect(await dialog.textContent()).not.toContain("/v1/orgs");
+    for (const practice of ["Least privilege", "Set an expiry", "rotate regularly", "Never commit keys"]) expect(await dialog.textContent()).toContain(practice);
+    await shot(page, "create-dialog-new-org");
+    await dialog.getByLabel("Name").fill("First key");
+    await dialog.getByRole("button", { name: "Create" }).click();
+    const modal = page.getByRole("dialog", { name: "Key “First key” created" });
+    await modal.waitFor();
+    expect(await verifyCode(world, await modal.getByLabel("API key").inputValue())).toBe("VALID");
+    await context.close();
+  });
+
+  it("removes the one-time secret from the page on Escape, exactly as Done does", async () => {
+    const { context, page } = await signedIn(world, adminKey);
+    await page.getByRole("button", { name: "+ Create key" }).click();
+    const dialog = page.getByRole("dialog", { name: "Create API key" });
+    await dialog.getByLabel("Name").fill("Escaped");
+    await dialog.getByRole("button", { name: "Create" }).click();
+    const modal = page.getByRole("dialog", { name: "Key “Escaped” created" });
+    await modal.waitFor();
+    const secret = await modal.getByLabel("API key").inputValue();
+    expect(await page.content()).toContain(secret);
+    await page.keyboard.press("Escape");
+    await page.waitForURL((url) => url.pathname === "/console/keys" && url.search === "");
+    await page.locator("#rbac-keys tr", { hasText: "Escaped" }).waitFor();
+    expect(await page.content()).not.toContain(secret);
+    expect(await page.locator("dialog[open]").count()).toBe(0);
+    // Back does not bring it back either: it was shown once.
+    await page.goBack();
+    expect(await page.content()).not.toContain(secret);
+    expect(await page.getByRole("alert").first().textContent()).toContain("shown once already");
+    await context.close();
+  });
+
+  it("disables what the signed-in key cannot do to a key, with the reason on screen and as the control's description", async () => {
+    const manager = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "scoped", name: "Limited manager", scopes: ["apiKeyManagement", "org:read", "app:read"] })).body;
+    const { context, page } = await signedIn(world, manager.key);
+    const locked = page.locator("#rbac-keys tr", { hasText: "Admin key" });
+    for (const action of ["Manage", "Regenerate", "Delete"]) {
+      const button = locked.getByRole("button", { name: `${action} Admin key` });
+      expect(await button.isDisabled(), action).toBe(true);
+      const description = await button.evaluate((el) => document.getElementById(el.getAttribute("aria-describedby") ?? "")?.textContent);
+      expect(description).toMatch(/^Your key cannot change this key: it has access yours lacks \(/);
+      await button.click({ force: true });
+      expect(await page.locator("dialog[open]").count(), `${action} opened a dialog`).toBe(0);
+    }
+    expect(await locked.locator(".locked-reason").isVisible()).toBe(true);
+    // A key with no more access than the manager's stays in reach.
+    const reachable = page.locator("#rbac-keys tr", { hasText: "Reader" }).first();
+    expect(await reachable.getByRole("button", { name: /^Delete / }).isDisabled()).toBe(false);
+    await shot(page, "actions-disabled-with-reason");
+    await context.close();
+  });
+
+  it("marks a key that breaks the org policy with a Violates policy badge and the reason", async () => {
+    const forever = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "scoped", name: "Forever key", scopes: ["app:read"] })).body;
+    const compliant = (await api(world, "POST", `/v1/orgs/${orgId}/keys`, adminKey, { kind: "rbac", name: "Compliant admin", orgRole: "admin", expiresInDays: 30 })).body;
+    expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, compliant.key, { requireExpiration: true, maxLifetimeDays: null })).status).toBe(200);
+    try {
+      const { context, page } = await signedIn(world, compliant.key);
+      const row = page.locator(`tr[data-key-id="${forever.id}"]`);
+      expect(await row.locator(".badge.danger").textContent()).toBe("Violates policy");
+      expect(await row.locator(".violation").textContent()).toContain("The organization's policy requires keys to have an expiration date.");
+      expect(await page.locator(`tr[data-key-id="${compliant.id}"] .violation`).count()).toBe(0);
+      expect(await verifyCode(world, forever.key)).toBe("POLICY_VIOLATION");
+      await shot(page, "violates-policy");
+      await context.close();
+    } finally {
+      await api(world, "PUT", `/v1/orgs/${orgId}/policy`, compliant.key, { requireExpiration: false, maxLifetimeDays: null });
+    }
+  });
+
+  it("loads its favicon and every file under the console's own CSP, with no violation", async () => {
+    const context = await profile(world);
+    const page = await context.newPage();
+    const violations: string[] = [];
+    page.on("console", (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) violations.push(msg.text());
+    });
+    await page.goto("/console/sign-in");
+    const icon = await page.evaluate(
+      () =>
+        new Promise<string>((resolve) => {
+          const img = new Image();
+          img.onload = () => resolve(`${img.naturalWidth}x${img.naturalHeight}`);
+          img.onerror = () => resolve("blocked");
+          img.src = (document.querySelector("link[rel=icon]") as HTMLLinkElement).href;
+        }),
+    );
+    expect(icon).not.toBe("blocked");
+    expect(violations).toEqual([]);
     await context.close();
   });
 });
