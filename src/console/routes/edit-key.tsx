@@ -2,30 +2,30 @@
 import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { allows } from "../../domain/permissions";
+import { NO_POLICY, type OrgPolicy } from "../../domain/policy";
 import { ApiError } from "../../errors";
 import { consoleApi, type ConsoleApi } from "../api";
 import { dataOr, grantableFor, keyPath, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { fieldErrors, FormError, updateKeyBody, type FieldErrors, type FormValues } from "../forms";
-import { NO_POLICY, type OrgPolicy } from "../../domain/policy";
 import { EditKeyPage } from "../views/edit-page";
 import type { Key } from "../views/keys-page";
-import { loadApps, signerOf } from "./keys";
+import { allApps } from "./apps";
+import { appsStateOf, signerOf } from "./keys";
 
 async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: FormValues; errors: FieldErrors }, status = 200) {
   const [key, policy, apps] = await Promise.all([
     api<Key>("GET", keyPath(c)),
     api<OrgPolicy>("GET", `${orgPath(c)}/policy`),
-    loadApps(c, api),
+    allApps(c, api),
   ]);
   if (!unlessUnavailable(key).ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
-  const appList = apps ?? [];
+  const appList = apps.items;
   return c.html(
     <EditKeyPage
       viewer={viewerOf(c)}
       k={(key as { data: Key }).data}
       apps={appList}
-      appsState={{ orgHasNoApps: apps?.length === 0, canCreateApps: allows(c.var.caller.grants, "org:admin") }}
+      appsState={appsStateOf(c, apps)}
       policy={dataOr(policy, NO_POLICY)}
       grantable={grantableFor(c, appList)}
       signer={signerOf(c)}

@@ -3,40 +3,26 @@ import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { allows } from "../../domain/permissions";
-import { consoleApi, type ApiResult, type ConsoleApi } from "../api";
+import { NO_POLICY } from "../../domain/policy";
+import { consoleApi, type ConsoleApi } from "../api";
 import { cursorParam, dataOr, grantableFor, orgPath, unlessUnavailable, viewerOf } from "../context";
 import { createKeyBody, fieldErrors, FormError, type Signer } from "../forms";
 import { stashSecret, takeSecret } from "../one-time-secret";
-import type { AppOption } from "../views/key-fields";
+import type { AppsState } from "../views/key-fields";
 import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps } from "../views/keys-page";
+import { allApps } from "./apps";
 
 const PAGE_SIZE = 25;
-const NO_POLICY = { requireExpiration: false, maxLifetimeDays: null };
 const EMPTY: KeyPage = { keys: [], nextCursor: null };
-interface AppListPage {
-  apps: AppOption[];
-  nextCursor: string | null;
-}
-/** An org's apps are few; past 10 pages of 100, later apps show by id. */
-const APP_PAGES_MAX = 10;
 
 /**
- * Every app of the org, for names in badges and selects; undefined when the signed-in key may not list
- * apps (it then sees app ids, and no "first app" lead, since it cannot know there are none).
+ * Whether to lead the org to its first app: only when the whole list was read and is empty (a key that
+ * may not list apps cannot know there are none).
  */
-export async function loadApps(c: Context<AppEnv>, api: ConsoleApi): Promise<AppOption[] | undefined> {
-  if (!allows(c.var.caller.grants, "org:read")) return undefined;
-  const all: AppOption[] = [];
-  let cursor: string | null = null;
-  for (let page = 0; page < APP_PAGES_MAX; page++) {
-    const res: ApiResult<AppListPage> = await api<AppListPage>("GET", `${orgPath(c)}/apps?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
-    const data: AppListPage = dataOr(res, { apps: [], nextCursor: null });
-    all.push(...data.apps.map(({ id, name }) => ({ id, name })));
-    cursor = data.nextCursor;
-    if (!cursor) break;
-  }
-  return all;
-}
+export const appsStateOf = (c: Context<AppEnv>, apps: { items: unknown[]; complete: boolean }): AppsState => ({
+  orgHasNoApps: apps.complete && apps.items.length === 0,
+  canCreateApps: allows(c.var.caller.grants, "org:admin"),
+});
 
 /** The signed-in key, as the pages judge which actions it may take. */
 export const signerOf = (c: Context<AppEnv>): Signer => ({ grants: c.var.caller.grants, expiresAt: c.var.caller.expiresAt });
@@ -56,10 +42,10 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
     list("rbac,scoped", cursor),
     list("legacy", legacyCursor),
     api<KeysPageProps["policy"]>("GET", `${orgPath(c)}/policy`),
-    loadApps(c, api),
+    allApps(c, api),
   ]);
   const badCursor = [rbac, legacy].some((r) => !unlessUnavailable(r).ok);
-  const appList = apps ?? [];
+  const appList = apps.items;
   const notice = c.req.query("notice");
   return {
     viewer: viewerOf(c),
@@ -67,7 +53,7 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
     legacy: dataOr(legacy, EMPTY),
     cursors: { cursor, legacyCursor },
     apps: appList,
-    appsState: { orgHasNoApps: apps?.length === 0, canCreateApps: allows(c.var.caller.grants, "org:admin") },
+    appsState: appsStateOf(c, apps),
     policy: dataOr(policy, NO_POLICY),
     grantable: grantableFor(c, appList),
     signer: signerOf(c),
