@@ -20,6 +20,7 @@ import {
   type KeyRow,
 } from "../storage/key-record";
 import { auditEntry, changesOf, iso, type AuditContext } from "../storage/audit";
+import { changeStatements } from "../storage/events";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
 import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
@@ -316,7 +317,7 @@ export class KeyAuthority extends SerializedObject {
       const { database } = this.writes;
       await database.batch([
         database.update(apiKeys).set({ revokedAt: now, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        database.insert(auditLog).values(auditEntry(orgId, actor, options.audit?.action ?? "key.revoke", keyId, changeDetails(row, options))),
+        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? "key.revoke", keyId, changeDetails(row, options))),
       ]);
       this.version = version;
       this.row = { ...row, revokedAt: now, updatedAt: version };
@@ -363,9 +364,7 @@ export class KeyAuthority extends SerializedObject {
       const { database } = this.writes;
       await database.batch([
         database.update(apiKeys).set({ disabledAt: next.disabledAt, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        database
-          .insert(auditLog)
-          .values(auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, changeDetails(row, options))),
+        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, changeDetails(row, options))),
       ]);
       this.version = version;
       this.row = next;
@@ -393,7 +392,8 @@ export class KeyAuthority extends SerializedObject {
       const { database } = this.writes;
       await database.batch([
         database.update(apiKeys).set({ ...NO_PREVIOUS, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        database.insert(auditLog).values(
+        ...changeStatements(
+          database,
           auditEntry(orgId, actor, "key.end_overlap", keyId, {
             name: row.name,
             previousPrefix: row.previousKeyPrefix,
@@ -465,7 +465,7 @@ export class KeyAuthority extends SerializedObject {
             updatedAt: version,
           })
           .where(eq(apiKeys.id, keyId)),
-        database.insert(auditLog).values(auditEntry(orgId, actor, "key.regenerate", keyId, details)),
+        ...changeStatements(database, auditEntry(orgId, actor, "key.regenerate", keyId, details)),
       ]);
       this.version = version;
       this.row = next;
@@ -536,7 +536,7 @@ export class KeyAuthority extends SerializedObject {
             updatedAt: version,
           })
           .where(eq(apiKeys.id, keyId)),
-        database.insert(auditLog).values(auditEntry(orgId, actor, "key.update", keyId, { name: next.name, changes: changesOf(row, next) })),
+        ...changeStatements(database, auditEntry(orgId, actor, "key.update", keyId, { name: next.name, changes: changesOf(row, next) })),
       ] as const;
       const roleStatements =
         change.appRoles !== undefined || next.orgRole === "admin"

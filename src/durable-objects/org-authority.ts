@@ -2,6 +2,7 @@ import { and, eq } from "drizzle-orm";
 import type { OrgPolicy } from "../domain/policy";
 import { ApiError } from "../errors";
 import { auditEntry, type AuditContext } from "../storage/audit";
+import { changeStatements } from "../storage/events";
 import { appRecordName, loadAppOrg, loadPolicy, policyRecordName } from "../storage/key-record";
 import { apps, auditLog, orgPolicies } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
@@ -76,7 +77,7 @@ export class OrgAuthority extends SerializedObject {
           .insert(orgPolicies)
           .values({ orgId, ...policy, updatedAt: now })
           .onConflictDoUpdate({ target: orgPolicies.orgId, set: { ...policy, updatedAt: now } }),
-        database.insert(auditLog).values(auditEntry(orgId, actor, "policy.update", orgId, { before, after: policy }, "org")),
+        ...changeStatements(database, auditEntry(orgId, actor, "policy.update", orgId, { before, after: policy }, "org")),
       ]);
       this.policy = policy;
       this.kvWrite(policyRecordName(orgId), JSON.stringify(policy));
@@ -96,7 +97,7 @@ export class OrgAuthority extends SerializedObject {
       try {
         const [deleted] = await database.batch([
           database.delete(apps).where(and(eq(apps.id, appId), eq(apps.orgId, orgId))).returning({ id: apps.id }),
-          database.insert(auditLog).values(auditEntry(orgId, actor, "app.delete", appId, details, "app")),
+          ...changeStatements(database, auditEntry(orgId, actor, "app.delete", appId, details, "app")),
         ]);
         if (deleted.length === 0) throw new ApiError("NOT_FOUND", "No such app.");
       } catch (err) {

@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { leaseMs } from "../domain/lease";
 import { ApiError, StorageUnavailableError, type ErrorCode } from "../errors";
 import { db } from "../storage/db";
+import { publishSoon } from "../storage/events";
 import { guardEnv, settledEnv } from "../storage/guarded-bindings";
 
 /**
@@ -116,6 +117,8 @@ export abstract class SerializedObject extends DurableObject<Env> {
       until = this.leasedUntil;
       return value;
     });
+    // The change's event is in the outbox (same batch): send it now, off the caller's path.
+    if (outcome.ok) publishSoon(this.own, (p) => this.ctx.waitUntil(p));
     const wait = until - Date.now();
     if (outcome.ok && wait > 0) await sleep(wait);
     return outcome;

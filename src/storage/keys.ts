@@ -5,6 +5,7 @@ import type { Metadata } from "../domain/metadata";
 import type { KeyAccess } from "../domain/permissions";
 import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
 import type { Db } from "./db";
+import { changeStatements } from "./events";
 import type { KeyRow } from "./key-record";
 import { apiKeys, auditLog, keyAppRoles, orgs, orgPolicies } from "./schema";
 
@@ -69,9 +70,7 @@ export function insertKeyStatements(database: Db, row: KeyRow, audit: AuditConte
   return [
     database.insert(apiKeys).values(columns),
     ...Object.entries(appRoles).map(([appId, role]) => database.insert(keyAppRoles).values({ keyId: row.id, appId, role })),
-    database
-      .insert(auditLog)
-      .values(auditEntry(row.orgId, audit, "key.create", row.id, accessDetails(row))),
+    ...changeStatements(database, auditEntry(row.orgId, audit, "key.create", row.id, accessDetails(row))),
   ] as const;
 }
 

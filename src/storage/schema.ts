@@ -133,3 +133,68 @@ export const secretScanReports = sqliteTable("secret_scan_reports", {
   tokens: integer("tokens").notNull(),
   receivedAt: integer("received_at").notNull(),
 });
+
+/**
+ * The outbox: one row per lifecycle event, inserted in the same D1 batch as the change it describes
+ * (so an event exists exactly when its change committed), then published to the `EVENTS` queue. A
+ * publisher claims rows (`claimed_at`) before sending and marks them `published_at` after; a claim
+ * older than a minute is taken again, so an event is published at least once whatever fails.
+ */
+export const events = sqliteTable(
+  "events",
+  {
+    /** Time-ordered id (`evt_…`), also the webhook payload's id. */
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    /** `key.created`, `key.revoked`, … (`EVENT_TYPES` in src/storage/events.ts). */
+    type: text("type").notNull(),
+    subjectType: text("subject_type").notNull(),
+    subjectId: text("subject_id").notNull(),
+    /** JSON object of non-secret facts (the audit entry's details, never key material). */
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: integer("created_at").notNull(),
+    claimedAt: integer("claimed_at"),
+    publishedAt: integer("published_at"),
+  },
+  (t) => [index("events_unpublished").on(t.publishedAt, t.id), index("events_org").on(t.orgId, t.id)],
+);
+
+/** An organization's webhook endpoints: where its events are delivered, signed (Standard Webhooks). */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    orgId: text("org_id")
+      .notNull()
+      .references(() => orgs.id),
+    url: text("url").notNull(),
+    /** JSON array of event types, or `["*"]` for all. */
+    eventTypes: text("event_types", { mode: "json" }).$type<string[]>().notNull(),
+    description: text("description"),
+    /** The `whsec_…` signing secret, AES-256-GCM under KEY_ENCRYPTION_SECRET: shown once, needed to sign. */
+    secretCiphertext: text("secret_ciphertext").notNull(),
+    createdAt: integer("created_at").notNull(),
+    disabledAt: integer("disabled_at"),
+  },
+  (t) => [index("webhook_endpoints_org").on(t.orgId, t.id)],
+);
+
+/** One delivery of one event to one endpoint: its attempts, until it succeeds or is dead-lettered. */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    /** Time-ordered id (`msg_…`), sent as `webhook-id`: the same on every attempt, so receivers can deduplicate. */
+    id: text("id").primaryKey(),
+    orgId: text("org_id").notNull(),
+    endpointId: text("endpoint_id").notNull(),
+    eventId: text("event_id").notNull(),
+    status: text("status", { enum: ["pending", "succeeded", "failed", "dead"] }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    lastStatus: integer("last_status"),
+    lastError: text("last_error"),
+    nextAttemptAt: integer("next_attempt_at"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [uniqueIndex("webhook_deliveries_endpoint_event").on(t.endpointId, t.eventId), index("webhook_deliveries_org").on(t.orgId, t.id)],
+);

@@ -3,6 +3,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { newId } from "../../domain/key-format";
 import { auditEntry } from "../../storage/audit";
+import { changeStatements, publishSoon } from "../../storage/events";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -40,9 +41,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   try {
     await database.batch([
       database.insert(apps).values(row),
-      database
-        .insert(auditLog)
-        .values(auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "app.create", row.id, { name }, "app")),
+      ...changeStatements(database, auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "app.create", row.id, { name }, "app")),
     ]);
   } catch (err) {
     if (err instanceof Error && /UNIQUE constraint failed/i.test(err.message)) {
@@ -55,6 +54,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // Lets the verifier tell this org's apps from others' in the same KV read as the key. Best effort:
   // without it the verifier reads the app's org from D1.
   await c.env.KEYS_KV.put(appRecordName(row.id), JSON.stringify({ orgId } satisfies AppRecord)).catch(() => undefined);
+  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
   return c.json(toAppObject(row), 201);
 };
 

@@ -6,6 +6,7 @@ import { grantsOf, type KeyAccess } from "../../domain/permissions";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
+import { publishSoon } from "../../storage/events";
 import { createKey, toKeyObject } from "../../storage/keys";
 import {
   errorResponses,
@@ -175,6 +176,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     throw err;
   }
   c.header("Cache-Control", "no-store");
+  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
   return c.json({ ...toKeyObject(created.row), key: created.key }, 201);
 };
 

@@ -9,6 +9,7 @@ import { verifyReportSignature } from "../../domain/secret-scanning";
 import { askAuthority, type Actor } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { auditEntry } from "../../storage/audit";
+import { changeStatements, publishSoon } from "../../storage/events";
 import { db } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
 import { auditLog, secretScanReports } from "../../storage/schema";
@@ -122,7 +123,8 @@ async function actOn(env: Env, report: Reported, requestId: string): Promise<boo
   if (record.status === "unknown") return false;
   const actor: Actor = { actorKeyId: null, requestId, grants: null, expiresAt: null };
   const found = { url: report.url, source: report.source, type: report.type, ...(record.status === "active" && record.rotatingUntil !== undefined ? { previousSecret: true } : {}) };
-  const note = (outcome: string) => db(env.DB).insert(auditLog).values(auditEntry(record.orgId, actor, "key.leaked", keyId, { ...found, outcome }));
+  const database = db(env.DB);
+  const note = (outcome: string) => database.batch(changeStatements(database, auditEntry(record.orgId, actor, "key.leaked", keyId, { ...found, outcome })));
   if (record.status === "revoked") {
     await note("already revoked");
     return true;
@@ -158,6 +160,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .insert(secretScanReports)
     .values({ bodyHash, keyIdentifier: c.req.header(KEY_ID_HEADER) ?? "", tokens: reports.length, receivedAt: Date.now() })
     .onConflictDoNothing();
+  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
   c.set("outcome", `${labels.filter(Boolean).length} of ${reports.length} ours`);
   return c.json(
     await Promise.all(
