@@ -1,8 +1,10 @@
 /**
- * The console's one script and one stylesheet, served from the worker so the pages' CSP can be
+ * The console's one script and one stylesheet (and its icon), served from the worker so the pages' CSP can be
  * a `script-src` and `style-src` naming these two files, with no inline code at all. The script only enhances:
- * opening and closing native <dialog>s (which keep focus inside and close on Escape), Copy, and
- * showing the fields that apply to the chosen kind and role.
+ * opening and closing native <dialog>s (which keep focus inside and close on Escape), Copy, clearing the
+ * one-time secret however its dialog closes, keeping tooltips inside the viewport, and showing the fields
+ * that apply to the chosen kind and role. The stylesheet turns tables into cards below 760 px, so no page
+ * scrolls sideways on a phone.
  */
 
 export const CONSOLE_JS = `"use strict";
