@@ -103,6 +103,10 @@ export const orgPolicies = sqliteTable("org_policies", {
   requireNetworksForAdmin: integer("require_networks_for_admin", { mode: "boolean" }).notNull().default(false),
   /** What a secret scanning report of one of the org's keys does to it: revoke it, or disable it (reversible). */
   leakedKeyAction: text("leaked_key_action", { enum: ["revoke", "disable"] }).notNull().default("revoke"),
+  /** A key unused (since its last use, or its creation) for this many days is flagged `key.unused`; null: never. */
+  unusedKeyDays: integer("unused_key_days"),
+  /** With `unused_key_days`: an unused key is also expired (through its authority), not only flagged. */
+  expireUnusedKeys: integer("expire_unused_keys", { mode: "boolean" }).notNull().default(false),
   updatedAt: integer("updated_at").notNull(),
 });
 
