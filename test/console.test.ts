@@ -456,7 +456,9 @@ describe("console: apps, policy and what the signed-in key may do, as the keys p
 
   it("disables Manage, Regenerate, Reveal and Delete on a key with more access than the signed-in one, saying why; the API still refuses", async () => {
     const co = await createOrg("Locked Co");
-    const manager = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "manager", scopes: ["apiKeyManagement", "app:read"] });
+    const manager = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "manager", scopes: ["apiKeyManagement", "org:read", "app:read"] });
+    const billing = await seedApp(co.orgId, "billing");
+    const uploader = await createKeyAs(co.adminKey, co.orgId, { kind: "rbac", name: "billing uploader", orgRole: "none", appRoles: [{ appId: billing, role: "uploader" }] });
     const admin = await createKeyAs(co.adminKey, co.orgId, { kind: "rbac", name: "other admin", orgRole: "admin", secure: false });
     const reader = await createKeyAs(co.adminKey, co.orgId, { kind: "scoped", name: "reader", scopes: ["app:read"], secure: false });
     const client = new ConsoleClient();
@@ -466,7 +468,9 @@ describe("console: apps, policy and what the signed-in key may do, as the keys p
     for (const action of ["Manage", "Reveal", "Regenerate", "Delete"]) {
       expect(locked).toMatch(new RegExp(`<button type="button" class="locked[^"]*" aria-disabled="true" aria-label="${action} other admin" aria-describedby="locked-${admin.id}"`));
     }
-    expect(locked).toMatch(new RegExp(`<p class="locked-reason" id="locked-${admin.id}">Your key cannot change this key: it has access yours lacks \\(org:read@\\*, org:admin@\\*, app:upload@\\* and \\d+ more\\)\\.</p>`));
+    expect(locked).toMatch(new RegExp(`<p class="locked-reason" id="locked-${admin.id}">Your key cannot change this key: it has access yours lacks \\(org:admin, app:upload, app:publish and \\d+ more\\)\\.</p>`));
+    // Apps by name there too.
+    expect(rowOf(page.html, uploader.id)).toContain("it has access yours lacks (app:admin on billing, app:upload on billing).");
     expect(locked).not.toContain(`data-open=`); // no confirmation to click through
     expect(locked).not.toContain(`href="/console/keys/${admin.id}"`);
     const open = rowOf(page.html, reader.id);

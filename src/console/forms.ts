@@ -1,5 +1,5 @@
 import { EXPIRY_PRESETS_DAYS, ORG_ROLES, SCOPES, type AppRole, type LegacyMode, type OrgRole, type Permission, type Scope } from "../domain/catalog";
-import { allows, grantsOf, missingGrants, missingToManage, type Grant, type KeyAccess } from "../domain/permissions";
+import { allows, grantsOf, missingGrants, type Grant, type KeyAccess } from "../domain/permissions";
 import { outlives, policyViolation, type OrgPolicy, type PolicyViolation } from "../domain/policy";
 
 /**
@@ -166,8 +166,11 @@ const msOf = (iso: string | null) => (iso === null ? null : Date.parse(iso));
  * disables what the API would refuse: `manage` (edit, regenerate, reveal, delete) when `k` holds access
  * the signer lacks; `secret` (regenerate, reveal) when `k` would outlive the signer. The API still judges.
  */
-export function refusalsFor(signer: Signer, k: ListedKey): { manage?: string; secret?: string } {
-  const missing = missingToManage(signer.grants, accessOfKey(k));
+export function refusalsFor(signer: Signer, k: ListedKey, appNames: ReadonlyMap<string, string> = new Map()): { manage?: string; secret?: string } {
+  // The authority's rule (missingToManage), with each missing grant named as the page names apps.
+  const missing = missingGrants(signer.grants, grantsOf(accessOfKey(k))).map((g) =>
+    g.app === null ? g.permission : `${g.permission} on ${appNames.get(g.app) ?? `app ${g.app}`}`,
+  );
   if (missing.length) {
     const shown = missing.slice(0, 3).join(", ") + (missing.length > 3 ? ` and ${missing.length - 3} more` : "");
     return { manage: `Your key cannot change this key: it has access yours lacks (${shown}).` };

@@ -33,7 +33,7 @@ export function EditKeyPage(props: EditPageProps) {
   const { k, errors } = props;
   const form = props.form ?? formOfKey(k);
   const appNames = new Map(props.apps.map((a) => [a.id, a.name]));
-  const locked = refusalsFor(props.signer, k).manage;
+  const locked = refusalsFor(props.signer, k, appNames).manage;
   const violation = keyPolicyViolation(props.policy, k);
   return (
     <Page title={`Manage ${k.name}`} viewer={props.viewer} tab="keys">

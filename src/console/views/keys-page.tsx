@@ -93,7 +93,7 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; 
   const del = `delete-${k.id}`;
   const reveal = `reveal-${k.id}`;
   const reasonId = `locked-${k.id}`;
-  const refused = refusalsFor(props.signer, k);
+  const refused = refusalsFor(props.signer, k, props.appNames);
   const reason = refused.manage ?? refused.secret;
   const violation = keyPolicyViolation(props.policy, k);
   return (
