@@ -17,12 +17,23 @@ export interface OrgPolicy {
   requireNetworksForAdmin?: boolean;
   /** What a secret scanning report of one of the org's keys does to it (absent: revoke). */
   leakedKeyAction?: LeakedKeyAction;
+  /** Days without use after which a key is flagged (`key.unused`); null or absent: never. */
+  unusedKeyDays?: number | null;
+  /** With `unusedKeyDays`: such a key is expired too, not only flagged. */
+  expireUnusedKeys?: boolean;
 }
 
 export const LEAKED_KEY_ACTIONS = ["revoke", "disable"] as const;
 export type LeakedKeyAction = (typeof LEAKED_KEY_ACTIONS)[number];
 
-export const NO_POLICY: OrgPolicy = { requireExpiration: false, maxLifetimeDays: null, requireNetworksForAdmin: false, leakedKeyAction: "revoke" };
+export const NO_POLICY: Required<OrgPolicy> = {
+  requireExpiration: false,
+  maxLifetimeDays: null,
+  requireNetworksForAdmin: false,
+  leakedKeyAction: "revoke",
+  unusedKeyDays: null,
+  expireUnusedKeys: false,
+};
 
 /** The permissions that make a key an administrator's, for `requireNetworksForAdmin`. */
 const ADMIN_PERMISSIONS: readonly string[] = ["org:admin", "apiKeyManagement"];

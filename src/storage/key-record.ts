@@ -175,6 +175,8 @@ export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy
         maxLifetimeDays: row.maxLifetimeDays,
         requireNetworksForAdmin: row.requireNetworksForAdmin,
         leakedKeyAction: row.leakedKeyAction,
+        unusedKeyDays: row.unusedKeyDays,
+        expireUnusedKeys: row.expireUnusedKeys,
       }
     : NO_POLICY;
 }

@@ -1,6 +1,7 @@
 import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
+import { NO_POLICY } from "../../domain/policy";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
@@ -23,7 +24,7 @@ const route = createRoute({
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
   const policy = await loadPolicy(db(c.env.DB), orgId);
-  return c.json({ ...policy, requireNetworksForAdmin: policy.requireNetworksForAdmin ?? false, leakedKeyAction: policy.leakedKeyAction ?? "revoke" }, 200);
+  return c.json({ ...NO_POLICY, ...policy }, 200);
 };
 
 export const registerGetPolicy = (app: App) => app.openapi(route, handler);

@@ -23,6 +23,23 @@ export const PolicyObject = z
         "`revoke` it (the default) or `disable` it, reversibly. Either holds everywhere before the report is answered.",
       example: "revoke",
     }),
+    unusedKeyDays: z
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(MAX_LIFETIME_DAYS_LIMIT, `must be at most ${MAX_LIFETIME_DAYS_LIMIT}`)
+      .nullable()
+      .default(null)
+      .openapi({
+        description:
+          "Keys not used for this many days (since their last use, or their creation) are flagged by the daily check: a " +
+          "`key.unused` event and audit entry. null (the default): never.",
+        example: 90,
+      }),
+    expireUnusedKeys: z.boolean().default(false).openapi({
+      description: "With `unusedKeyDays`: the daily check also expires such keys (through their authority), not only flags them.",
+      example: false,
+    }),
   })
   .openapi("Policy", {
     description:
