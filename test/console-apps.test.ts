@@ -70,6 +70,11 @@ describe("console apps page", () => {
     const shown = await client.get(posted.location!);
     expect(text(shown.html)).toContain("App “billing-api” created.");
     expect(appRow(shown.html, created.id)).toContain("billing-api");
+    // A page link whose cursor the API refuses shows the first page, saying so.
+    const stale = await client.get("/console/apps?cursor=djE6bm9wZQ");
+    expect(stale.status).toBe(200);
+    expect(text(stale.html)).toContain("That page link is no longer valid; showing the first page.");
+    expect(appRow(stale.html, existing)).toContain("web");
     // A reload is a GET: nothing is created twice.
     const before = (await appsOf(org)).length;
     await client.get(posted.location!);
@@ -270,6 +275,11 @@ describe("console audit log", () => {
     const prevHref = /<a href="([^"]+)" rel="prev">Previous page<\/a>/.exec(second.html)![1]!.replaceAll("&amp;", "&");
     const back = await client.get(prevHref);
     expect(rows(back.html)).toEqual(rows(first.html));
+    // A page link the API no longer takes shows the first page, saying so.
+    const stale = await client.get("/console/audit?action=key.update&cursor=djE6bm9wZQ");
+    expect(stale.status).toBe(200);
+    expect(text(stale.html)).toContain("That page link is no longer valid; showing the first page.");
+    expect(rows(stale.html)).toEqual(rows(first.html));
   });
 
   it("needs a session, and a key that may read the log", async () => {

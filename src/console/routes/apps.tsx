@@ -49,13 +49,14 @@ async function loadAppsPage(c: Context<AppEnv>, api: ConsoleApi, extra: Partial<
   const grants = c.var.caller.grants;
   const base = { viewer: viewerOf(c), canRead: allows(grants, "org:read"), canAdmin: allows(grants, "org:admin") };
   if (!base.canRead) return { ...base, apps: [], nextCursor: null, ...extra };
-  const cursor = cursorParam(c.req.query("cursor"));
-  const [list, keys] = await Promise.all([
-    api<{ apps: AppItem[]; nextCursor: string | null }>("GET", `${orgPath(c)}/apps?limit=${PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
-    allKeys(c, api),
-  ]);
-  const badCursor = !unlessUnavailable(list).ok;
-  const page = dataOr(list, { apps: [], nextCursor: null });
+  const asked = cursorParam(c.req.query("cursor"));
+  const list = (from?: string) =>
+    api<{ apps: AppItem[]; nextCursor: string | null }>("GET", `${orgPath(c)}/apps?limit=${PAGE_SIZE}${from ? `&cursor=${encodeURIComponent(from)}` : ""}`);
+  const [first, keys] = await Promise.all([list(asked), allKeys(c, api)]);
+  // A page link that no longer works (the API refuses its cursor) shows the first page instead.
+  const badCursor = asked !== undefined && !unlessUnavailable(first).ok;
+  const cursor = badCursor ? undefined : asked;
+  const page = dataOr(badCursor ? await list() : first, { apps: [], nextCursor: null });
   // Who loses a role when an app goes: counted only from a complete key list, never guessed.
   const holders = keys.complete ? new Map<string, string[]>() : undefined;
   for (const k of keys.items) for (const r of k.appRoles) holders?.set(r.appId, [...(holders.get(r.appId) ?? []), k.name]);

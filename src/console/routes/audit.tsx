@@ -34,9 +34,14 @@ const ACTION_LABELS: Record<string, string> = {
   "key.enable": "Key enabled",
   "key.end_overlap": "Previous secret ended",
   "key.leaked": "Key leaked (secret scanning)",
+  "key.expiring": "Expiry reminder",
+  "key.expired": "Key expired",
+  "key.unused": "Key unused",
   "app.create": "App created",
   "app.delete": "App deleted",
   "policy.update": "Policy changed",
+  "webhook.create": "Webhook endpoint registered",
+  "webhook.delete": "Webhook endpoint deleted",
 };
 
 /** The filters and the page a link shows; `trail` holds the cursors of the pages before it, oldest first. */
@@ -89,20 +94,22 @@ export function registerConsoleAudit(app: App) {
     const action = (AUDIT_ACTIONS as readonly string[]).includes(actionParam ?? "") ? (actionParam as AuditAction) : undefined;
     const keyId = keyParam && ID_PATTERN.test(keyParam) ? keyParam : undefined;
     const badFilter = (actionParam && !action) || (keyParam && !keyId);
-    const cursor = cursorParam(c.req.query("cursor"));
-    const trail = cursor ? (c.req.query("trail") ?? "").split(".").filter((t) => cursorParam(t)).slice(-MAX_TRAIL) : [];
+    const asked = cursorParam(c.req.query("cursor"));
     const filters = { action, keyId };
 
-    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
-    if (action) query.set("action", action);
-    if (keyId) query.set("keyId", keyId);
-    if (cursor) query.set("cursor", cursor);
-    const [result, keys, apps] = await Promise.all([
-      api<{ entries: AuditEntry[]; nextCursor: string | null }>("GET", `${orgPath(c)}/audit-log?${query}`),
-      allKeys(c, api),
-      allApps(c, api),
-    ]);
-    unlessUnavailable(result);
+    const read = (from?: string) => {
+      const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      if (action) query.set("action", action);
+      if (keyId) query.set("keyId", keyId);
+      if (from) query.set("cursor", from);
+      return api<{ entries: AuditEntry[]; nextCursor: string | null }>("GET", `${orgPath(c)}/audit-log?${query}`);
+    };
+    const [first, keys, apps] = await Promise.all([read(asked), allKeys(c, api), allApps(c, api)]);
+    // A page link whose cursor the API refuses shows the first page instead, saying so.
+    const staleCursor = asked !== undefined && unlessUnavailable(first).status === 400;
+    const result = staleCursor ? unlessUnavailable(await read()) : first;
+    const cursor = staleCursor ? undefined : asked;
+    const trail = cursor ? (c.req.query("trail") ?? "").split(".").filter((t) => cursorParam(t)).slice(-MAX_TRAIL) : [];
     const page = result.ok ? result.data : { entries: [], nextCursor: null };
     const keyNames = new Map(keys.items.map((k) => [k.id, k.name]));
     const appNames = new Map(apps.items.map((a) => [a.id, a.name]));
@@ -128,6 +135,7 @@ export function registerConsoleAudit(app: App) {
         </p>
         {!result.ok && <Notice kind="error">{result.error.message}</Notice>}
         {badFilter && <Notice kind="error">That filter is not one the audit log knows; it was left out.</Notice>}
+        {staleCursor && <Notice kind="error">That page link is no longer valid; showing the first page.</Notice>}
         <form method="get" action="/console/audit" class="filters" aria-label="Filter the audit log">
           <div>
             <label for="audit-action">Action</label>
