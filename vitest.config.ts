@@ -33,6 +33,7 @@ export default defineConfig(async () => {
             KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
             KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
             SECRET_SCANNING_PUBLIC_KEYS: reporterKeys,
+            WEBHOOKS_ALLOW_INSECURE_URLS: "true",
             TEST_REPORTER_PRIVATE_KEY: reporter.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
             // Replays a randomized stress test: `STRESS_SEED=123 npx vitest run ...` (workerd sees
             // only bindings, so the shell's variable is passed on as one; tests read process.env).
