@@ -58,7 +58,7 @@ const bin = resolve("node_modules/.bin");
 const wrangler = (args, options) =>
   spawn(join(bin, "wrangler"), args, { ...options, env: { ...process.env, PATH: `${bin}${delimiter}${process.env.PATH}` } });
 const extra = process.argv.slice(2);
-const dev = wrangler(["dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, ...extra], {
+const dev = wrangler(["dev", "-c", "wrangler.toml", "-c", "demo/wrangler.toml", "--port", port, "--test-scheduled", ...extra], {
   stdio: "inherit",
 });
 let example;
