@@ -11,7 +11,8 @@ interface AuditEntry {
   id: number;
   actorKeyId: string | null;
   action: string;
-  targetType: "key" | "app" | "org";
+  /** `key`, `app` or `org` today; any other kind is shown by its id. */
+  targetType: string;
   targetId: string;
   requestId: string;
   createdAt: string;
@@ -116,7 +117,7 @@ export function registerConsoleAudit(app: App) {
     // The names the entries themselves recorded: what a deleted key or app was called.
     const seen = new Map<string, string>();
     for (const e of [...page.entries].reverse()) {
-      if (e.targetType !== "org" && typeof e.details?.name === "string") seen.set(e.targetId, e.details.name);
+      if ((e.targetType === "key" || e.targetType === "app") && typeof e.details?.name === "string") seen.set(e.targetId, e.details.name);
     }
     // A key's name filters the log by that key, as the form's Key select does.
     const keyRef = (id: string) => <Named id={id} names={keyNames} complete={keys.complete} seen={seen} filterHref={link({ action, keyId: id, trail: [] })} />;
@@ -205,8 +206,12 @@ export function registerConsoleAudit(app: App) {
                       <>
                         app <Named id={e.targetId} names={appNames} complete={apps.complete} seen={seen} />
                       </>
-                    ) : (
+                    ) : e.targetType === "key" ? (
                       <>key {keyRef(e.targetId)}</>
+                    ) : (
+                      <>
+                        {e.targetType} <code>{e.targetId}</code>
+                      </>
                     )}
                   </td>
                   <td data-label="By key">{e.actorKeyId ? keyRef(e.actorKeyId) : "bootstrap secret"}</td>
