@@ -19,6 +19,12 @@ import { registerHealth } from "./health";
 import { registerCreateOrg } from "./orgs/create-org";
 import { registerReportLeakedKeys } from "./secret-scanning/report-leaks";
 import { registerVerifyKey } from "./verify/verify-key";
+import { registerCreateWebhook } from "./webhooks/create-webhook";
+import { registerDeleteWebhook } from "./webhooks/delete-webhook";
+import { registerGetWebhook } from "./webhooks/get-webhook";
+import { registerListWebhookDeliveries } from "./webhooks/list-deliveries";
+import { registerListWebhooks } from "./webhooks/list-webhooks";
+import { registerResendWebhookDelivery } from "./webhooks/resend-delivery";
 
 /** Every endpoint, one file each, grouped by resource. */
 export function registerRoutes(app: App): App {
@@ -48,5 +54,12 @@ export function registerRoutes(app: App): App {
   registerGetPolicy(app);
   registerPutPolicy(app);
   registerListAuditLog(app);
+  // Webhooks
+  registerCreateWebhook(app);
+  registerListWebhooks(app);
+  registerGetWebhook(app);
+  registerDeleteWebhook(app);
+  registerListWebhookDeliveries(app);
+  registerResendWebhookDelivery(app);
   return app;
 }

@@ -20,9 +20,14 @@ export const AUDIT_ACTIONS = [
   "key.enable",
   "key.end_overlap",
   "key.leaked",
+  "key.expiring",
+  "key.expired",
+  "key.unused",
   "app.create",
   "app.delete",
   "policy.update",
+  "webhook.create",
+  "webhook.delete",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
