@@ -50,7 +50,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
       if (!(err instanceof ApiError && err.code === "CONFLICT")) throw err;
     }
   }
-  throw new ApiError("CONFLICT", "Keys kept being given roles on this app while it was being deleted; retry.");
+  throw new ApiError("CONFLICT", "Keys kept being given roles on this app while it was being deleted; retry.", { reason: "APP_IN_USE" });
 };
 
 export const registerDeleteApp = (app: App) => app.openapi(route, handler);
