@@ -4,6 +4,7 @@ import { GATEWAY_PREFIX } from "./gateway/config";
 import { handleGateway } from "./gateway/proxy";
 import { registerRoutes } from "./routes";
 import { guardEnv } from "./storage/guarded-bindings";
+import { queueHandler } from "./webhooks/consumer";
 
 export { KeyAuthority } from "./durable-objects/key-authority";
 export { OrgAuthority } from "./durable-objects/org-authority";
@@ -21,4 +22,6 @@ export default {
     }
     return app.fetch(request, guarded, ctx);
   },
+  // The EVENTS queue: webhook fan-out and delivery (src/webhooks/consumer.ts).
+  queue: queueHandler,
 } satisfies ExportedHandler<Env>;

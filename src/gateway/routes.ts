@@ -60,6 +60,15 @@ export const GATEWAY_ROUTES: GatewayRouteInput[] = [
     stripPrefix: "/gw/demo",
   },
   {
+    // The demo webhook receiver (README "Webhooks"): open, because webhook requests carry a signature, not a key.
+    name: "demo-webhooks",
+    pattern: "/gw/demo/webhooks",
+    methods: ["GET", "POST"],
+    upstream: { service: "DEMO_UPSTREAM" },
+    stripPrefix: "/gw/demo",
+    auth: false,
+  },
+  {
     name: "demo-public",
     pattern: "/gw/demo/public/*",
     methods: ["GET", "POST"],
