@@ -202,3 +202,21 @@ export const webhookDeliveries = sqliteTable(
   },
   (t) => [uniqueIndex("webhook_deliveries_endpoint_event").on(t.endpointId, t.eventId), index("webhook_deliveries_org").on(t.orgId, t.id)],
 );
+
+/**
+ * Verification outcomes per key per hour, kept 90 days: the isolates count in memory and add their
+ * counts here off the response path (src/verification/usage.ts). Only keys that exist are counted.
+ */
+export const keyUsage = sqliteTable(
+  "key_usage",
+  {
+    keyId: text("key_id").notNull(),
+    orgId: text("org_id").notNull(),
+    /** Start of the hour (ms, UTC). */
+    hour: integer("hour").notNull(),
+    /** The verify code: VALID, EXPIRED, REVOKED, INSUFFICIENT_PERMISSIONS, … */
+    outcome: text("outcome").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.hour, t.outcome] }), index("key_usage_org_hour").on(t.orgId, t.hour)],
+);
