@@ -27,6 +27,12 @@ const ROUTES = [
   "put /v1/orgs/{orgId}/policy",
   "get /v1/orgs/{orgId}/audit-log",
   "post /v1/secret-scanning/reports",
+  "get /v1/orgs/{orgId}/webhooks",
+  "post /v1/orgs/{orgId}/webhooks",
+  "get /v1/orgs/{orgId}/webhooks/{webhookId}",
+  "delete /v1/orgs/{orgId}/webhooks/{webhookId}",
+  "get /v1/orgs/{orgId}/webhooks/{webhookId}/deliveries",
+  "post /v1/orgs/{orgId}/webhooks/{webhookId}/deliveries/{deliveryId}/resend",
 ];
 
 async function document(): Promise<Json> {
@@ -112,6 +118,12 @@ describe("GET /openapi.json", () => {
       "put /v1/orgs/{orgId}/policy": "putPolicy",
       "get /v1/orgs/{orgId}/audit-log": "listAuditLog",
       "post /v1/secret-scanning/reports": "reportLeakedKeys",
+      "get /v1/orgs/{orgId}/webhooks": "listWebhooks",
+      "post /v1/orgs/{orgId}/webhooks": "createWebhook",
+      "get /v1/orgs/{orgId}/webhooks/{webhookId}": "getWebhook",
+      "delete /v1/orgs/{orgId}/webhooks/{webhookId}": "deleteWebhook",
+      "get /v1/orgs/{orgId}/webhooks/{webhookId}/deliveries": "listWebhookDeliveries",
+      "post /v1/orgs/{orgId}/webhooks/{webhookId}/deliveries/{deliveryId}/resend": "resendWebhookDelivery",
     });
     const declared = new Map((doc.tags as Json[]).map((t) => [t.name, t.description]));
     for (const [name, description] of declared) expect(description, name).toMatch(/\w/);
