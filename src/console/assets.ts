@@ -49,7 +49,7 @@ document.querySelectorAll("dialog[data-secret]").forEach((dialog) => dialog.addE
 }));
 // A disabled control's reason is shown on hover and focus: kept inside the viewport, never cut off.
 const placeTip = (event) => {
-  const wrap = event.target.closest && event.target.closest(".disabled-wrap");
+  const wrap = event.target.closest && event.target.closest(".disabled-wrap,.tip-wrap");
   const tip = wrap && wrap.querySelector(".tooltip");
   if (!tip) return;
   tip.style.left = "";
@@ -61,9 +61,9 @@ document.addEventListener("mouseover", placeTip);
 document.addEventListener("focusin", placeTip);
 // Escape hides a shown reason without moving the pointer or focus; the next visit shows it again.
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") document.querySelectorAll(".disabled-wrap").forEach((w) => w.setAttribute("data-dismissed", ""));
+  if (event.key === "Escape") document.querySelectorAll(".disabled-wrap,.tip-wrap").forEach((w) => w.setAttribute("data-dismissed", ""));
 });
-const undismiss = (event) => { if (event.target.classList && event.target.classList.contains("disabled-wrap")) event.target.removeAttribute("data-dismissed"); };
+const undismiss = (event) => { if (event.target.classList && (event.target.classList.contains("disabled-wrap") || event.target.classList.contains("tip-wrap"))) event.target.removeAttribute("data-dismissed"); };
 document.addEventListener("mouseenter", undismiss, true);
 document.addEventListener("focusin", undismiss);
 function sync(form) {
@@ -96,7 +96,7 @@ table{width:100%;border-collapse:collapse;font-size:.92rem}th,td{text-align:left
 th{background:var(--soft);font-weight:600}code{font-family:ui-monospace,Menlo,monospace;font-size:.88em;overflow-wrap:anywhere}
 .badge{display:inline-block;padding:.05rem .45rem;margin:.1rem .15rem .1rem 0;border-radius:999px;font-size:.78rem;border:1px solid;max-width:100%;overflow-wrap:anywhere}
 .badge.role{background:#ddf4ff;border-color:#54aeff;color:#0a3069}.badge.scope{background:#fbefff;border-color:#c297ff;color:#512a97}
-.badge.danger{background:#ffebe9;border-color:#ff8182;color:#82071e}.badge.muted{background:var(--soft);border-color:var(--line);color:var(--muted)}
+.badge.danger{background:#ffebe9;border-color:#ff8182;color:#82071e}.badge.warn{background:#fff8c5;border-color:#d4a72c;color:#6f4e00}.badge.muted{background:var(--soft);border-color:var(--line);color:var(--muted)}
 button,.button{font:inherit;padding:.4rem .8rem;border-radius:6px;border:1px solid var(--line);background:var(--soft);color:var(--fg);cursor:pointer;text-decoration:none;display:inline-block}
 button.primary,.button.primary{background:var(--accent);border-color:var(--accent);color:#fff}button.danger{background:var(--danger);border-color:var(--danger);color:#fff}
 button.link{border:0;background:none;color:var(--accent);padding:0;text-decoration:underline}
@@ -107,11 +107,12 @@ td.actions-cell{white-space:nowrap;width:1%}.locked-reason{white-space:normal;co
 .toolbar{display:flex;align-items:center;justify-content:space-between;gap:1rem;flex-wrap:wrap}
 dialog{white-space:normal;border:1px solid var(--line);border-radius:10px;padding:1.25rem 1.5rem;max-width:36rem;width:calc(100% - 2rem);max-height:calc(100% - 2rem);overflow:auto}dialog::backdrop{background:rgba(27,31,36,.45)}
 label{display:block;font-weight:600;margin:.8rem 0 .25rem}label.check{display:flex;gap:.45rem;align-items:center;font-weight:400;margin:.35rem 0}
-input[type=text],input[type=password],input[type=number],input[type=date],select{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px;width:100%;max-width:100%;min-width:0}
+input[type=text],input[type=password],input[type=number],input[type=date],input[type=datetime-local],input[type=url],textarea,select{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px;width:100%;max-width:100%;min-width:0}
 fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.5rem .9rem;min-width:0}legend{font-weight:600;padding:0 .3rem}
 .app-row{display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:.5rem;margin:.35rem 0}.hint{color:var(--muted);font-size:.85rem;margin:.25rem 0}
-.field-error{color:var(--danger);font-size:.88rem;margin:.25rem 0}[aria-invalid=true]{border-color:var(--danger)!important}
-.actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1.2rem;flex-wrap:wrap}
+.field-error{color:var(--danger);font-size:.88rem;margin:.25rem 0}ul.line-errors{padding-left:1.2rem}textarea{resize:vertical;font-family:ui-monospace,Menlo,monospace;font-size:.88rem}[aria-invalid=true]{border-color:var(--danger)!important}
+.actions{display:flex;justify-content:flex-end;gap:.5rem;margin-top:1.2rem;flex-wrap:wrap}.actions.start{justify-content:flex-start;margin-top:.6rem}
+.panel{border:1px solid var(--line);border-radius:8px;padding:.2rem 1rem .9rem;margin:1.2rem 0}.panel h2{margin-top:.8rem}.state-badges{display:inline}
 .notice{padding:.6rem .8rem;border-radius:6px;border:1px solid}.notice.ok{background:#dafbe1;border-color:#4ac26b}.notice.error{background:#ffebe9;border-color:#ff8182}
 .warning{background:#fff8c5;border:1px solid #d4a72c;padding:.6rem .8rem;border-radius:6px}
 .callout{background:#ddf4ff;border:1px solid #54aeff;border-radius:8px;padding:.1rem .8rem;margin:.5rem 0}
@@ -119,9 +120,9 @@ fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.
 .secret-value{font-family:ui-monospace,Menlo,monospace}.copy-row{display:flex;gap:.5rem}.copy-row input{flex:1}
 .empty{color:var(--muted);padding:1rem;border:1px dashed var(--line);border-radius:8px;text-align:center}
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}.filters>div{min-width:0;flex:1 1 14rem}.filters .actions{flex:0 0 auto;margin-top:0}
-.disabled-wrap{position:relative;display:inline-block}
+.disabled-wrap,.tip-wrap{position:relative;display:inline-block}.tip-wrap{border-radius:999px}
 .tooltip{display:none;position:absolute;z-index:5;top:calc(100% + 4px);left:0;width:max-content;max-width:min(22rem,calc(100vw - 2rem));background:#1b1f24;color:#fff;padding:.45rem .6rem;border-radius:6px;font-size:.82rem;font-weight:400;white-space:normal;text-align:left}
-.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip{display:block}.disabled-wrap[data-dismissed] .tooltip{display:none}
+.disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip,.tip-wrap:hover .tooltip,.tip-wrap:focus .tooltip{display:block}.disabled-wrap[data-dismissed] .tooltip,.tip-wrap[data-dismissed] .tooltip{display:none}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 .pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
 @media (max-width:760px){

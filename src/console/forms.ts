@@ -22,8 +22,14 @@ export function formValues(body: Record<string, string | File | (string | File)[
 
 export const first = (form: FormValues, name: string) => form[name]?.[0] ?? "";
 
-/** Field name in the form → message. `form` holds messages that belong to no single field. */
-export type FieldErrors = Partial<Record<"name" | "expiration" | "orgRole" | "appRoles" | "scopes" | "policy" | "form", string>>;
+/** A form field that can carry a message; `form` holds messages that belong to no single field. */
+export type FieldName = "name" | "expiration" | "orgRole" | "appRoles" | "scopes" | "notBefore" | "allowedNetworks" | "metadata" | "policy" | "form";
+
+/**
+ * Field name in the form → message. `networkLines` holds the API's message for each refused range, by its
+ * index in the list sent (`allowedNetworks.N`), so the page can put each beside its own line.
+ */
+export type FieldErrors = Partial<Record<FieldName, string>> & { networkLines?: Record<number, string> };
 
 export class FormError extends Error {
   constructor(readonly errors: FieldErrors) {
@@ -61,21 +67,92 @@ export function accessFields(kind: string, form: FormValues) {
   return { orgRole, appRoles: orgRole === "admin" ? [] : appRoleRows(form) };
 }
 
-/** `POST /v1/orgs/{orgId}/keys` body from the create dialog. */
+/**
+ * The allowed-networks textarea's ranges, one a line, blank lines skipped, each with its line number (from 1),
+ * so a refusal of the Nth range sent can be shown beside the line it came from.
+ */
+export function networkLines(text: string): { line: number; range: string }[] {
+  return text.split(/\r?\n/).flatMap((raw, i) => (raw.trim() ? [{ line: i + 1, range: raw.trim() }] : []));
+}
+
+/**
+ * `notBefore` from the datetime-local input. The console shows every time in UTC, so the input is read as
+ * UTC too (its label says so): a server-rendered page does not know the browser's time zone.
+ */
+export function notBeforeOf(form: FormValues): string | null {
+  const value = first(form, "notBefore").trim();
+  if (value === "") return null;
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/.test(value) || Number.isNaN(Date.parse(`${value}Z`))) {
+    throw new FormError({ notBefore: "Enter the start as a date and time (UTC), or leave it empty to start at once." });
+  }
+  return new Date(`${value}Z`).toISOString();
+}
+
+/** The value a datetime-local input shows for an ISO time (UTC, to the minute). */
+export const localInputValue = (iso: string | null | undefined) => (iso ? iso.slice(0, 16) : "");
+
+/**
+ * The metadata textarea's JSON, or null when it is empty. Only the syntax is judged here: the API judges
+ * the rest (an object, 1 KiB, depth, no prototype keys) and its message is shown beside the field.
+ */
+export function metadataOf(form: FormValues): unknown {
+  const text = first(form, "metadata").trim();
+  if (text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new FormError({ metadata: `Metadata is not valid JSON (${(err as Error).message}). Write an object such as {"customerId": "c_1"}, or leave it empty.` });
+  }
+}
+
+/** The text the metadata textarea shows for a key's metadata. */
+export const metadataText = (metadata: unknown) => (metadata === null || metadata === undefined ? "" : JSON.stringify(metadata, null, 2));
+
+/** `POST /v1/orgs/{orgId}/keys` body from the create dialog; the optional fields only when filled in. */
 export function createKeyBody(form: FormValues) {
   const kind = first(form, "kind") === "scoped" ? "scoped" : "rbac";
+  const notBefore = notBeforeOf(form);
+  const networks = networkLines(first(form, "allowedNetworks")).map((l) => l.range);
+  const metadata = metadataOf(form);
   return {
     kind,
     name: first(form, "name"),
     secure: first(form, "secure") === "on",
     ...expiryFields(form, { keepable: false }),
     ...accessFields(kind, form),
+    ...(notBefore !== null ? { notBefore } : {}),
+    ...(networks.length ? { allowedNetworks: networks } : {}),
+    ...(metadata !== null ? { metadata } : {}),
   };
 }
 
-/** `PATCH /v1/orgs/{orgId}/keys/{keyId}` body from the edit page. */
-export function updateKeyBody(kind: string, form: FormValues) {
-  return { name: first(form, "name"), ...expiryFields(form, { keepable: true }), ...accessFields(kind, form) };
+/** The key as the edit page found it: what an unchanged field is compared with. */
+export interface EditedKey {
+  kind: string;
+  status: string;
+  notBefore: string | null;
+  allowedNetworks: readonly string[];
+  metadata: unknown;
+}
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * `PATCH /v1/orgs/{orgId}/keys/{keyId}` body from the edit page. Start, networks and metadata are sent only
+ * when changed: an unchanged past start would be refused as "not in the future", and a key manager limited to
+ * networks may rename a key whose networks it could not set itself.
+ */
+export function updateKeyBody(current: EditedKey, form: FormValues) {
+  const body: Record<string, unknown> = { name: first(form, "name"), ...expiryFields(form, { keepable: true }), ...accessFields(current.kind, form) };
+  const notBefore = notBeforeOf(form);
+  // The page shows a start only while it is ahead (a pending key): an empty field is then "no change".
+  const shownStart = current.status === "pending" ? current.notBefore : null;
+  if (localInputValue(notBefore) !== localInputValue(shownStart)) body.notBefore = notBefore;
+  const networks = networkLines(first(form, "allowedNetworks")).map((l) => l.range);
+  if (!sameJson(networks, current.allowedNetworks)) body.allowedNetworks = networks;
+  const metadata = metadataOf(form);
+  if (!sameJson(metadata, current.metadata)) body.metadata = metadata;
+  return body;
 }
 
 /** `PUT /v1/orgs/{orgId}/policy` body from the policy page. */
@@ -85,8 +162,11 @@ export function policyBody(form: FormValues) {
   return { requireExpiration: first(form, "requireExpiration") === "on", maxLifetimeDays: cap === "" ? null : Number(cap) };
 }
 
-const FIELD_OF: [RegExp, keyof FieldErrors][] = [
+const FIELD_OF: [RegExp, FieldName][] = [
   [/^name$/, "name"],
+  [/^notBefore$/, "notBefore"],
+  [/^allowedNetworks/, "allowedNetworks"],
+  [/^metadata/, "metadata"],
   [/^expires(InDays|At)$/, "expiration"],
   [/^orgRole$/, "orgRole"],
   [/^appRoles/, "appRoles"],
@@ -94,7 +174,17 @@ const FIELD_OF: [RegExp, keyof FieldErrors][] = [
   [/^(requireExpiration|maxLifetimeDays)$/, "policy"],
 ];
 
-const LABELS: Record<string, string> = { name: "Name", scopes: "Scopes", expiresInDays: "Expiration", expiresAt: "Expiration", orgRole: "Organization role", appRoles: "App roles" };
+const LABELS: Record<string, string> = {
+  name: "Name",
+  scopes: "Scopes",
+  expiresInDays: "Expiration",
+  expiresAt: "Expiration",
+  orgRole: "Organization role",
+  appRoles: "App roles",
+  notBefore: "The start",
+  allowedNetworks: "Allowed networks",
+  metadata: "Metadata",
+};
 
 /** The API's error envelope as messages beside the fields they concern. */
 export function fieldErrors(error: { code: string; message: string; details?: unknown }): FieldErrors {
@@ -104,6 +194,13 @@ export function fieldErrors(error: { code: string; message: string; details?: un
   }
   const errors: FieldErrors = {};
   for (const issue of details.issues ?? []) {
+    // One refused range (`allowedNetworks.3`): its message goes beside its own line.
+    const range = /^allowedNetworks\.(\d+)$/.exec(issue.field);
+    if (range) {
+      (errors.networkLines ??= {})[Number(range[1])] = issue.message;
+      errors.allowedNetworks ??= "Some ranges are not valid CIDR ranges: see each line below.";
+      continue;
+    }
     const field = FIELD_OF.find(([re]) => re.test(issue.field))?.[1] ?? "form";
     const label = LABELS[issue.field.split(".")[0] ?? ""] ?? "";
     const message = /^[A-Z]/.test(issue.message) ? issue.message : `${label || "This"} ${issue.message}.`;

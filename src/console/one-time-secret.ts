@@ -17,6 +17,8 @@ export interface ShownSecret {
   name: string;
   secure: boolean;
   how: "created" | "regenerated" | "revealed";
+  /** A regeneration with an overlap: when the previous secret stops working (ISO); null or absent: at once. */
+  previousUntil?: string | null;
 }
 
 export const ONE_TIME_SECRET_PREFIX = "console-secret:";

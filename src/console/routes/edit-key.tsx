@@ -12,7 +12,21 @@ import type { Key } from "../views/keys-page";
 import { allApps } from "./apps";
 import { appsStateOf, signerOf } from "./keys";
 
-async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: FormValues; errors: FieldErrors }, status = 200) {
+/** What the edit page shows besides the key: a refused form, a notice, the offer to disable the last admin key anyway. */
+export interface EditShown {
+  form?: FormValues;
+  errors?: FieldErrors;
+  notice?: { kind: "ok" | "error"; text: string };
+  offerForce?: boolean;
+}
+
+const NOTICES: Record<string, string> = {
+  disabled: "The key is disabled: every request that uses it is refused (DISABLED) until you enable it.",
+  enabled: "The key is enabled again: requests that use it work as before.",
+  overlap_ended: "The overlap has ended: the previous secret no longer works.",
+};
+
+export async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown: EditShown = {}, status = 200) {
   const [key, policy, apps] = await Promise.all([
     api<Key>("GET", keyPath(c)),
     api<OrgPolicy>("GET", `${orgPath(c)}/policy`),
@@ -20,6 +34,7 @@ async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: F
   ]);
   if (!unlessUnavailable(key).ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
   const appList = apps.items;
+  const asked = c.req.method === "GET" ? c.req.query("notice") : undefined;
   return c.html(
     <EditKeyPage
       viewer={viewerOf(c)}
@@ -29,14 +44,19 @@ async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown?: { form: F
       policy={dataOr(policy, NO_POLICY)}
       grantable={grantableFor(c, appList)}
       signer={signerOf(c)}
-      form={shown?.form}
-      errors={shown?.errors}
+      form={shown.form}
+      errors={shown.errors}
+      notice={shown.notice ?? (asked && NOTICES[asked] ? { kind: "ok", text: NOTICES[asked] } : undefined)}
+      offerForce={shown.offerForce}
     />,
     status as 200,
   );
 }
 
-/** The edit page: name, expiration, org role and app roles (or scopes). Legacy keys say why they cannot be edited. */
+/**
+ * The edit page: name, expiration, start, networks, metadata, org role and app roles (or scopes); disable or
+ * enable; a rotation's overlap. Legacy keys say why they cannot be edited.
+ */
 export function registerConsoleEditKey(app: App) {
   app.get("/console/keys/:keyId", (c) => renderEdit(c, consoleApi(app, c)));
 
@@ -46,7 +66,7 @@ export function registerConsoleEditKey(app: App) {
     const current = unlessUnavailable(await api<Key>("GET", keyPath(c)));
     if (!current.ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
     try {
-      const saved = unlessUnavailable(await api<Key>("PATCH", keyPath(c), updateKeyBody(current.data.kind, form)));
+      const saved = unlessUnavailable(await api<Key>("PATCH", keyPath(c), updateKeyBody(current.data, form)));
       if (saved.ok) return c.redirect("/console/keys?notice=updated", 303);
       return renderEdit(c, api, { form, errors: fieldErrors(saved.error) }, saved.status);
     } catch (err) {

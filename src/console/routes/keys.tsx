@@ -32,25 +32,52 @@ const NOTICES: Record<string, string> = {
   updated: "Changes saved.",
 };
 
+interface LeakEntry {
+  targetId: string;
+  createdAt: string;
+}
+
+/** How many of the newest leak reports one page of keys is judged against. */
+const LEAK_ENTRIES_READ = 100;
+
+/**
+ * The listed keys a secret scanning report has left disabled: disabled at or after their latest `key.leaked`
+ * entry, and not enabled since. (A leak whose policy says revoke removes the key from the list altogether.)
+ * The key object says nothing of leaks, so this reads the audit log filtered by `key.leaked`, one call per
+ * page, newest 100 reports only: a `leakedAt` on the key would make it exact and free.
+ */
+export function leakedKeyIds(keys: readonly Key[], entries: readonly LeakEntry[]): Set<string> {
+  const latest = new Map<string, number>();
+  for (const e of entries) latest.set(e.targetId, Math.max(latest.get(e.targetId) ?? 0, Date.parse(e.createdAt)));
+  return new Set(
+    keys.filter((k) => k.status === "disabled" && k.disabledAt !== null && (latest.get(k.id) ?? -Infinity) >= Date.parse(k.disabledAt)).map((k) => k.id),
+  );
+}
+
 /** Everything the keys page shows, read through the API as the signed-in key. */
 export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: Partial<KeysPageProps> = {}): Promise<KeysPageProps> {
   const cursor = cursorParam(c.req.query("cursor"));
   const legacyCursor = cursorParam(c.req.query("legacyCursor"));
   const list = (kind: string, from?: string) =>
     api<KeyPage>("GET", `${orgPath(c)}/keys?kind=${kind}&limit=${PAGE_SIZE}${from ? `&cursor=${encodeURIComponent(from)}` : ""}`);
-  const [rbac, legacy, policy, apps] = await Promise.all([
+  const [rbac, legacy, policy, apps, leaks] = await Promise.all([
     list("rbac,scoped", cursor),
     list("legacy", legacyCursor),
     api<KeysPageProps["policy"]>("GET", `${orgPath(c)}/policy`),
     allApps(c, api),
+    api<{ entries: LeakEntry[] }>("GET", `${orgPath(c)}/audit-log?action=key.leaked&limit=${LEAK_ENTRIES_READ}`),
   ]);
   const badCursor = [rbac, legacy].some((r) => !unlessUnavailable(r).ok);
   const appList = apps.items;
   const notice = c.req.query("notice");
+  const rbacPage = dataOr(rbac, EMPTY);
+  const legacyPage = dataOr(legacy, EMPTY);
   return {
     viewer: viewerOf(c),
-    rbac: dataOr(rbac, EMPTY),
-    legacy: dataOr(legacy, EMPTY),
+    rbac: rbacPage,
+    legacy: legacyPage,
+    leaked: leakedKeyIds([...rbacPage.keys, ...legacyPage.keys], dataOr(leaks, { entries: [] }).entries),
+    now: Date.now(),
     cursors: { cursor, legacyCursor },
     apps: appList,
     appsState: appsStateOf(c, apps),

@@ -1,8 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import type { OrgPolicy } from "../../domain/policy";
-import { keyPolicyViolation, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
-import { ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
-import type { Key } from "./keys-page";
+import { keyPolicyViolation, localInputValue, metadataText, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
+import { ExpirationField, LifecycleFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
+import { ConfirmDialog, StateBadges, type Key } from "./keys-page";
 import { Badge, Csrf, Notice, Page, When, type Viewer } from "./layout";
 
 export interface EditPageProps {
@@ -16,6 +16,10 @@ export interface EditPageProps {
   /** The submitted form when re-shown with errors; the key's current values otherwise. */
   form?: FormValues;
   errors?: FieldErrors;
+  notice?: { kind: "ok" | "error"; text: string };
+  /** Disabling was refused because this is the org's last admin key: offer to do it anyway. */
+  offerForce?: boolean;
+  now?: number;
 }
 
 /** The form values that show a key as it is. */
@@ -26,7 +30,126 @@ export function formOfKey(k: Key): FormValues {
     appId: k.appRoles.map((r) => r.appId),
     appRole: k.appRoles.map((r) => r.role),
     scopes: k.scopes ?? [],
+    // A start already passed is no longer a choice to show: only a pending key's start is.
+    notBefore: [k.status === "pending" ? localInputValue(k.notBefore) : ""],
+    allowedNetworks: [(k.allowedNetworks ?? []).join("\n")],
+    metadata: [metadataText(k.metadata)],
   };
+}
+
+/** "3 min ago", "5 h ago", "2 days ago": how long since `iso`, roughly. */
+export function ago(iso: string, now: number): string {
+  const minutes = Math.max(0, Math.round((now - Date.parse(iso)) / 60_000));
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 48) return `${hours} h ago`;
+  return `${Math.round(hours / 24)} days ago`;
+}
+
+/** A control the signed-in key may not use here, described by the page's reason. */
+function LockedButton(props: { label: string; tone?: "danger" }) {
+  return (
+    <button type="button" class={props.tone} aria-disabled="true" aria-describedby="edit-locked">
+      {props.label}
+    </button>
+  );
+}
+
+/** The previous secret of a rotation: until when it works, whether clients still use it, and ending it now. */
+function RotationSection(props: { k: Key; viewer: Viewer; locked: boolean; now: number }) {
+  const { k } = props;
+  const rotation = k.rotation!;
+  return (
+    <section aria-labelledby="rotation-heading" id="rotation" class="panel">
+      <h2 id="rotation-heading">Rotation in progress</h2>
+      <p>
+        The previous secret (<code>{rotation.previousPrefix}…</code>) keeps working beside the new one until{" "}
+        <When iso={rotation.endsAt} />, reported as rotating.
+      </p>
+      <p id="rotation-last-used">
+        {rotation.previousLastUsedAt ? (
+          <>
+            Old secret last used <When iso={rotation.previousLastUsedAt} /> ({ago(rotation.previousLastUsedAt, props.now)}): some
+            client still uses it.
+          </>
+        ) : (
+          <>No client has used the old secret since the rotation began.</>
+        )}
+      </p>
+      <div class="actions start">
+        {props.locked ? (
+          <LockedButton label="End overlap now" tone="danger" />
+        ) : (
+          <button type="button" class="danger" data-open="end-overlap-dialog">
+            End overlap now
+          </button>
+        )}
+      </div>
+      {!props.locked && (
+        <ConfirmDialog id="end-overlap-dialog" viewer={props.viewer} action={`/console/keys/${k.id}/end-overlap`} title="End the overlap now?" submit="End overlap" tone="danger">
+          The previous secret stops working immediately, everywhere: any client still using it is refused from its next
+          request. The new secret is not affected.
+        </ConfirmDialog>
+      )}
+    </section>
+  );
+}
+
+/** Disable (a reversible pause, confirmed first) or enable. */
+function StatusSection(props: { k: Key; viewer: Viewer; locked: boolean; offerForce?: boolean }) {
+  const { k } = props;
+  const disabled = k.status === "disabled";
+  return (
+    <section aria-labelledby="status-heading" id="status" class="panel">
+      <h2 id="status-heading">{disabled ? "This key is disabled" : "Disable"}</h2>
+      {disabled ? (
+        <p>
+          Disabled {k.disabledAt && <When iso={k.disabledAt} />}: every request that uses it is refused (DISABLED).
+          Enabling restores it as it was, with the same secret.
+        </p>
+      ) : (
+        <p>Pause the key without deleting it: requests that use it are refused until you enable it again.</p>
+      )}
+      <div class="actions start">
+        {props.locked ? (
+          <LockedButton label={disabled ? "Enable" : "Disable"} tone={disabled ? undefined : "danger"} />
+        ) : disabled ? (
+          <form method="post" action={`/console/keys/${k.id}/enable`} class="inline">
+            <Csrf viewer={props.viewer} />
+            <button type="submit" class="primary">
+              Enable
+            </button>
+          </form>
+        ) : (
+          <button type="button" class="danger" data-open="disable-dialog">
+            Disable
+          </button>
+        )}
+      </div>
+      {!props.locked && !disabled && (
+        <ConfirmDialog id="disable-dialog" viewer={props.viewer} action={`/console/keys/${k.id}/disable`} title={`Disable “${k.name}”?`} submit="Disable key" tone="danger">
+          Every request that uses this key is refused (DISABLED) as soon as you confirm, everywhere, until you enable it
+          again. Integrations relying on it stop working meanwhile.
+        </ConfirmDialog>
+      )}
+      {props.offerForce && !disabled && (
+        <form method="post" action={`/console/keys/${k.id}/disable`} class="callout" id="disable-force">
+          <Csrf viewer={props.viewer} />
+          <input type="hidden" name="force" value="true" />
+          <p>
+            This is the organization's last active admin key. Disabled, nobody can manage the organization until it is
+            enabled again — and enabling it needs another admin key, or the bootstrap secret.
+          </p>
+          <p>
+            <button type="submit" class="danger">
+              Disable the last admin key anyway
+            </button>
+          </p>
+        </form>
+      )}
+    </section>
+  );
 }
 
 export function EditKeyPage(props: EditPageProps) {
@@ -35,6 +158,7 @@ export function EditKeyPage(props: EditPageProps) {
   const appNames = new Map(props.apps.map((a) => [a.id, a.name]));
   const locked = refusalsFor(props.signer, k, appNames).manage;
   const violation = keyPolicyViolation(props.policy, k);
+  const now = props.now ?? Date.now();
   return (
     <Page title={`Manage ${k.name}`} viewer={props.viewer} tab="keys">
       <p>
@@ -45,10 +169,19 @@ export function EditKeyPage(props: EditPageProps) {
         <code>{k.prefix}…</code> · {k.kind === "rbac" ? "RBAC key" : k.kind === "scoped" ? "Scoped key" : `Legacy key (mode ${k.mode})`} ·
         created <When iso={k.createdAt} />
       </p>
+      <p>
+        <StateBadges k={k} policy={props.policy} leaked={false} now={now} />
+      </p>
+      {props.notice && <Notice kind={props.notice.kind}>{props.notice.text}</Notice>}
       {violation && (
         <p class="violation" id="edit-violation">
           <Badge tone="danger">Violates policy</Badge> {violation.message} Requests with this key are refused until it
           complies{k.kind !== "legacy" && violation.code !== "NETWORKS_REQUIRED" ? ": give it an expiration that fits the policy below." : "."}
+        </p>
+      )}
+      {locked && (
+        <p class="notice error" id="edit-locked">
+          {locked} Sign in with a key that holds at least this key's access to change it.
         </p>
       )}
       {k.kind === "legacy" ? (
@@ -59,11 +192,6 @@ export function EditKeyPage(props: EditPageProps) {
       ) : (
         <form method="post" action={`/console/keys/${k.id}`} data-key-form novalidate>
           <Csrf viewer={props.viewer} />
-          {locked && (
-            <p class="notice error" id="edit-locked">
-              {locked} Sign in with a key that holds at least this key's access to change it.
-            </p>
-          )}
           {errors?.form && <Notice kind="error">{errors.form}</Notice>}
           <fieldset class="plain" disabled={locked ? true : undefined}>
             <legend class="visually-hidden">Key settings</legend>
@@ -76,6 +204,7 @@ export function EditKeyPage(props: EditPageProps) {
               signerExpiresAt={props.signer.expiresAt}
               keep={k.expiresAt ? `expires ${k.expiresAt.slice(0, 10)}` : "never expires"}
             />
+            <LifecycleFields id="edit" form={form} errors={errors} />
             {k.kind === "rbac" ? (
               <RbacFields id="edit" form={form} errors={errors} grantable={props.grantable} appNames={appNames} apps={props.appsState} />
             ) : (
@@ -98,6 +227,8 @@ export function EditKeyPage(props: EditPageProps) {
           </div>
         </form>
       )}
+      {k.rotation && <RotationSection k={k} viewer={props.viewer} locked={Boolean(locked)} now={now} />}
+      <StatusSection k={k} viewer={props.viewer} locked={Boolean(locked)} offerForce={props.offerForce} />
     </Page>
   );
 }

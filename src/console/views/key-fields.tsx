@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import { APP_ROLES, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../../domain/catalog";
 import type { OrgPolicy } from "../../domain/policy";
-import { defaultExpiration, first, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
+import { defaultExpiration, first, networkLines, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
 import { describedBy, FieldError } from "./layout";
 
 /** Fields shared by the create dialog and the edit page. `id` prefixes every control's id. */
@@ -240,6 +240,84 @@ export function ScopeFields(props: { id: string; form: FormValues; errors?: Fiel
         );
       })}
       <FieldError id={errorId} errors={props.errors} field="scopes" />
+    </fieldset>
+  );
+}
+
+/**
+ * When the key starts working, where from, and the data it carries: the same three fields on create and edit.
+ * Each range the API refuses is listed under the textarea with its line number and text.
+ */
+export function LifecycleFields(props: { id: string; form: FormValues; errors?: FieldErrors }) {
+  const { id, form, errors } = props;
+  const nb = `${id}-not-before`;
+  const nets = `${id}-networks`;
+  const meta = `${id}-metadata`;
+  const refused = errors?.networkLines ?? {};
+  const lines = networkLines(first(form, "allowedNetworks"));
+  const badLines = lines.flatMap((l, index) => (refused[index] ? [{ ...l, message: refused[index]! }] : []));
+  const netDescribed = [`${nets}-hint`, errors?.allowedNetworks ? `${nets}-error` : "", badLines.length ? `${nets}-lines` : ""].join(" ").trim();
+  return (
+    <fieldset>
+      <legend>Start, networks and metadata (optional)</legend>
+      <label for={nb}>Starts working at (UTC)</label>
+      <input
+        type="datetime-local"
+        id={nb}
+        name="notBefore"
+        value={first(form, "notBefore")}
+        aria-invalid={errors?.notBefore ? "true" : undefined}
+        aria-describedby={[`${nb}-hint`, describedBy(nb, errors, "notBefore") ?? ""].join(" ").trim()}
+      />
+      <p class="hint" id={`${nb}-hint`}>
+        Empty: at once. Until then the key answers NOT_YET_VALID and is listed as “Starts …”.
+      </p>
+      <FieldError id={nb} errors={errors} field="notBefore" />
+      <label for={nets}>Allowed networks</label>
+      <textarea
+        id={nets}
+        name="allowedNetworks"
+        rows={3}
+        spellcheck={false}
+        autocomplete="off"
+        placeholder={"203.0.113.0/24\n2001:db8::/32"}
+        aria-invalid={errors?.allowedNetworks ? "true" : undefined}
+        aria-describedby={netDescribed}
+      >
+        {first(form, "allowedNetworks")}
+      </textarea>
+      <p class="hint" id={`${nets}-hint`}>
+        One IPv4 or IPv6 CIDR range a line (at most 50). Empty: the key works from anywhere. From elsewhere it answers
+        IP_NOT_ALLOWED.
+      </p>
+      <FieldError id={nets} errors={errors} field="allowedNetworks" />
+      {badLines.length > 0 && (
+        <ul class="field-error line-errors" id={`${nets}-lines`}>
+          {badLines.map((l) => (
+            <li>
+              Line {l.line}, <code>{l.range}</code>: {l.message}
+            </li>
+          ))}
+        </ul>
+      )}
+      <label for={meta}>Metadata (JSON)</label>
+      <textarea
+        id={meta}
+        name="metadata"
+        rows={3}
+        spellcheck={false}
+        autocomplete="off"
+        class="code"
+        placeholder={'{"customerId": "cus_123", "plan": "pro"}'}
+        aria-invalid={errors?.metadata ? "true" : undefined}
+        aria-describedby={[`${meta}-hint`, describedBy(meta, errors, "metadata") ?? ""].join(" ").trim()}
+      >
+        {first(form, "metadata")}
+      </textarea>
+      <p class="hint" id={`${meta}-hint`}>
+        A JSON object of at most 1 KiB, returned when the key is verified and sent upstream. Not a place for secrets.
+      </p>
+      <FieldError id={meta} errors={errors} field="metadata" />
     </fieldset>
   );
 }

@@ -4,7 +4,7 @@ import type { Child } from "hono/jsx";
 import type { OrgPolicy } from "../../domain/policy";
 import type { KeyObject } from "../../routes/schemas";
 import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
-import { APP_ROLE_LABELS, ExpirationField, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
+import { APP_ROLE_LABELS, ExpirationField, LifecycleFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
 
 export type Key = z.infer<typeof KeyObject>;
@@ -27,8 +27,66 @@ export interface KeysPageProps {
   /** The signed-in key: actions on keys it cannot manage are disabled with the reason. */
   signer: Signer;
   create?: { form: FormValues; errors: FieldErrors };
-  secret?: { key: string; name: string; secure: boolean; how: "created" | "regenerated" | "revealed" };
+  secret?: { key: string; name: string; secure: boolean; how: "created" | "regenerated" | "revealed"; previousUntil?: string | null };
   notice?: { kind: "ok" | "error"; text: string };
+  /** Ids of listed keys a secret scanning report has disabled (see `leakedKeyIds`). */
+  leaked?: ReadonlySet<string>;
+  /** Epoch ms the page judges "unused for N days" at. */
+  now?: number;
+}
+
+const DAY_MS = 86_400_000;
+/** Unused for this long is worth saying when the policy sets no `unusedKeyDays` of its own. */
+export const DEFAULT_UNUSED_DAYS = 30;
+
+/** Whole days since the key was last used (or created, when never used), once that reaches the policy's threshold; else null. */
+export function unusedDays(k: Pick<Key, "lastUsedAt" | "createdAt">, policy: OrgPolicy, now: number): number | null {
+  const since = Date.parse(k.lastUsedAt ?? k.createdAt);
+  const days = Math.floor((now - since) / DAY_MS);
+  return days >= (policy.unusedKeyDays ?? DEFAULT_UNUSED_DAYS) ? days : null;
+}
+
+/** The overlaps regenerate offers for the old secret, in seconds (the API allows at most 7 days). */
+export const OVERLAP_CHOICES = [
+  { seconds: 0, label: "No: it stops working at once" },
+  { seconds: 3600, label: "For 1 hour" },
+  { seconds: 86400, label: "For 1 day" },
+  { seconds: 604800, label: "For 7 days" },
+] as const;
+
+/**
+ * What state the key is in, as badges: Disabled, Leaked, Rotating (until when), Starts (a pending key),
+ * Networks (how many, the ranges as the badge's description) and Unused for N days.
+ */
+export function StateBadges(props: { k: Key; policy: OrgPolicy; leaked: boolean; now: number }) {
+  const { k } = props;
+  const unused = k.status === "active" ? unusedDays(k, props.policy, props.now) : null;
+  const nets = k.allowedNetworks ?? [];
+  return (
+    <span class="state-badges">
+      {k.status === "disabled" && <Badge tone="danger">Disabled</Badge>}
+      {props.leaked && <Badge tone="danger">Leaked</Badge>}
+      {k.rotation && (
+        <Badge tone="warn">
+          Rotating until <When iso={k.rotation.endsAt} />
+        </Badge>
+      )}
+      {k.status === "pending" && k.notBefore && (
+        <Badge tone="muted">
+          Starts <When iso={k.notBefore} />
+        </Badge>
+      )}
+      {nets.length > 0 && (
+        <span class="tip-wrap" tabindex={0} aria-describedby={`networks-${k.id}`}>
+          <Badge tone="muted">{`Networks: ${nets.length}`}</Badge>
+          <span class="tooltip" role="tooltip" id={`networks-${k.id}`}>
+            {`Works only from ${nets.join(", ")}`}
+          </span>
+        </span>
+      )}
+      {unused !== null && <Badge tone="warn">{`Unused for ${unused} days`}</Badge>}
+    </span>
+  );
 }
 
 function Access(props: { k: Key; appNames: Map<string, string> }) {
@@ -51,7 +109,7 @@ function Expires(props: { k: Key }) {
 }
 
 /** Cancel (closes the dialog) and the dialog's submit button. */
-function DialogActions(props: { submit: string; tone: "primary" | "danger" }) {
+export function DialogActions(props: { submit: string; tone: "primary" | "danger" }) {
   return (
     <div class="actions">
       <button type="button" data-close>
@@ -64,8 +122,8 @@ function DialogActions(props: { submit: string; tone: "primary" | "danger" }) {
   );
 }
 
-/** A confirmation before an action that cannot be undone: it says what will stop working. */
-function ConfirmDialog(props: { id: string; viewer: Viewer; action: string; title: string; submit: string; tone: "primary" | "danger"; children: Child }) {
+/** A confirmation before an action that reduces access: it says what will stop working. */
+export function ConfirmDialog(props: { id: string; viewer: Viewer; action: string; title: string; submit: string; tone: "primary" | "danger"; children: Child }) {
   return (
     <dialog id={props.id} aria-labelledby={`${props.id}-title`}>
       <form method="post" action={props.action}>
@@ -87,7 +145,36 @@ function LockedAction(props: { label: string; name: string; reasonId: string; to
   );
 }
 
-function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; policy: OrgPolicy; signer: Signer }) {
+/** Regenerate's confirmation, with the choice to keep the old secret working for a while. */
+function RegenerateDialog(props: { k: Key; viewer: Viewer }) {
+  const { k } = props;
+  const id = `regenerate-${k.id}`;
+  return (
+    <dialog id={id} aria-labelledby={`${id}-title`}>
+      <form method="post" action={`/console/keys/${k.id}/regenerate`}>
+        <Csrf viewer={props.viewer} />
+        <h2 id={`${id}-title`}>{`Regenerate “${k.name}”?`}</h2>
+        <p>
+          A new secret replaces the current one and is shown once. Its name and access stay the same. Unless you keep
+          the current secret working for a while, every integration still using it stops working immediately.
+        </p>
+        <label for={`${id}-overlap`}>Keep the current secret working</label>
+        <select id={`${id}-overlap`} name="overlapSeconds" aria-describedby={`${id}-overlap-hint`}>
+          {OVERLAP_CHOICES.map((o) => (
+            <option value={String(o.seconds)}>{o.label}</option>
+          ))}
+        </select>
+        <p class="hint" id={`${id}-overlap-hint`}>
+          During the overlap both secrets work, the old one reported as rotating, so running clients can switch without
+          an outage. It never lasts past the key's expiry, and you can end it early from the key's page.
+        </p>
+        <DialogActions submit="Regenerate" tone="primary" />
+      </form>
+    </dialog>
+  );
+}
+
+function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; policy: OrgPolicy; signer: Signer; leaked: boolean; now: number }) {
   const { k, viewer } = props;
   const regen = `regenerate-${k.id}`;
   const del = `delete-${k.id}`;
@@ -99,7 +186,7 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; 
   return (
     <tr data-key-id={k.id}>
       <td data-label="Name">
-        <span class="key-name">{k.name}</span>
+        <span class="key-name">{k.name}</span> <StateBadges k={k} policy={props.policy} leaked={props.leaked} now={props.now} />
         {violation && (
           <p class="violation" id={`violation-${k.id}`}>
             <Badge tone="danger">Violates policy</Badge> {violation.message} Requests with this key are refused until it complies.
@@ -160,12 +247,7 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; 
             {reason}
           </p>
         )}
-        {!reason && (
-          <ConfirmDialog id={regen} viewer={viewer} action={`/console/keys/${k.id}/regenerate`} title={`Regenerate “${k.name}”?`} submit="Regenerate" tone="primary">
-            A new secret replaces the current one and is shown once. Every integration still using the current secret
-            of this key stops working immediately. Its name and access stay the same.
-          </ConfirmDialog>
-        )}
+        {!reason && <RegenerateDialog k={k} viewer={viewer} />}
         {!k.secure && !reason && (
           <ConfirmDialog id={reveal} viewer={viewer} action={`/console/keys/${k.id}/reveal`} title={`Reveal “${k.name}”?`} submit="Reveal key" tone="primary">
             The full key will be shown on this screen. Every reveal is recorded in the audit log. The key itself does
@@ -191,6 +273,8 @@ function KeyTable(props: {
   appNames: Map<string, string>;
   policy: OrgPolicy;
   signer: Signer;
+  leaked: ReadonlySet<string>;
+  now: number;
   empty: string;
   next?: string;
   first?: string;
@@ -216,7 +300,7 @@ function KeyTable(props: {
           </thead>
           <tbody>
             {props.page.keys.map((k) => (
-              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} policy={props.policy} signer={props.signer} />
+              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} policy={props.policy} signer={props.signer} leaked={props.leaked.has(k.id)} now={props.now} />
             ))}
           </tbody>
         </table>
@@ -281,6 +365,7 @@ function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) 
           A secure key is stored only as a hash: it is shown once, after creation, and can never be retrieved again.
         </p>
         <ExpirationField id="create" form={form} errors={errors} policy={props.policy} signerExpiresAt={props.signer.expiresAt} />
+        <LifecycleFields id="create" form={form} errors={errors} />
         <fieldset>
           <legend>Kind of key</legend>
           <label class="check">
@@ -317,7 +402,11 @@ function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
         {secret.secure
           ? "Copy this key now. It will not be shown again: only its hash is stored, so nobody can retrieve it later."
           : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later (each reveal is audited)."}
-        {secret.how === "regenerated" ? " The previous secret has already stopped working." : ""}
+        {secret.how !== "regenerated"
+          ? ""
+          : secret.previousUntil
+            ? ` The previous secret keeps working until ${secret.previousUntil.slice(0, 16).replace("T", " ")} UTC, reported as rotating: switch every client before then.`
+            : " The previous secret has already stopped working."}
       </p>
       <label for="secret-value">API key</label>
       <div class="copy-row">
@@ -342,6 +431,8 @@ function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
 export function KeysPage(props: KeysPageProps) {
   const appNames = new Map(props.apps.map((a) => [a.id, a.name]));
   const { cursor, legacyCursor } = props.cursors;
+  const leaked = props.leaked ?? new Set<string>();
+  const now = props.now ?? Date.now();
   return (
     <Page title="API keys" viewer={props.viewer} tab="keys">
       <div class="toolbar">
@@ -360,6 +451,8 @@ export function KeysPage(props: KeysPageProps) {
         appNames={appNames}
         policy={props.policy}
         signer={props.signer}
+        leaked={leaked}
+        now={now}
         empty="No RBAC or scoped keys yet. Create one to give an integration exactly the access it needs."
         next={props.rbac.nextCursor ? pageLink(props.rbac.nextCursor, legacyCursor) : undefined}
         first={cursor ? pageLink(undefined, legacyCursor) : undefined}
@@ -377,6 +470,8 @@ export function KeysPage(props: KeysPageProps) {
         appNames={appNames}
         policy={props.policy}
         signer={props.signer}
+        leaked={leaked}
+        now={now}
         empty="No legacy keys."
         next={props.legacy.nextCursor ? pageLink(cursor, props.legacy.nextCursor) : undefined}
         first={legacyCursor ? pageLink(cursor, undefined) : undefined}

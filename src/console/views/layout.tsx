@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { Child } from "hono/jsx";
-import type { FieldErrors } from "../forms";
+import type { FieldErrors, FieldName } from "../forms";
 
 /** Who is signed in, as every page header shows it. */
 export interface Viewer {
@@ -92,7 +92,7 @@ export function Page(props: { title: string; viewer?: Viewer; tab?: Tab; childre
 export const Csrf = (props: { viewer: Viewer }) => <input type="hidden" name="_csrf" value={props.viewer.csrfToken} />;
 
 /** The message for a field, tied to its control by `aria-describedby` (`<id>-error`). */
-export function FieldError(props: { id: string; errors?: FieldErrors; field: keyof FieldErrors }) {
+export function FieldError(props: { id: string; errors?: FieldErrors; field: FieldName }) {
   const message = props.errors?.[props.field];
   return message ? (
     <p class="field-error" id={`${props.id}-error`} role="alert">
@@ -101,7 +101,7 @@ export function FieldError(props: { id: string; errors?: FieldErrors; field: key
   ) : null;
 }
 
-export const describedBy = (id: string, errors: FieldErrors | undefined, field: keyof FieldErrors) =>
+export const describedBy = (id: string, errors: FieldErrors | undefined, field: FieldName) =>
   errors?.[field] ? `${id}-error` : undefined;
 
 export function Notice(props: { kind: "ok" | "error"; children: Child }) {
@@ -117,6 +117,6 @@ export function When(props: { iso: string }) {
   return <time datetime={props.iso}>{props.iso.slice(0, 16).replace("T", " ")} UTC</time>;
 }
 
-export const Badge = (props: { tone?: "role" | "scope" | "danger" | "muted"; children: Child }) => (
+export const Badge = (props: { tone?: "role" | "scope" | "danger" | "muted" | "warn"; children: Child }) => (
   <span class={`badge ${props.tone ?? "role"}`}>{props.children}</span>
 );
