@@ -1,0 +1,162 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Page } from "playwright-core";
+import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn, startWorld, verifyCode, type World } from "./harness";
+
+/**
+ * The key lifecycle in the console, clicked through in Chromium at a desktop and a phone width: a key
+ * with allowed networks and metadata, a refused range shown beside its line, regenerate with an overlap
+ * (the Rotating badge and its end time), ending the overlap and disabling, each confirmed first, then
+ * enabling. Every screen fits the viewport, passes axe-core and is saved as a screenshot.
+ */
+let world: World;
+let orgId: string;
+let adminKey: string;
+
+const VIEWPORTS = [
+  { width: 1280, height: 800 },
+  { width: 390, height: 844 },
+];
+
+beforeAll(async () => {
+  world = await startWorld();
+  const org = await api(world, "POST", "/v1/orgs", BOOTSTRAP_SECRET, { name: "Lifecycle Browser Co" });
+  expect(org.status).toBe(201);
+  orgId = org.body.org.id;
+  adminKey = org.body.key.key;
+});
+
+afterAll(async () => {
+  await world?.stop();
+});
+
+/** Fits the viewport, passes axe, and is saved as `<screen>-<width>.png`. */
+async function check(page: Page, screen: string) {
+  const width = page.viewportSize()!.width;
+  expect(await sidewaysOverflow(page), `${screen} at ${width}px`).toEqual([]);
+  expect(await axeViolations(page), `${screen} at ${width}px`).toEqual([]);
+  await shot(page, `${screen}-${width}`);
+}
+
+const keyNamed = async (name: string) =>
+  ((await api(world, "GET", `/v1/orgs/${orgId}/keys?limit=100`, adminKey)).body.keys as { id: string; name: string; [k: string]: unknown }[]).find((k) => k.name === name)!;
+
+for (const viewport of VIEWPORTS) {
+  describe(`key lifecycle at ${viewport.width}px`, () => {
+    const name = `Partner feed ${viewport.width}`;
+    let firstSecret = "";
+    let secondSecret = "";
+
+    it("creates a key with allowed networks and metadata; the list shows its networks, the ranges as the badge's description", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("button", { name: "+ Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create API key" });
+      await dialog.getByLabel("Name").fill(name);
+      await dialog.getByLabel("Allowed networks").fill("203.0.113.0/24\n2001:db8::/32");
+      await dialog.getByLabel("Metadata (JSON)").fill('{"customerId": "cus_42", "plan": "pro"}');
+      await check(page, "create-with-networks");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const modal = page.getByRole("dialog", { name: `Key “${name}” created` });
+      await modal.waitFor();
+      firstSecret = await modal.getByLabel("API key").inputValue();
+      await modal.getByRole("link", { name: "Done" }).click();
+      await page.waitForURL("**/console/keys");
+
+      const made = await keyNamed(name);
+      expect(made).toMatchObject({ allowedNetworks: ["203.0.113.0/24", "2001:db8::/32"], metadata: { customerId: "cus_42", plan: "pro" } });
+      const row = page.locator(`tr[data-key-id="${made.id}"]`);
+      const badge = row.locator(".tip-wrap", { hasText: "Networks: 2" });
+      await badge.focus();
+      expect(await badge.locator(".tooltip").isVisible()).toBe(true);
+      const description = await badge.evaluate((el) => document.getElementById(el.getAttribute("aria-describedby")!)!.textContent);
+      expect(description).toBe("Works only from 203.0.113.0/24, 2001:db8::/32");
+      await check(page, "keys-with-networks");
+      await context.close();
+    });
+
+    it("shows a refused range beside its line and keeps the dialog open with what was typed", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("button", { name: "+ Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create API key" });
+      await dialog.getByLabel("Name").fill(`Bad range ${viewport.width}`);
+      await dialog.getByLabel("Allowed networks").fill("10.0.0.0/8\n10.0.0.1/8");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      const reopened = page.getByRole("dialog", { name: "Create API key" });
+      await reopened.locator("#create-networks-lines").waitFor();
+      expect(await reopened.locator("#create-networks-lines").textContent()).toMatch(/Line 2, 10\.0\.0\.1\/8: .*host bits/i);
+      expect(await reopened.getByLabel("Allowed networks").inputValue()).toBe("10.0.0.0/8\n10.0.0.1/8");
+      expect(await reopened.getByLabel("Allowed networks").getAttribute("aria-invalid")).toBe("true");
+      await check(page, "create-bad-range");
+      await context.close();
+    });
+
+    it("regenerates with a 1-day overlap: the secret page says until when the old secret works, the list shows Rotating until then", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("button", { name: `Regenerate ${name}` }).click();
+      const confirm = page.getByRole("dialog", { name: `Regenerate “${name}”?` });
+      await confirm.getByLabel("Keep the current secret working").selectOption({ label: "For 1 day" });
+      await check(page, "regenerate-with-overlap");
+      await confirm.getByRole("button", { name: "Regenerate" }).click();
+      const modal = page.getByRole("dialog", { name: `New secret for “${name}”` });
+      await modal.waitFor();
+      secondSecret = await modal.getByLabel("API key").inputValue();
+      const { rotation } = (await keyNamed(name)) as unknown as { rotation: { endsAt: string } };
+      expect(Date.parse(rotation.endsAt) - Date.now()).toBeGreaterThan(86_000_000);
+      const until = `${rotation.endsAt.slice(0, 16).replace("T", " ")} UTC`;
+      expect(await modal.locator("#secret-warning").textContent()).toContain(`The previous secret keeps working until ${until}`);
+      await check(page, "regenerated-with-overlap");
+      await modal.getByRole("link", { name: "Done" }).click();
+      await page.waitForURL("**/console/keys");
+      expect(await verifyCode(world, firstSecret)).toBe("IP_NOT_ALLOWED"); // still its secret: only the networks refuse it
+      const badge = page.locator(".badge", { hasText: "Rotating until" }).first();
+      expect(await badge.textContent()).toBe(`Rotating until ${until}`);
+      await check(page, "keys-rotating");
+      await context.close();
+    });
+
+    it("ends the overlap from the key's page after a confirmation: the old secret stops, the new one works", async () => {
+      const made = await keyNamed(name);
+      // Without the networks, verify answers from here: the old secret is VALID during the overlap.
+      expect((await api(world, "PATCH", `/v1/orgs/${orgId}/keys/${made.id}`, adminKey, { allowedNetworks: [] })).status).toBe(200);
+      expect(await verifyCode(world, firstSecret)).toBe("VALID");
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("link", { name: `Manage ${name}` }).click();
+      await page.getByRole("heading", { name: "Rotation in progress" }).waitFor();
+      expect(await page.locator("#rotation-last-used").textContent()).toMatch(/Old secret last used .* ago|just now/);
+      await page.getByRole("button", { name: "End overlap now" }).click();
+      const confirm = page.getByRole("dialog", { name: "End the overlap now?" });
+      await confirm.waitFor();
+      await check(page, "end-overlap-confirmation");
+      await confirm.getByRole("button", { name: "Cancel" }).click();
+      expect(await verifyCode(world, firstSecret)).toBe("VALID"); // Cancel changed nothing
+      await page.getByRole("button", { name: "End overlap now" }).click();
+      await confirm.getByRole("button", { name: "End overlap" }).click();
+      await page.getByText("The overlap has ended").waitFor();
+      expect(await verifyCode(world, firstSecret)).not.toBe("VALID");
+      expect(await verifyCode(world, secondSecret)).toBe("VALID");
+      expect(await page.getByRole("button", { name: "End overlap now" }).count()).toBe(0);
+      await check(page, "overlap-ended");
+      await context.close();
+    });
+
+    it("disables after a confirmation (DISABLED at once, Disabled badge), and enables again", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("link", { name: `Manage ${name}` }).click();
+      await page.getByRole("button", { name: "Disable", exact: true }).click();
+      const confirm = page.getByRole("dialog", { name: `Disable “${name}”?` });
+      await confirm.waitFor();
+      await check(page, "disable-confirmation");
+      await confirm.getByRole("button", { name: "Disable key" }).click();
+      await page.getByRole("heading", { name: "This key is disabled" }).waitFor();
+      expect(await verifyCode(world, secondSecret)).toBe("DISABLED");
+      await check(page, "disabled-key");
+      await page.goto("/console/keys");
+      const made = await keyNamed(name);
+      expect(await page.locator(`tr[data-key-id="${made.id}"] .badge`, { hasText: "Disabled" }).isVisible()).toBe(true);
+      await page.getByRole("link", { name: `Manage ${name}` }).click();
+      await page.getByRole("button", { name: "Enable" }).click();
+      await page.getByText("The key is enabled again").waitFor();
+      expect(await verifyCode(world, secondSecret)).toBe("VALID");
+      await context.close();
+    });
+  });
+}
