@@ -2,6 +2,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
+import worker from "../src/index";
 import { db } from "../src/storage/db";
 import type { QueueMessage } from "../src/storage/events";
 import { events } from "../src/storage/schema";
@@ -272,10 +273,18 @@ describe("retries", () => {
     await runBatch([{ kind: "event", eventId: event.id }], queue.env, event.createdAt, receiver(200).fetch);
     const id = (await deliveriesOf(event.id)).find((r) => r.endpoint_id === endpoint.id)!.id as string;
     await env.DB.prepare("update webhook_deliveries set status = 'dead', attempts = 12, last_status = 500, last_error = 'HTTP 500' where id = ?").bind(id).run();
-    const res = await call("POST", `/v1/orgs/${org.orgId}/webhooks/${endpoint.id}/deliveries/${id}/resend`, { key: org.adminKey });
-    expectStatus(res, 202);
+    // Through the worker with the recording queue: the resend's message is handed to the consumer here, not to the real queue.
+    const ctx = createExecutionContext();
+    const request = new Request(`https://gateway.test/v1/orgs/${org.orgId}/webhooks/${endpoint.id}/deliveries/${id}/resend`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${org.adminKey}` },
+    });
+    const before = queue.sent.length;
+    const res = await worker.fetch(request, queue.env, ctx);
+    expect(res.status, await res.text()).toBe(202);
+    expect(queue.sent.slice(before)).toEqual([{ kind: "delivery", deliveryId: id }]);
     const hook = receiver(200);
-    const result = await runBatch([{ kind: "delivery", deliveryId: id }], queue.env, Date.now(), hook.fetch);
+    const result = await runBatch(queue.sent.slice(before), queue.env, Date.now(), hook.fetch);
     expect(result.acked).toHaveLength(1);
     expect(hook.got.map((r) => r.headers["webhook-id"])).toEqual([id]);
     expect(await delivery(id)).toMatchObject({ status: "succeeded", attempts: 13, last_status: 200, last_error: null });
