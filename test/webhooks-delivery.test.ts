@@ -275,12 +275,15 @@ describe("retries", () => {
     await env.DB.prepare("update webhook_deliveries set status = 'dead', attempts = 12, last_status = 500, last_error = 'HTTP 500' where id = ?").bind(id).run();
     // Through the worker with the recording queue: the resend's message is handed to the consumer here, not to the real queue.
     const ctx = createExecutionContext();
-    const request = new Request(`https://gateway.test/v1/orgs/${org.orgId}/webhooks/${endpoint.id}/deliveries/${id}/resend`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${org.adminKey}` },
-    });
     const before = queue.sent.length;
-    const res = await worker.fetch(request, queue.env, ctx);
+    const res = await worker.fetch(
+      new Request(`https://gateway.test/v1/orgs/${org.orgId}/webhooks/${endpoint.id}/deliveries/${id}/resend`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${org.adminKey}` },
+      }),
+      queue.env,
+      ctx,
+    );
     expect(res.status, await res.text()).toBe(202);
     expect(queue.sent.slice(before)).toEqual([{ kind: "delivery", deliveryId: id }]);
     const hook = receiver(200);
