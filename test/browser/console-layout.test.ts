@@ -15,6 +15,8 @@ let signerKey: string;
 let managerKey: string;
 let readerKey: string;
 let rbacKeyId: string;
+/** A key in every lifecycle state the list and edit page show at once: rotating, networks, metadata, unused. */
+let rotatingKeyId: string;
 /** Whether the apps page exists yet (another change brings it): a 404 is reported as a skip. */
 let appsPage = true;
 
@@ -52,6 +54,19 @@ beforeAll(async () => {
   ).id;
   await create({ kind: "scoped", name: "Every scope, not secure", scopes: ["app:publish", "project:read-rc", "project:deploy", "app:read", "app:upload", "org:read", "apiKeyManagement"], secure: false });
   await create({ kind: "legacy", name: "Old uploader", mode: "upload" });
+  const rotating = await create({
+    kind: "scoped",
+    name: "Partner feed with a long name that rotates its secret across many networks",
+    scopes: ["app:read"],
+    expiresInDays: 30,
+    allowedNetworks: ["203.0.113.0/24", "198.51.100.0/24", "2001:db8:1234:5678::/64", "2001:db8:abcd:ef01::/64"],
+    metadata: { customerId: "cus_0123456789abcdef0123456789", plan: "enterprise-with-a-long-plan-name" },
+  });
+  rotatingKeyId = rotating.id;
+  expect((await api(world, "POST", `/v1/orgs/${orgId}/keys/${rotatingKeyId}/regenerate`, root, { overlapSeconds: 86400 })).status).toBe(200);
+  const paused = await create({ kind: "scoped", name: "Paused integration", scopes: ["app:read"], expiresInDays: 30 });
+  expect((await api(world, "POST", `/v1/orgs/${orgId}/keys/${paused.id}/disable`, root)).status).toBe(200);
+  await create({ kind: "scoped", name: "Starts next week", scopes: ["app:read"], expiresInDays: 30, notBefore: new Date(Date.now() + 7 * 86_400_000).toISOString() });
   // Requires an expiry: the org's first admin key and the never-expiring keys now break the policy.
   expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, signerKey, { requireExpiration: true, maxLifetimeDays: 365 })).status).toBe(200);
   const apps404 = await fetch(`${world.url}/console/apps`, { redirect: "manual" });
@@ -100,6 +115,7 @@ for (const viewport of VIEWPORTS) {
       await page.goto("/console/keys");
       expect(await page.locator(".badge", { hasText: "Violates policy" }).count()).toBeGreaterThan(0);
       expect(await page.locator(".locked-reason").count()).toBeGreaterThan(0);
+      for (const badge of ["Rotating until", "Networks: 4", "Disabled", "Starts"]) expect(await page.locator(".badge", { hasText: badge }).count(), badge).toBe(1);
       const rows = page.locator("#rbac-keys tbody tr, #legacy-keys tbody tr");
       if (viewport.width >= 1280) {
         for (const row of await rows.all()) {
@@ -114,6 +130,11 @@ for (const viewport of VIEWPORTS) {
         expect(await rows.first().locator("td").first().evaluate((td) => getComputedStyle(td, "::before").content)).toBe('"Name"');
       }
       await check(page, "keys");
+      // The networks badge's ranges, shown on focus, stay inside the viewport too.
+      const networks = page.locator(".tip-wrap", { hasText: "Networks: 4" });
+      await networks.focus();
+      expect(await networks.locator(".tooltip").isVisible()).toBe(true);
+      await check(page, "keys-networks-tooltip");
     });
 
     it("create dialog, fresh and with errors", async () => {
@@ -154,6 +175,40 @@ for (const viewport of VIEWPORTS) {
       await page.goto(`/console/keys/${rbacKeyId}`);
       await page.getByRole("button", { name: "Save Changes" }).waitFor();
       await check(page, "edit");
+    });
+
+    it("edit page of a key in rotation, with networks and metadata; its end-overlap and disable confirmations", async () => {
+      const { page } = admin;
+      await page.goto(`/console/keys/${rotatingKeyId}`);
+      await page.getByRole("heading", { name: "Rotation in progress" }).waitFor();
+      await check(page, "edit-rotating");
+      await page.getByRole("button", { name: "End overlap now" }).click();
+      await page.getByRole("dialog", { name: "End the overlap now?" }).waitFor();
+      await check(page, "end-overlap-confirmation");
+      await page.keyboard.press("Escape");
+      await page.getByRole("button", { name: "Disable", exact: true }).click();
+      await page.getByRole("dialog", { name: /^Disable “/ }).waitFor();
+      await check(page, "disable-confirmation");
+    });
+
+    it("regenerate confirmation with its overlap choice", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      await page.getByRole("button", { name: "Regenerate Paused integration" }).click();
+      await page.getByRole("dialog", { name: "Regenerate “Paused integration”?" }).waitFor();
+      await check(page, "regenerate-confirmation");
+    });
+
+    it("create dialog with refused ranges, each beside its line", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      await page.getByRole("button", { name: "+ Create key" }).click();
+      const dialog = page.getByRole("dialog", { name: "Create API key" });
+      await dialog.getByLabel("Name").fill("Refused ranges");
+      await dialog.getByLabel("Allowed networks").fill("10.0.0.1/8\n2001:db8:1234:5678:9abc:def0:1234:5678/64\nnot-a-network-at-all-but-a-very-long-line-of-text");
+      await dialog.getByRole("button", { name: "Create" }).click();
+      await page.getByRole("dialog", { name: "Create API key" }).locator("#create-networks-lines").waitFor();
+      await check(page, "create-dialog-refused-ranges");
     });
 
     it("policy page", async () => {
