@@ -30,6 +30,8 @@ export default defineConfig(async () => {
             BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
             // T: short, so that changes made while leases are held wait little.
             LEASE_MS: "200",
+            // Usage counts reach D1 50 ms after a verification, not 10 s (src/verification/usage.ts).
+            USAGE_FLUSH_MS: "50",
             KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
             KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
             SECRET_SCANNING_PUBLIC_KEYS: reporterKeys,

@@ -220,6 +220,7 @@ export function newApp(): App {
       { name: "Policy", description: "The organization's key policy: required expiration, maximum lifetime, networks for administering keys, what a leak does." },
       { name: "Audit log", description: "Every change to the organization's keys, apps and policy, and every reveal." },
       { name: "Webhooks", description: "Endpoints that receive the organization's events, signed (Standard Webhooks), with their delivery log and resend." },
+      { name: "Usage", description: "Verifications per key over time, and the organization's most used and most refused keys." },
       { name: "Secret scanning", description: "Reports of leaked keys from secret scanning partners (GitHub), signed; our keys in them are revoked." },
     ],
   });

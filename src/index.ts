@@ -2,6 +2,7 @@ import { newApp } from "./app";
 import { registerConsole } from "./console";
 import { GATEWAY_PREFIX } from "./gateway/config";
 import { handleGateway } from "./gateway/proxy";
+import { handleScheduled } from "./lifecycle/scheduled";
 import { registerRoutes } from "./routes";
 import { guardEnv } from "./storage/guarded-bindings";
 import { queueHandler } from "./webhooks/consumer";
@@ -24,4 +25,7 @@ export default {
   },
   // The EVENTS queue: webhook fan-out and delivery (src/webhooks/consumer.ts).
   queue: queueHandler,
+  async scheduled(controller, env) {
+    await handleScheduled(controller, guardEnv(env));
+  },
 } satisfies ExportedHandler<Env>;

@@ -4,6 +4,7 @@ import { auditEntry, iso } from "../storage/audit";
 import { db, type Db } from "../storage/db";
 import { changeStatements } from "../storage/events";
 import { hasOtherAdminKey } from "../storage/key-record";
+import { pruneUsage } from "../storage/usage";
 import { apiKeys, events, orgPolicies } from "../storage/schema";
 
 /**
@@ -12,7 +13,8 @@ import { apiKeys, events, orgPolicies } from "../storage/schema";
  * - `key.expiring` 7 days and 1 day before a key expires, `key.expired` when it has;
  * - `key.unused` for a key unused (since its last use, or its creation) for the org's `unusedKeyDays`,
  *   and with `expireUnusedKeys` the key is expired through its authority (a change like any other),
- *   except the org's last live admin key, which is only flagged.
+ *   except the org's last live admin key, which is only flagged;
+ * - usage counts older than 90 days are deleted.
  *
  * Each is an audit entry and an event (the outbox), written once: a reminder is not repeated for the
  * same expiry, nor a flag for the same idle spell, however often the check runs; a run that was missed
@@ -125,6 +127,8 @@ export async function runDaily(env: Env, now: number): Promise<DailyReport> {
       if (idle.length < PAGE) break;
     }
   }
+
+  await pruneUsage(database, now);
 
   // Expirations that passed, each once (an earlier event was for an earlier expiry).
   for (;;) {

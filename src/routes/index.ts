@@ -18,6 +18,8 @@ import { registerUpdateKey } from "./keys/update-key";
 import { registerHealth } from "./health";
 import { registerCreateOrg } from "./orgs/create-org";
 import { registerReportLeakedKeys } from "./secret-scanning/report-leaks";
+import { registerGetKeyUsage } from "./usage/get-key-usage";
+import { registerGetOrgUsage } from "./usage/get-org-usage";
 import { registerVerifyKey } from "./verify/verify-key";
 import { registerCreateWebhook } from "./webhooks/create-webhook";
 import { registerDeleteWebhook } from "./webhooks/delete-webhook";
@@ -48,6 +50,9 @@ export function registerRoutes(app: App): App {
   registerCreateApp(app);
   registerListApps(app);
   registerDeleteApp(app);
+  // Usage
+  registerGetKeyUsage(app);
+  registerGetOrgUsage(app);
   // Secret scanning partners
   registerReportLeakedKeys(app);
   // Policy and audit

@@ -23,6 +23,10 @@ export class Edge {
   readonly orgOfKey = new Map<string, string>();
   /** keyId → when this isolate last reported a use of it to the key's authority. */
   readonly usesReported = new Map<string, number>();
+  /** `keyId orgId hour outcome` → verifications counted since the last flush (src/verification/usage.ts). */
+  readonly usage = new Map<string, number>();
+  /** The pending flush of `usage`, if one is scheduled. */
+  usageFlush: Promise<void> | null = null;
   /** One call in flight per lease: a burst of first uses makes one authority call, not one each. */
   private readonly inflight = new Map<string, Promise<unknown>>();
 

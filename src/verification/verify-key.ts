@@ -12,6 +12,7 @@ import { StorageUnavailableError } from "../errors";
 import { db } from "../storage/db";
 import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName, type AppRecord, type KeyRecord } from "../storage/key-record";
 import { Edge, isolateEdge } from "./edge";
+import { countUse } from "./usage";
 
 export const VERIFY_CODES = [
   "VALID",
@@ -305,9 +306,27 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   }
 
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
-  if (record.status === "revoked") return { valid: false, code: "REVOKED", message: "The key has been revoked." };
-
   if (!knownOrg) Edge.remember(edge.orgOfKey, record.keyId, record.orgId);
+  // Every outcome of a key that exists is counted (usage analytics), in memory, flushed later.
+  const verdict = await judge(env, edge, record, hash, options, mode, now, policy, appRecord);
+  countUse(env, edge, record.keyId, record.orgId, verdict.code, now, options.waitUntil);
+  return verdict;
+}
+
+/** The verdict on a key that exists, from its record, as of `now`. */
+async function judge(
+  env: Env,
+  edge: Edge,
+  record: Exclude<KeyRecord, { status: "unknown" }>,
+  hash: string,
+  options: VerifyOptions,
+  mode: VerifyMode,
+  now: number,
+  cachedPolicy: OrgPolicy | null,
+  appRecord: AppRecord | null | undefined,
+): Promise<Verification> {
+  if (record.status === "revoked") return { valid: false, code: "REVOKED", message: "The key has been revoked." };
+  let policy = cachedPolicy;
   const { status: _status, version: _version, disabled, ...rest } = record;
   const rotating = record.rotatingUntil !== undefined;
   if (rotating && record.rotatingUntil! <= now) {

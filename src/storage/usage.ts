@@ -1,0 +1,60 @@
+import { and, eq, gte, lt, sql } from "drizzle-orm";
+import type { Db } from "./db";
+import { apiKeys, keyUsage } from "./schema";
+
+/**
+ * Usage counts in D1 (`key_usage`): one row per key, hour and verify code. Isolates add their counts
+ * in one statement per flush (an upsert that adds), so concurrent flushes from many isolates and
+ * locations never lose each other's counts. Kept 90 days (the daily check prunes).
+ */
+
+export const HOUR_MS = 3_600_000;
+export const USAGE_RETENTION_DAYS = 90;
+
+export interface UsageCount {
+  keyId: string;
+  orgId: string;
+  hour: number;
+  outcome: string;
+  count: number;
+}
+
+/** Adds `counts` to the stored ones, in one statement (the rows as one JSON parameter). */
+export async function addUsage(database: Db, counts: UsageCount[]): Promise<void> {
+  if (!counts.length) return;
+  await database.run(sql`
+    insert into ${keyUsage} (key_id, org_id, hour, outcome, count)
+    select value->>'keyId', value->>'orgId', value->>'hour', value->>'outcome', value->>'count' from json_each(${JSON.stringify(counts)}) where true
+    on conflict (key_id, hour, outcome) do update set count = count + excluded.count`);
+}
+
+/** A key's counts per bucket (`hour` or `day`, UTC) and outcome in [from, to). */
+export async function usageSeries(database: Db, keyId: string, from: number, to: number, bucketMs: number) {
+  return database
+    // `%` makes SQLite treat both sides as integers (a bound number may arrive as a real, and `/` would not truncate).
+    .select({ bucket: sql<number>`${keyUsage.hour} - ${keyUsage.hour} % ${bucketMs}`, outcome: keyUsage.outcome, count: sql<number>`sum(${keyUsage.count})` })
+    .from(keyUsage)
+    .where(and(eq(keyUsage.keyId, keyId), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))
+    .groupBy(sql`1`, keyUsage.outcome)
+    .all();
+}
+
+/** The org's keys with the most verifications (or refusals) in [from, to), with their names. */
+export async function topKeys(database: Db, orgId: string, from: number, to: number, by: "requests" | "refusals", limit: number) {
+  const refused = sql<number>`sum(case when ${keyUsage.outcome} = 'VALID' then 0 else ${keyUsage.count} end)`;
+  const total = sql<number>`sum(${keyUsage.count})`;
+  return database
+    .select({ keyId: keyUsage.keyId, name: apiKeys.name, total, refused })
+    .from(keyUsage)
+    .leftJoin(apiKeys, eq(apiKeys.id, keyUsage.keyId))
+    .where(and(eq(keyUsage.orgId, orgId), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))
+    .groupBy(keyUsage.keyId)
+    .orderBy(sql`${by === "requests" ? total : refused} desc`, keyUsage.keyId)
+    .limit(limit)
+    .all();
+}
+
+/** Deletes counts older than the retention. */
+export async function pruneUsage(database: Db, now: number): Promise<void> {
+  await database.delete(keyUsage).where(lt(keyUsage.hour, now - USAGE_RETENTION_DAYS * 86_400_000));
+}
