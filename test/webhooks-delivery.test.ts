@@ -6,7 +6,7 @@ import worker from "../src/index";
 import { db } from "../src/storage/db";
 import type { QueueMessage } from "../src/storage/events";
 import { events } from "../src/storage/schema";
-import { handleQueue, MAX_RETRY_SECONDS, RETRY_WINDOW_MS, retryDelaySeconds } from "../src/webhooks/consumer";
+import { handleQueue, MAX_RETRY_SECONDS, resumeStalledDeliveries, RETRY_WINDOW_MS, retryDelaySeconds, STALL_MS } from "../src/webhooks/consumer";
 import { verifyWebhook } from "../src/webhooks/signing";
 import { call, createOrg, expectStatus } from "./helpers";
 
@@ -299,6 +299,35 @@ describe("retries", () => {
     const broken = { ...env, DB: { prepare: () => { throw new Error("D1 down"); }, batch: () => Promise.reject(new Error("D1 down")) } } as unknown as Env;
     const faulted = await runBatch([{ kind: "event", eventId: "evt_x" }], broken, Date.now(), receiver(200).fetch);
     expect(faulted.retried).toHaveLength(1);
+  });
+});
+
+describe("stalled deliveries", () => {
+  it("a delivery whose message was lost (dead-lettered, or its attempt died) is resumed by the sweep and then delivered", async () => {
+    await register(["key.revoked"]);
+    const event = await seedEvent("key.revoked");
+    const queue = recordingQueue();
+    await runBatch([{ kind: "event", eventId: event.id }], queue.env, event.createdAt, receiver(200).fetch);
+    const [lost] = queue.sent as [QueueMessage & { kind: "delivery" }];
+    const t0 = (await delivery(lost.deliveryId))!.created_at as number;
+    // The first attempt fails and its retry message is lost.
+    await runBatch([lost], queue.env, t0, receiver(500).fetch);
+    const due = (await delivery(lost.deliveryId))!.next_attempt_at as number;
+    // The sweep is for the whole database: other tests' deliveries may be resumed beside this one.
+    const resumed = async (now: number) => {
+      const sweep = recordingQueue();
+      await resumeStalledDeliveries(db(env.DB), sweep.env.EVENTS, now);
+      return sweep.sent.filter((m) => m.kind === "delivery" && m.deliveryId === lost.deliveryId);
+    };
+    expect(await resumed(due + STALL_MS - 1000)).toEqual([]);
+    const again = await resumed(due + STALL_MS + 1000);
+    expect(again).toEqual([lost]);
+    const hook = receiver(200);
+    await runBatch(again, queue.env, due + STALL_MS + 2000, hook.fetch);
+    expect(hook.got).toHaveLength(1);
+    expect(await delivery(lost.deliveryId)).toMatchObject({ status: "succeeded", attempts: 2 });
+    // Finished: never resumed again.
+    expect(await resumed(due + RETRY_WINDOW_MS)).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { decryptSecret } from "../domain/crypto";
 import { newId } from "../domain/key-format";
 import type { QueueMessage } from "../storage/events";
@@ -240,4 +240,34 @@ async function deliver(
   const next = Math.min(done + retryDelaySeconds(claimed.attempts) * 1000, deadline);
   await finish({ status: "failed", lastStatus: outcome.status, lastError: outcome.error, nextAttemptAt: next });
   message.retry({ delaySeconds: queueDelay(next - done) });
+}
+
+/** A delivery due this long ago and not attempted lost its message (the dead-letter queue took it, an isolate died mid-attempt). */
+export const STALL_MS = 15 * 60 * 1000;
+/** Stalled deliveries resumed per sweep: one `sendBatch`, Queues' limit. */
+const RESUME_BATCH = 100;
+
+/**
+ * Sends a fresh delivery message for each delivery that should have been attempted at least
+ * {@link STALL_MS} ago and was not: nothing waits forever on a message Queues gave up on. Meant for the
+ * minute's cron. A delivery whose message is merely late gets two, and the claim makes that one attempt.
+ * Returns how many were resumed.
+ * @example await resumeStalledDeliveries(db(env.DB), env.EVENTS)
+ */
+export async function resumeStalledDeliveries(database: Db, queue: Queue, now = Date.now()): Promise<number> {
+  const d = webhookDeliveries;
+  const stalled = await database
+    .select({ id: d.id })
+    .from(d)
+    .where(
+      and(
+        inArray(d.status, ["pending", "failed"]),
+        or(lt(d.nextAttemptAt, now - STALL_MS), and(isNull(d.nextAttemptAt), lt(d.createdAt, now - STALL_MS))),
+      ),
+    )
+    .orderBy(asc(d.id))
+    .limit(RESUME_BATCH)
+    .all();
+  if (stalled.length > 0) await queue.sendBatch(stalled.map((row) => ({ body: { kind: "delivery", deliveryId: row.id } satisfies QueueMessage })));
+  return stalled.length;
 }
