@@ -75,7 +75,8 @@ function sync(form) {
   form.querySelectorAll("[data-when-date]").forEach((s) => { s.hidden = !!exp && exp.value !== "date"; });
 }
 document.querySelectorAll("form[data-key-form]").forEach((form) => { sync(form); form.addEventListener("change", () => sync(form)); });
-document.querySelectorAll("dialog[data-autoopen]").forEach((d) => d.showModal());
+// A form shown again with errors opens at its first refused field, not at its first field.
+document.querySelectorAll("dialog[data-autoopen]").forEach((d) => { d.showModal(); const bad = d.querySelector("[aria-invalid=true]"); if (bad) bad.focus(); });
 `;
 
 /** The console's icon: a key, in the accent colour. Served as a file, which the CSP's img-src allows. */
