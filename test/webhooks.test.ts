@@ -159,6 +159,10 @@ describe("POST /v1/orgs/{orgId}/webhooks", () => {
     expect(created.url).toBe("http://localhost:8787/gw/demo/webhooks");
   });
 
+  it("stores the URL as it will be called: normalized by the URL parser", async () => {
+    expect((await register({ url: " HTTPS://Hooks.Example.COM ", eventTypes: ["*"] })).url).toBe("https://hooks.example.com/");
+  });
+
   it(`holds at most ${MAX_WEBHOOKS_PER_ORG} endpoints per organization (409)`, async () => {
     const crowded = await createOrg("Crowded Hooks");
     for (let i = 0; i < MAX_WEBHOOKS_PER_ORG; i++) await register({ url: `https://hooks.example.com/${i}`, eventTypes: ["*"] }, crowded);

@@ -227,18 +227,26 @@ async function deliver(
   const sentAt = now();
   const outcome = await attempt(send, endpoint.url, await webhookHeaders(secret, claimed.id, body, sentAt), body);
   const done = now();
+  // One line per attempt, like a request's: ids and outcome, never the URL (a receiver's token may be in it).
+  const log = (result: string) =>
+    console.log(
+      JSON.stringify({ queue: "webhooks", deliveryId, endpointId: endpoint.id, eventType: event.type, attempt: claimed.attempts, status: outcome.status, outcome: result, latencyMs: done - sentAt }),
+    );
   if (outcome.ok) {
     await finish({ status: "succeeded", lastStatus: outcome.status, lastError: null, nextAttemptAt: null });
+    log("succeeded");
     return message.ack();
   }
   const deadline = claimed.createdAt + RETRY_WINDOW_MS;
   if (done >= deadline) {
     await finish({ status: "dead", lastStatus: outcome.status, lastError: outcome.error, nextAttemptAt: null });
+    log("dead");
     return message.ack();
   }
   // The last retry lands on the deadline rather than past it.
   const next = Math.min(done + retryDelaySeconds(claimed.attempts) * 1000, deadline);
   await finish({ status: "failed", lastStatus: outcome.status, lastError: outcome.error, nextAttemptAt: next });
+  log("retry");
   message.retry({ delaySeconds: queueDelay(next - done) });
 }
 

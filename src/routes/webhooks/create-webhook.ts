@@ -85,7 +85,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const row = {
     id,
     orgId,
-    url,
+    // As the URL parser reads it: what the list shows is exactly what is called.
+    url: new URL(url).href,
     eventTypes,
     description: description || null,
     secretCiphertext: await encryptSecret(c.env.KEY_ENCRYPTION_SECRET, secret, id),
