@@ -23,7 +23,20 @@ export function formValues(body: Record<string, string | File | (string | File)[
 export const first = (form: FormValues, name: string) => form[name]?.[0] ?? "";
 
 /** A form field that can carry a message; `form` holds messages that belong to no single field. */
-export type FieldName = "name" | "expiration" | "orgRole" | "appRoles" | "scopes" | "notBefore" | "allowedNetworks" | "metadata" | "policy" | "form";
+export type FieldName =
+  | "name"
+  | "expiration"
+  | "orgRole"
+  | "appRoles"
+  | "scopes"
+  | "notBefore"
+  | "allowedNetworks"
+  | "metadata"
+  | "policy"
+  | "url"
+  | "eventTypes"
+  | "description"
+  | "form";
 
 /**
  * Field name in the form → message. `networkLines` holds the API's message for each refused range, by its
@@ -167,6 +180,9 @@ const FIELD_OF: [RegExp, FieldName][] = [
   [/^notBefore$/, "notBefore"],
   [/^allowedNetworks/, "allowedNetworks"],
   [/^metadata/, "metadata"],
+  [/^url$/, "url"],
+  [/^eventTypes/, "eventTypes"],
+  [/^description$/, "description"],
   [/^expires(InDays|At)$/, "expiration"],
   [/^orgRole$/, "orgRole"],
   [/^appRoles/, "appRoles"],
@@ -184,6 +200,9 @@ const LABELS: Record<string, string> = {
   notBefore: "The start",
   allowedNetworks: "Allowed networks",
   metadata: "Metadata",
+  url: "The URL",
+  eventTypes: "Event types",
+  description: "The description",
 };
 
 /** The API's error envelope as messages beside the fields they concern. */
@@ -322,4 +341,11 @@ export function defaultExpiration(policy: OrgPolicy, signerExpiresAt: number | n
  */
 export function defaultCreateForm(grantable: { orgRoles: readonly OrgRole[] }, expiration: FormValues): FormValues {
   return { kind: ["rbac"], secure: ["on"], ...expiration, orgRole: [grantable.orgRoles.includes("member") ? "member" : "none"], appRole: ["reader"] };
+}
+
+/** `POST /v1/orgs/{orgId}/webhooks` body from the register dialog; "every event" alone when it is ticked. */
+export function webhookBody(form: FormValues) {
+  const types = form.eventTypes ?? [];
+  const description = first(form, "description").trim();
+  return { url: first(form, "url").trim(), eventTypes: types.includes("*") ? ["*"] : types, description: description || null };
 }

@@ -29,29 +29,45 @@ const ID = /^[A-Za-z0-9_-]{22}$/;
 const recordName = async (id: string) => ONE_TIME_SECRET_PREFIX + (await hashKey(id));
 
 
-/**
- * Keeps `secret` for one view by this browser's session; returns the URL to redirect to.
- * @example return c.redirect(await stashSecret(c, { key, name, secure, how: "created" }), 303);
- */
-export async function stashSecret(c: Context<AppEnv>, secret: ShownSecret): Promise<string> {
-  const id = randomToken(16);
-  const sealed = await encryptSecret(getCookie(c, SESSION_COOKIE)!, JSON.stringify(secret), id);
-  await c.env.KEYS_KV.put(await recordName(id), sealed, { expirationTtl: ONE_TIME_SECRET_TTL_SECONDS });
-  return `/console/keys?secret=${id}`;
+/** A webhook endpoint's signing secret, shown once on the webhooks page. */
+export interface ShownSigningSecret {
+  secret: string;
+  url: string;
 }
 
-/** The secret kept under `id` for this session, removed as it is read; undefined when gone or not this session's. */
-export async function takeSecret(c: Context<AppEnv>, id: string | undefined): Promise<ShownSecret | undefined> {
+/** The page that shows a kept secret, and what it shows there. */
+interface Kept {
+  keys: ShownSecret;
+  webhooks: ShownSigningSecret;
+}
+
+/**
+ * Keeps `secret` for one view by this browser's session, on `page`; returns the URL to redirect to.
+ * @example return c.redirect(await stashSecret(c, { key, name, secure, how: "created" }), 303);
+ */
+export async function stashSecret<P extends keyof Kept = "keys">(c: Context<AppEnv>, secret: Kept[P], page: P = "keys" as P): Promise<string> {
+  const id = randomToken(16);
+  const sealed = await encryptSecret(getCookie(c, SESSION_COOKIE)!, JSON.stringify({ page, secret }), id);
+  await c.env.KEYS_KV.put(await recordName(id), sealed, { expirationTtl: ONE_TIME_SECRET_TTL_SECONDS });
+  return `/console/${page}?secret=${id}`;
+}
+
+/**
+ * The secret kept under `id` for this session and `page`, removed as it is read; undefined when gone, not this
+ * session's, or kept for another page (which it then stays for).
+ */
+export async function takeSecret<P extends keyof Kept = "keys">(c: Context<AppEnv>, id: string | undefined, page: P = "keys" as P): Promise<Kept[P] | undefined> {
   if (!id || !ID.test(id)) return undefined;
   const name = await recordName(id);
   const sealed = await c.env.KEYS_KV.get(name);
   if (!sealed) return undefined;
-  let secret: ShownSecret;
+  let kept: { page: P; secret: Kept[P] };
   try {
-    secret = JSON.parse(await decryptSecret(getCookie(c, SESSION_COOKIE)!, sealed, id)) as ShownSecret;
+    kept = JSON.parse(await decryptSecret(getCookie(c, SESSION_COOKIE)!, sealed, id)) as { page: P; secret: Kept[P] };
   } catch {
     return undefined; // another session's: its cookie does not open it, and it stays for its own
   }
+  if (kept.page !== page) return undefined;
   await c.env.KEYS_KV.delete(name);
-  return secret;
+  return kept.secret;
 }
