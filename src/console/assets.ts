@@ -125,7 +125,8 @@ fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.
 .tooltip{display:none;position:absolute;z-index:5;top:calc(100% + 4px);left:0;width:max-content;max-width:min(22rem,calc(100vw - 2rem));background:#1b1f24;color:#fff;padding:.45rem .6rem;border-radius:6px;font-size:.82rem;font-weight:400;white-space:normal;text-align:left}
 .disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip,.tip-wrap:hover .tooltip,.tip-wrap:focus .tooltip{display:block}.disabled-wrap[data-dismissed] .tooltip,.tip-wrap[data-dismissed] .tooltip{display:none}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
-.pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
+dl.details{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1rem .6rem;margin:.35rem 0 0;font-size:.85rem}dl.details dt{color:var(--muted)}dl.details dd{margin:0;min-width:0}
+.hint.indent{margin-left:1.6rem}.pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
 @media (max-width:760px){
 main{padding:1rem}.top{padding:.6rem 1rem}.who{margin-left:0;flex-basis:100%}
 dialog{padding:1rem;width:calc(100% - 1rem);max-width:none}

@@ -1,6 +1,6 @@
 import { EXPIRY_PRESETS_DAYS, ORG_ROLES, SCOPES, type AppRole, type LegacyMode, type OrgRole, type Permission, type Scope } from "../domain/catalog";
 import { allows, grantsOf, missingGrants, type Grant, type KeyAccess } from "../domain/permissions";
-import { outlives, policyViolation, type OrgPolicy, type PolicyViolation } from "../domain/policy";
+import { LEAKED_KEY_ACTIONS, outlives, policyViolation, type OrgPolicy, type PolicyViolation } from "../domain/policy";
 
 /**
  * Console forms ↔ API bodies, and API errors → messages next to form fields. The API stays the
@@ -33,6 +33,7 @@ export type FieldName =
   | "allowedNetworks"
   | "metadata"
   | "policy"
+  | "unusedKeyDays"
   | "url"
   | "eventTypes"
   | "description"
@@ -168,11 +169,28 @@ export function updateKeyBody(current: EditedKey, form: FormValues) {
   return body;
 }
 
-/** `PUT /v1/orgs/{orgId}/policy` body from the policy page. */
-export function policyBody(form: FormValues) {
+/**
+ * The rules the policy page's form sets. The unused-key rules and the leak action only when the form carried
+ * them: the page's route sends every other rule back as it stands, since PUT replaces the whole policy.
+ */
+export function policyBody(form: FormValues): Partial<OrgPolicy> {
   const cap = first(form, "maxLifetimeDays").trim();
   if (cap !== "" && !/^\d+$/.test(cap)) throw new FormError({ policy: "Enter a whole number of days, or leave it empty for no cap." });
-  return { requireExpiration: first(form, "requireExpiration") === "on", maxLifetimeDays: cap === "" ? null : Number(cap) };
+  const body: Partial<OrgPolicy> = {
+    requireExpiration: first(form, "requireExpiration") === "on",
+    maxLifetimeDays: cap === "" ? null : Number(cap),
+    requireNetworksForAdmin: first(form, "requireNetworksForAdmin") === "on",
+  };
+  const leak = first(form, "leakedKeyAction");
+  if ((LEAKED_KEY_ACTIONS as readonly string[]).includes(leak)) body.leakedKeyAction = leak as OrgPolicy["leakedKeyAction"];
+  // A number input is always submitted, empty or not: its presence says the form showed the unused-key rules.
+  if (form.unusedKeyDays !== undefined) {
+    const days = first(form, "unusedKeyDays").trim();
+    if (days !== "" && !/^\d+$/.test(days)) throw new FormError({ unusedKeyDays: "Enter a whole number of days, or leave it empty to never flag unused keys." });
+    body.unusedKeyDays = days === "" ? null : Number(days);
+    body.expireUnusedKeys = first(form, "expireUnusedKeys") === "on";
+  }
+  return body;
 }
 
 const FIELD_OF: [RegExp, FieldName][] = [
@@ -188,6 +206,7 @@ const FIELD_OF: [RegExp, FieldName][] = [
   [/^appRoles/, "appRoles"],
   [/^scopes/, "scopes"],
   [/^(requireExpiration|maxLifetimeDays)$/, "policy"],
+  [/^(unusedKeyDays|expireUnusedKeys)$/, "unusedKeyDays"],
 ];
 
 const LABELS: Record<string, string> = {
