@@ -81,8 +81,13 @@ describe("POST /v1/orgs/{orgId}/webhooks", () => {
   it("is audited as webhook.create with the endpoint's origin only", async () => {
     const created = await register({ url: "https://hooks.example.com/t/receiver-token-123?sig=abc", eventTypes: ["*"] });
     const log = await call("GET", `/v1/orgs/${org.orgId}/audit-log?action=webhook.create`, { key: org.adminKey });
-    const entry = log.body.entries.find((e: { details: { webhookId: string } }) => e.details.webhookId === created.id);
-    expect(entry).toMatchObject({ action: "webhook.create", actorKeyId: org.adminKeyId, details: { origin: "https://hooks.example.com", eventTypes: ["*"] } });
+    const entry = log.body.entries.find((e: { targetId: string }) => e.targetId === created.id);
+    expect(entry).toMatchObject({
+      action: "webhook.create",
+      targetType: "webhook",
+      actorKeyId: org.adminKeyId,
+      details: { origin: "https://hooks.example.com", eventTypes: ["*"] },
+    });
     expect(JSON.stringify(entry)).not.toContain("receiver-token-123");
   });
 
@@ -197,7 +202,7 @@ describe("GET, DELETE /v1/orgs/{orgId}/webhooks…", () => {
     const left = await env.DB.prepare("select count(*) as n from webhook_deliveries where endpoint_id = ?").bind(created.id).first<{ n: number }>();
     expect(left!.n).toBe(0);
     const log = await call("GET", `/v1/orgs/${org.orgId}/audit-log?action=webhook.delete`, { key: org.adminKey });
-    expect(log.body.entries.some((e: { details: { webhookId: string } }) => e.details.webhookId === created.id)).toBe(true);
+    expect(log.body.entries.some((e: { targetType: string; targetId: string }) => e.targetType === "webhook" && e.targetId === created.id)).toBe(true);
   });
 
   it("refuses malformed ids with 400", async () => {

@@ -94,10 +94,10 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     disabledAt: null,
   };
   // The audit entry names the endpoint's origin only: a receiver's path or query may hold its own token.
-  const details = { webhookId: id, origin: new URL(url).origin, eventTypes, description: row.description };
+  const details = { origin: new URL(url).origin, eventTypes, description: row.description };
   await database.batch([
     database.insert(webhookEndpoints).values(row),
-    ...changeStatements(database, auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "webhook.create", orgId, details, "org")),
+    ...changeStatements(database, auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "webhook.create", id, details, "webhook")),
   ]);
   return c.json({ ...toWebhookObject(row), secret }, 201);
 };

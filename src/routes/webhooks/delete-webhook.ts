@@ -35,12 +35,12 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const mine = and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.orgId, orgId));
   const row = await database.select().from(webhookEndpoints).where(mine).get();
   if (!row) throw new ApiError("NOT_FOUND", "No such webhook endpoint.");
-  const details = { webhookId, origin: new URL(row.url).origin, eventTypes: row.eventTypes, description: row.description };
+  const details = { origin: new URL(row.url).origin, eventTypes: row.eventTypes, description: row.description };
   // One batch: its queued deliveries find no row and are dropped by the consumer.
   await database.batch([
     database.delete(webhookDeliveries).where(and(eq(webhookDeliveries.endpointId, webhookId), eq(webhookDeliveries.orgId, orgId))),
     database.delete(webhookEndpoints).where(mine),
-    ...changeStatements(database, auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "webhook.delete", orgId, details, "org")),
+    ...changeStatements(database, auditEntry(orgId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, "webhook.delete", webhookId, details, "webhook")),
   ]);
   return c.body(null, 204);
 };
