@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { NO_POLICY, type OrgPolicy } from "../../domain/policy";
+import { ID_PATTERN } from "../../domain/key-format";
 import { ApiError } from "../../errors";
 import { consoleApi, type ConsoleApi } from "../api";
 import { dataOr, grantableFor, keyPath, orgPath, unlessUnavailable, viewerOf } from "../context";
@@ -10,7 +11,7 @@ import { fieldErrors, FormError, updateKeyBody, type FieldErrors, type FormValue
 import { EditKeyPage } from "../views/edit-page";
 import type { Key } from "../views/keys-page";
 import { allApps } from "./apps";
-import { appsStateOf, signerOf } from "./keys";
+import { appsStateOf, leakedKeyIds, signerOf } from "./keys";
 
 /** What the edit page shows besides the key: a refused form, a notice, the offer to disable the last admin key anyway. */
 export interface EditShown {
@@ -27,18 +28,26 @@ const NOTICES: Record<string, string> = {
 };
 
 export async function renderEdit(c: Context<AppEnv>, api: ConsoleApi, shown: EditShown = {}, status = 200) {
-  const [key, policy, apps] = await Promise.all([
+  const keyId = c.req.param("keyId") ?? "";
+  const [key, policy, apps, leaks] = await Promise.all([
     api<Key>("GET", keyPath(c)),
     api<OrgPolicy>("GET", `${orgPath(c)}/policy`),
     allApps(c, api),
+    // This key's latest leak report, for the Leaked badge (see leakedKeyIds).
+    ID_PATTERN.test(keyId)
+      ? api<{ entries: { targetId: string; createdAt: string }[] }>("GET", `${orgPath(c)}/audit-log?action=key.leaked&keyId=${keyId}&limit=1`)
+      : Promise.resolve(undefined),
   ]);
   if (!unlessUnavailable(key).ok) throw new ApiError("NOT_FOUND", "No such key in your organization.");
+  const k = (key as { data: Key }).data;
+  const leakEntries = leaks ? dataOr(leaks, { entries: [] }).entries.filter((e) => e.targetId === k.id) : [];
   const appList = apps.items;
   const asked = c.req.method === "GET" ? c.req.query("notice") : undefined;
   return c.html(
     <EditKeyPage
       viewer={viewerOf(c)}
-      k={(key as { data: Key }).data}
+      k={k}
+      leaked={leakedKeyIds([k], leakEntries).has(k.id)}
       apps={appList}
       appsState={appsStateOf(c, apps)}
       policy={dataOr(policy, NO_POLICY)}

@@ -19,6 +19,8 @@ export interface EditPageProps {
   notice?: { kind: "ok" | "error"; text: string };
   /** Disabling was refused because this is the org's last admin key: offer to do it anyway. */
   offerForce?: boolean;
+  /** A secret scanning report left the key disabled (see `leakedKeyIds`). */
+  leaked?: boolean;
   now?: number;
 }
 
@@ -170,7 +172,7 @@ export function EditKeyPage(props: EditPageProps) {
         created <When iso={k.createdAt} />
       </p>
       <p>
-        <StateBadges k={k} policy={props.policy} leaked={false} now={now} />
+        <StateBadges k={k} policy={props.policy} leaked={props.leaked ?? false} now={now} />
       </p>
       {props.notice && <Notice kind={props.notice.kind}>{props.notice.text}</Notice>}
       {violation && (
