@@ -20,7 +20,14 @@ describe("GET and PUT /v1/orgs/{orgId}/policy", () => {
     const admin = await createKeyAs(fresh.adminKey, fresh.orgId, { kind: "rbac", name: "Expiring admin", orgRole: "admin", expiresInDays: 30 });
     const first = await call("GET", policyPath(fresh.orgId), { key: fresh.adminKey });
     expectStatus(first, 200);
-    expect(first.body).toEqual({ requireExpiration: false, maxLifetimeDays: null });
+    expect(first.body).toEqual({
+      requireExpiration: false,
+      maxLifetimeDays: null,
+      requireNetworksForAdmin: false,
+      leakedKeyAction: "revoke",
+      unusedKeyDays: null,
+      expireUnusedKeys: false,
+    });
     // The org's first admin key never expires: it may not set a policy that would lock itself out.
     const lockout = await put({ requireExpiration: true, maxLifetimeDays: 90 }, fresh.adminKey, fresh.orgId);
     expectStatus(lockout, 409);
@@ -28,7 +35,7 @@ describe("GET and PUT /v1/orgs/{orgId}/policy", () => {
     expectStatus(await put({ requireExpiration: true, maxLifetimeDays: 90 }, admin.key, fresh.orgId), 200);
     expect((await call("GET", policyPath(fresh.orgId), { key: fresh.adminKey })).body.error.details.reason).toBe("POLICY_VIOLATION");
     const after = await call("GET", policyPath(fresh.orgId), { key: admin.key });
-    expect(after.body).toEqual({ requireExpiration: true, maxLifetimeDays: 90 });
+    expect(after.body).toMatchObject({ requireExpiration: true, maxLifetimeDays: 90, requireNetworksForAdmin: false, leakedKeyAction: "revoke" });
   });
 
   it("is in force for every existing key before the call returns, and lifting it restores them", async () => {

@@ -200,7 +200,12 @@ export const webhookDeliveries = sqliteTable(
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [uniqueIndex("webhook_deliveries_endpoint_event").on(t.endpointId, t.eventId), index("webhook_deliveries_org").on(t.orgId, t.id)],
+  (t) => [
+    uniqueIndex("webhook_deliveries_endpoint_event").on(t.endpointId, t.eventId),
+    index("webhook_deliveries_org").on(t.orgId, t.id),
+    // The minute's sweep of deliveries due long ago but never attempted.
+    index("webhook_deliveries_due").on(t.status, t.nextAttemptAt),
+  ],
 );
 
 /**
