@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Metadata } from "../domain/metadata";
+import type { RateLimit } from "../domain/rate-limit";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
@@ -62,6 +63,8 @@ export const apiKeys = sqliteTable(
     allowedNetworks: text("allowed_networks", { mode: "json" }).$type<string[]>(),
     /** JSON object (≤ 1 KiB) returned by verification and forwarded upstream; never indexed. */
     metadata: text("metadata", { mode: "json" }).$type<Metadata>(),
+    /** JSON array of `{ limit, periodSeconds }` (at most 3); null: the org policy's, if any. */
+    rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimit[]>(),
     /**
      * Rotation with overlap: the secret before the last regeneration keeps verifying (reported as
      * rotating) until `previousExpiresAt`. Its hash is not unique-indexed: only the authority reads it.
@@ -107,6 +110,8 @@ export const orgPolicies = sqliteTable("org_policies", {
   unusedKeyDays: integer("unused_key_days"),
   /** With `unused_key_days`: an unused key is also expired (through its authority), not only flagged. */
   expireUnusedKeys: integer("expire_unused_keys", { mode: "boolean" }).notNull().default(false),
+  /** Rate limits of every key of the org that has none of its own (JSON array, as `api_keys.rate_limits`). */
+  rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimit[]>(),
   updatedAt: integer("updated_at").notNull(),
 });
 
