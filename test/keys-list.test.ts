@@ -62,7 +62,7 @@ describe("GET /v1/orgs/{orgId}/keys — happy paths", () => {
       expect(Object.keys(key).sort()).toEqual(
         [
           "allowedNetworks", "appRoles", "createdAt", "disabledAt", "expiresAt", "id", "kind", "lastUsedAt", "metadata", "mode", "name",
-          "notBefore", "orgId", "orgRole", "prefix", "rotation", "scopes", "secure", "status", "updatedAt",
+          "notBefore", "orgId", "orgRole", "prefix", "rateLimits", "rotation", "scopes", "secure", "status", "updatedAt",
         ],
       );
       expect(key.prefix).toMatch(/^kgw_[0-9a-z]{20}_[0-9A-Za-z]{4}$/);

@@ -1,4 +1,5 @@
 import type { Grant } from "./permissions";
+import type { RateLimit } from "./rate-limit";
 
 /**
  * Org key policy: require an expiration, cap a key's lifetime, require allowed networks on the keys
@@ -21,6 +22,8 @@ export interface OrgPolicy {
   unusedKeyDays?: number | null;
   /** With `unusedKeyDays`: such a key is expired too, not only flagged. */
   expireUnusedKeys?: boolean;
+  /** Rate limits of every key that has none of its own; null or absent: none. */
+  rateLimits?: RateLimit[] | null;
 }
 
 export const LEAKED_KEY_ACTIONS = ["revoke", "disable"] as const;
@@ -33,6 +36,7 @@ export const NO_POLICY: Required<OrgPolicy> = {
   leakedKeyAction: "revoke",
   unusedKeyDays: null,
   expireUnusedKeys: false,
+  rateLimits: null,
 };
 
 /** The permissions that make a key an administrator's, for `requireNetworksForAdmin`. */

@@ -3,6 +3,7 @@ import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domai
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
+import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
 import { ApiError, StorageUnavailableError } from "../errors";
@@ -52,6 +53,8 @@ export interface KeyChange {
   /** Canonical ranges; empty: anywhere. */
   allowedNetworks?: string[];
   metadata?: Metadata | null;
+  /** `[]`: none of its own. */
+  rateLimits?: RateLimit[];
 }
 
 /**
@@ -87,6 +90,12 @@ export interface KeyLease {
   ms: number;
 }
 
+/** A slice of a key's rate-limit budget, and where each of its windows stands after it. */
+export interface RateGrant {
+  granted: number;
+  windows: { limit: number; periodSeconds: number; remaining: number; resetAt: number }[];
+}
+
 /** `lastUsedAt` reaches D1 at most this often per key, whatever the number of isolates and locations. */
 export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 
@@ -113,6 +122,12 @@ export class KeyAuthority extends SerializedObject {
   private previousUsed = 0;
   private previousUsedFlushed = 0;
   private previousHash: string | null = null;
+
+  /**
+   * What each rate-limit window of the key has granted: periodSeconds → the window's start and count.
+   * Kept in the object's own storage too, so a restart does not hand out a window's budget twice.
+   */
+  private rate: Map<number, { start: number; used: number }> | undefined;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
@@ -267,6 +282,35 @@ export class KeyAuthority extends SerializedObject {
   /** Strict verification: the authority's own view, with no cache in between. */
   check(keyId: string, hash: string): Promise<Outcome<KeyRecord>> {
     return this.serialized(() => this.recordFor(keyId, hash));
+  }
+
+  /**
+   * A slice of the key's rate-limit budget for an isolate: up to `wanted` verifications it may admit in
+   * the current windows of `limits`, counted here before they are handed out (so what all isolates admit
+   * never exceeds a window's limit). 0 when a window is spent; the windows say when each resets.
+   */
+  takeRate(limits: RateLimit[], wanted: number): Promise<Outcome<RateGrant>> {
+    return this.serialized(async () => {
+      const now = Date.now();
+      this.rate ??= new Map(Object.entries((await this.ctx.storage.get<Record<string, { start: number; used: number }>>("rate")) ?? {}).map(([p, c]) => [Number(p), c]));
+      const windows = limits.map((limit) => {
+        const window = windowOf(limit, now);
+        const held = this.rate!.get(limit.periodSeconds);
+        return { limit, window, count: held && held.start === window.start ? held : { start: window.start, used: 0 } };
+      });
+      const granted = sliceGranted(wanted, Math.min(...windows.map((w) => w.limit.limit - w.count.used)));
+      for (const w of windows) this.rate.set(w.limit.periodSeconds, { start: w.count.start, used: w.count.used + granted });
+      if (granted > 0) await this.ctx.storage.put("rate", Object.fromEntries(this.rate));
+      return {
+        granted,
+        windows: windows.map((w) => ({
+          limit: w.limit.limit,
+          periodSeconds: w.limit.periodSeconds,
+          remaining: w.limit.limit - this.rate!.get(w.limit.periodSeconds)!.used,
+          resetAt: w.window.end,
+        })),
+      };
+    });
   }
 
   /**
@@ -514,6 +558,7 @@ export class KeyAuthority extends SerializedObject {
         notBefore: change.notBefore !== undefined ? change.notBefore : row.notBefore,
         allowedNetworks: change.allowedNetworks !== undefined ? (change.allowedNetworks.length ? change.allowedNetworks : null) : row.allowedNetworks,
         metadata: change.metadata !== undefined ? change.metadata : row.metadata,
+        rateLimits: change.rateLimits !== undefined ? (change.rateLimits.length ? change.rateLimits : null) : row.rateLimits,
         appRoles: change.appRoles ?? row.appRoles,
         updatedAt: version,
       };
@@ -532,6 +577,7 @@ export class KeyAuthority extends SerializedObject {
             notBefore: next.notBefore,
             allowedNetworks: next.allowedNetworks,
             metadata: next.metadata,
+            rateLimits: next.rateLimits,
             previousExpiresAt: next.previousExpiresAt,
             updatedAt: version,
           })

@@ -196,6 +196,16 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       if (result.code === "INSUFFICIENT_PERMISSIONS") {
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code, required: route.permission });
       }
+      if (result.code === "RATE_LIMITED" && result.rateLimit) {
+        // The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers): the policy, and that nothing is left.
+        const { limit, periodSeconds, resetAt } = result.rateLimit;
+        const seconds = String(Math.max(1, Math.ceil((resetAt - Date.now()) / 1000)));
+        throw new ApiError("RATE_LIMITED", result.message, { reason: result.code, limit, periodSeconds, resetAt: new Date(resetAt).toISOString() }, {
+          "Retry-After": seconds,
+          "RateLimit-Policy": `"key";q=${limit};w=${periodSeconds}`,
+          RateLimit: `"key";r=0;t=${seconds}`,
+        });
+      }
       if (result.code === "IP_NOT_ALLOWED") {
         recordFailure(env, ip, "gateway", result, (p) => ctx.waitUntil(p));
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code });

@@ -4,6 +4,7 @@ import { ID_PATTERN, KEY_PATTERN_SOURCE } from "../domain/key-format";
 import { MAX_NETWORKS } from "../domain/allowed-networks";
 import { METADATA_MAX_BYTES, METADATA_MAX_DEPTH, metadataIssue, type Metadata } from "../domain/metadata";
 import { MAX_LIFETIME_DAYS_LIMIT } from "../domain/policy";
+import { MAX_LIMIT, MAX_PERIOD_SECONDS, MAX_RATE_LIMITS } from "../domain/rate-limit";
 import { ERROR_STATUS } from "../errors";
 
 /**
@@ -86,6 +87,33 @@ const OAS30_NULLABLE = { nullable: true };
 export const nullableMetadata = (description: string) =>
   metadataValue.nullable().openapi({ type: "object", additionalProperties: {}, ...OAS30_NULLABLE, description, example: METADATA_EXAMPLE });
 
+/** Rate limits as requests carry them: at most 3 windows, one per period. */
+export const RateLimitsField = z
+  .array(
+    z
+      .strictObject({
+        limit: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_LIMIT, `must be at most ${MAX_LIMIT}`),
+        periodSeconds: z
+          .number()
+          .int("must be a whole number")
+          .min(1, "must be at least 1")
+          .max(MAX_PERIOD_SECONDS, `must be at most ${MAX_PERIOD_SECONDS} (31 days)`),
+      })
+      .openapi("RateLimit", { example: { limit: 100, periodSeconds: 10 } }),
+  )
+  .max(MAX_RATE_LIMITS, `must list at most ${MAX_RATE_LIMITS} limits`)
+  .refine((limits) => new Set(limits.map((l) => l.periodSeconds)).size === limits.length, "must give each period once")
+  .openapi({
+    description:
+      "Verifications allowed per window, e.g. 100 per 10 s and 10,000 per day: over one, verification answers RATE_LIMITED and " +
+      "the gateway 429 with Retry-After and RateLimit headers. Windows are fixed, aligned to the epoch. What all locations " +
+      "admit together never exceeds a limit while the key's authority answers (docs/rate-limits.md). Empty: none of its own.",
+    example: [
+      { limit: 100, periodSeconds: 10 },
+      { limit: 10000, periodSeconds: 86400 },
+    ],
+  });
+
 /** Allowed networks as requests carry them; the domain parses and canonicalizes each range. */
 export const AllowedNetworksField = z
   .array(z.string().max(64, "must be at most 64 characters"))
@@ -135,6 +163,7 @@ export const KEY_EXAMPLE = {
   notBefore: null,
   disabledAt: null,
   allowedNetworks: [],
+  rateLimits: [],
   metadata: { customerId: "cus_123", plan: "pro" },
   rotation: null,
 };
@@ -160,6 +189,9 @@ export const KeyObject = z
     expiresAt: Timestamp.nullable(),
     notBefore: Timestamp.nullable().openapi({ description: "The key verifies from this time on (NOT_YET_VALID before); null: since creation." }),
     disabledAt: Timestamp.nullable().openapi({ description: "When the key was disabled; null when it is not." }),
+    rateLimits: z.array(z.object({ limit: z.number().int(), periodSeconds: z.number().int() })).openapi({
+      description: "The key's own rate limits; empty: none (the organization's policy may set some for every key).",
+    }),
     allowedNetworks: z.array(z.string()).openapi({
       description: "CIDR ranges the key may be used from, canonical form; empty: anywhere.",
       example: ["203.0.113.0/24", "2001:db8::/32"],

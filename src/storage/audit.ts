@@ -60,6 +60,10 @@ export function changesOf(before: KeyRow, after: KeyRow): Record<string, { befor
     appRoles: row.appRoles,
     scopes: row.scopes,
     expiresAt: iso(row.expiresAt),
+    notBefore: iso(row.notBefore),
+    allowedNetworks: row.allowedNetworks ?? [],
+    rateLimits: row.rateLimits ?? [],
+    metadata: row.metadata,
   });
   const a = view(before);
   const b = view(after);

@@ -1,6 +1,7 @@
 import { and, eq, gt, isNull, lte, ne, or, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Permission } from "../domain/catalog";
 import type { Metadata } from "../domain/metadata";
+import type { RateLimit } from "../domain/rate-limit";
 import type { KeyAccess } from "../domain/permissions";
 import { NO_POLICY, type OrgPolicy } from "../domain/policy";
 import type { Db } from "./db";
@@ -29,6 +30,8 @@ export type KeyRecord =
       /** Canonical CIDR ranges the key may be used from (null: anywhere). */
       allowedNetworks?: string[] | null;
       metadata?: Metadata | null;
+      /** The key's own rate limits (null: the org policy's, if any). */
+      rateLimits?: RateLimit[] | null;
       /** On the record of the previous secret during a rotation overlap: it verifies until then. */
       rotatingUntil?: number;
     } & KeyAccess)
@@ -82,6 +85,7 @@ export async function loadKeyRowAndPolicy(database: Db, keyId: string, orgId?: s
       requireExpiration: orgPolicies.requireExpiration,
       maxLifetimeDays: orgPolicies.maxLifetimeDays,
       requireNetworksForAdmin: orgPolicies.requireNetworksForAdmin,
+      rateLimits: orgPolicies.rateLimits,
     })
     .from(apiKeys)
     .leftJoin(orgPolicies, eq(orgPolicies.orgId, apiKeys.orgId))
@@ -91,7 +95,12 @@ export async function loadKeyRowAndPolicy(database: Db, keyId: string, orgId?: s
   const policy =
     found.requireExpiration === null
       ? NO_POLICY
-      : { requireExpiration: found.requireExpiration, maxLifetimeDays: found.maxLifetimeDays, requireNetworksForAdmin: found.requireNetworksForAdmin ?? false };
+      : {
+          requireExpiration: found.requireExpiration,
+          maxLifetimeDays: found.maxLifetimeDays,
+          requireNetworksForAdmin: found.requireNetworksForAdmin ?? false,
+          rateLimits: found.rateLimits,
+        };
   return { row: { ...found.key, appRoles: JSON.parse(found.appRoles ?? "{}") as Record<string, AppRole> }, policy };
 }
 
@@ -125,6 +134,7 @@ export function recordOf(row: KeyRow, previous = false): KeyRecord {
     notBefore: row.notBefore,
     allowedNetworks: row.allowedNetworks,
     metadata: row.metadata,
+    rateLimits: row.rateLimits,
     ...(previous ? { rotatingUntil: row.previousExpiresAt ?? 0 } : {}),
     ...accessOf(row),
   };
@@ -177,6 +187,7 @@ export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy
         leakedKeyAction: row.leakedKeyAction,
         unusedKeyDays: row.unusedKeyDays,
         expireUnusedKeys: row.expireUnusedKeys,
+        rateLimits: row.rateLimits,
       }
     : NO_POLICY;
 }

@@ -2,6 +2,7 @@ import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
 import { displayPrefix, mintKey, newId } from "../domain/key-format";
 import type { Metadata } from "../domain/metadata";
+import type { RateLimit } from "../domain/rate-limit";
 import type { KeyAccess } from "../domain/permissions";
 import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
 import type { Db } from "./db";
@@ -20,6 +21,7 @@ export interface NewKey {
   /** Canonical CIDR ranges (validated by the caller); empty or absent: anywhere. */
   allowedNetworks?: string[] | null;
   metadata?: Metadata | null;
+  rateLimits?: RateLimit[] | null;
 }
 
 /** The Worker secrets a new key needs: its tag, and the encryption of a non-secure key at rest. */
@@ -56,6 +58,7 @@ export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.
     notBefore: input.notBefore ?? null,
     allowedNetworks: input.allowedNetworks?.length ? input.allowedNetworks : null,
     metadata: input.metadata ?? null,
+    rateLimits: input.rateLimits?.length ? input.rateLimits : null,
     previousKeyHash: null,
     previousKeyPrefix: null,
     previousExpiresAt: null,
@@ -143,6 +146,7 @@ export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext" | "
     disabledAt: iso(row.disabledAt),
     allowedNetworks: row.allowedNetworks ?? [],
     metadata: row.metadata,
+    rateLimits: row.rateLimits ?? [],
     rotation: rotating
       ? { previousPrefix: row.previousKeyPrefix ?? "", endsAt: iso(row.previousExpiresAt)!, previousLastUsedAt: iso(row.previousLastUsedAt) }
       : null,

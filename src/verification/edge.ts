@@ -1,5 +1,6 @@
 import type { OrgPolicy } from "../domain/policy";
 import type { KeyRecord } from "../storage/key-record";
+import type { Slice } from "./rate-limit";
 
 /**
  * What one isolate holds between requests: the leases it was granted, and small facts that never go
@@ -27,6 +28,8 @@ export class Edge {
   readonly usage = new Map<string, number>();
   /** The pending flush of `usage`, if one is scheduled. */
   usageFlush: Promise<void> | null = null;
+  /** keyId → this isolate's slice of the key's rate-limit budget (src/verification/rate-limit.ts). */
+  readonly rateSlices = new Map<string, Slice>();
   /** One call in flight per lease: a burst of first uses makes one authority call, not one each. */
   private readonly inflight = new Map<string, Promise<unknown>>();
 

@@ -12,6 +12,7 @@ import { StorageUnavailableError } from "../errors";
 import { db } from "../storage/db";
 import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName, type AppRecord, type KeyRecord } from "../storage/key-record";
 import { Edge, isolateEdge } from "./edge";
+import { admit } from "./rate-limit";
 import { countUse } from "./usage";
 
 export const VERIFY_CODES = [
@@ -25,6 +26,7 @@ export const VERIFY_CODES = [
   "POLICY_VIOLATION",
   "IP_NOT_ALLOWED",
   "INSUFFICIENT_PERMISSIONS",
+  "RATE_LIMITED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
@@ -53,6 +55,8 @@ export type Verification =
       key?: VerifiedKey;
       /** Refused with no storage read (malformed, or a forged tag): the isolate alone counts it. */
       beforeStorage?: true;
+      /** RATE_LIMITED: the window that is spent, and when it resets (ms). */
+      rateLimit?: { limit: number; periodSeconds: number; remaining: 0; resetAt: number };
     };
 
 export interface VerifyOptions {
@@ -73,6 +77,11 @@ export interface VerifyOptions {
   mode?: VerifyMode;
   /** The same as `mode: "strict"`. */
   strict?: boolean;
+  /**
+   * Leave the key's rate limits alone: management calls and console sessions authenticate with a key,
+   * they are not the API traffic its limits meter.
+   */
+  skipRateLimits?: boolean;
   /** Where uses are reported to the key's authority, off the response path. */
   waitUntil?: (promise: Promise<unknown>) => void;
   /** The isolate's state; the location model gives each location its own. */
@@ -370,6 +379,20 @@ async function judge(
       message: `The key lacks the ${options.permission} permission${where}.`,
       key,
     };
+  }
+  const limits = record.rateLimits ?? policy.rateLimits;
+  if (limits?.length && !options.skipRateLimits) {
+    const admission = await admit(env, edge, key.keyId, limits, now, options.waitUntil);
+    if (!admission.admitted) {
+      const { limit, periodSeconds, resetAt } = admission.window;
+      return {
+        valid: false,
+        code: "RATE_LIMITED",
+        message: `The key's limit of ${limit} per ${periodSeconds} s is spent until ${new Date(resetAt).toISOString()}.`,
+        key,
+        rateLimit: admission.window,
+      };
+    }
   }
   reportUse(env, edge, key.keyId, rotating ? hash : undefined, now, options.waitUntil);
   return { valid: true, code: "VALID", key };

@@ -18,6 +18,7 @@ import {
   AllowedNetworksField,
   MetadataSchema,
   Name,
+  RateLimitsField,
   OrgIdParam,
   OrgRoleSchema,
 } from "../schemas";
@@ -57,6 +58,7 @@ const CommonFields = {
   notBefore: NotBeforeField.optional(),
   allowedNetworks: AllowedNetworksField.optional(),
   metadata: MetadataSchema.optional(),
+  rateLimits: RateLimitsField.optional(),
 };
 
 const RbacKeyBody = z
@@ -167,6 +169,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
         notBefore,
         allowedNetworks,
         metadata: body.metadata ?? null,
+        rateLimits: body.rateLimits ?? null,
       },
       { actorKeyId: caller.keyId, requestId: c.get("requestId") },
     );

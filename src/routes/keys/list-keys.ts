@@ -80,6 +80,7 @@ const LIST_COLUMNS = {
   notBefore: apiKeys.notBefore,
   allowedNetworks: apiKeys.allowedNetworks,
   metadata: apiKeys.metadata,
+  rateLimits: apiKeys.rateLimits,
   previousKeyPrefix: apiKeys.previousKeyPrefix,
   previousExpiresAt: apiKeys.previousExpiresAt,
   previousLastUsedAt: apiKeys.previousLastUsedAt,

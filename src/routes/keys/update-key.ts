@@ -20,6 +20,7 @@ import {
   nullableMetadata,
   Name,
   OrgRoleSchema,
+  RateLimitsField,
 } from "../schemas";
 import {
   AppRolesField,
@@ -48,6 +49,7 @@ export const UpdateKeyBody = z
     ...ExpirationFields,
     notBefore: NotBeforeField.optional(),
     allowedNetworks: AllowedNetworksField.optional().openapi({ description: "Replaces the key's allowed networks; `[]`: anywhere." }),
+    rateLimits: RateLimitsField.optional().openapi({ description: "Replaces the key's own rate limits; `[]`: none of its own." }),
     metadata: nullableMetadata("Replaces the key's metadata (see `Metadata`); null removes it.").optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
@@ -137,6 +139,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (notBefore !== undefined) change.notBefore = notBefore;
   if (allowedNetworks !== undefined) change.allowedNetworks = allowedNetworks;
   if (body.metadata !== undefined) change.metadata = body.metadata;
+  if (body.rateLimits !== undefined) change.rateLimits = body.rateLimits;
 
   // The authority commits D1 and replaces the KV record before answering, and applies the change
   // only to the version of the key the checks above judged (409 when it changed meanwhile).

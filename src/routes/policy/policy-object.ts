@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { LEAKED_KEY_ACTIONS, MAX_LIFETIME_DAYS_LIMIT } from "../../domain/policy";
+import { RateLimitsField } from "../schemas";
 
 export const PolicyObject = z
   .strictObject({
@@ -36,6 +37,9 @@ export const PolicyObject = z
           "`key.unused` event and audit entry. null (the default): never.",
         example: 90,
       }),
+    rateLimits: RateLimitsField.nullable()
+      .default(null)
+      .openapi({ description: "Rate limits of every key that has none of its own; null (the default): none." }),
     expireUnusedKeys: z.boolean().default(false).openapi({
       description: "With `unusedKeyDays`: the daily check also expires such keys (through their authority), not only flags them.",
       example: false,

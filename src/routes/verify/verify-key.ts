@@ -69,6 +69,10 @@ const VerifyResult = z
         "should switch to the new secret before `rotationEndsAt`.",
     }),
     rotationEndsAt: Timestamp.optional().openapi({ description: "With `rotating`: when the presented secret stops verifying." }),
+    rateLimit: z
+      .object({ limit: z.number().int(), periodSeconds: z.number().int(), remaining: z.number().int(), resetAt: Timestamp })
+      .optional()
+      .openapi({ description: "With RATE_LIMITED: the key's spent window, and when it resets." }),
     metadata: nullableMetadata("The key's metadata, as set at create or edit; null when it has none.").optional(),
   })
   .openapi("VerifyResult", {
@@ -109,7 +113,12 @@ const route = createRoute({
 
 /** The verdict as the API shows it: identity only for keys that exist and are not revoked. */
 export function verdictBody(result: Verification) {
-  const base = { valid: result.valid, code: result.code, ...(result.valid ? {} : { message: result.message }) };
+  const base = {
+    valid: result.valid,
+    code: result.code,
+    ...(result.valid ? {} : { message: result.message }),
+    ...(!result.valid && result.rateLimit ? { rateLimit: { ...result.rateLimit, resetAt: iso(result.rateLimit.resetAt)! } } : {}),
+  };
   const key = result.key;
   if (!key) return base;
   return {
@@ -146,7 +155,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   c.set("outcome", result.code);
   // A key that is not what it claims to be is a failed authentication; a valid key lacking a
   // permission is not (its holder proved possession). Past the limit, a failure is answered 429.
-  if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS") {
+  if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS" && result.code !== "RATE_LIMITED") {
     recordFailure(c.env, ip, "verify", result, (p) => c.executionCtx.waitUntil(p));
   }
   return c.json(verdictBody(result), 200);

@@ -1,0 +1,123 @@
+import { env, exports } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Edge } from "../src/verification/edge";
+import { verifyKey } from "../src/verification/verify-key";
+import { unreachableAuthorities } from "./fault-bindings";
+import { call, createOrg, expectStatus, prng } from "./helpers";
+import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
+import { makeLocations } from "./location-model";
+
+/**
+ * Per-key rate limits (issue 16 point 2): enforced at the verify endpoint, over RPC and at the gateway;
+ * across locations the admitted count of a window never exceeds the limit while the key's authority
+ * answers; a lone isolate that cannot reach it admits its grace (1% of the limit) and no more.
+ */
+
+let org: Awaited<ReturnType<typeof createOrg>>;
+beforeAll(async () => {
+  org = await createOrg("Metered");
+});
+const limited = (limits: { limit: number; periodSeconds: number }[], name = "limited") =>
+  createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name, scopes: ["app:read", "project:deploy"], rateLimits: limits });
+const verifier = () => (exports as unknown as { KeyVerifier: { verify: (k: string, o?: object) => Promise<Record<string, any>> } }).KeyVerifier;
+
+describe("one location", () => {
+  it("admits the limit, then answers RATE_LIMITED with the window at verify, over RPC and at the gateway (429 with RateLimit headers)", async () => {
+    const key = await limited([{ limit: 5, periodSeconds: 3600 }]);
+    expect(key.rateLimits).toEqual([{ limit: 5, periodSeconds: 3600 }]);
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code);
+    codes.push((await verifier().verify(key.key)).code);
+    expect(codes).toEqual(["VALID", "VALID", "VALID", "VALID", "VALID"]);
+
+    const refused = await call("POST", "/v1/keys/verify", { body: { key: key.key } });
+    expectStatus(refused, 200);
+    expect(refused.body).toMatchObject({ valid: false, code: "RATE_LIMITED", rateLimit: { limit: 5, periodSeconds: 3600, remaining: 0 } });
+    const resetAt = Date.parse(refused.body.rateLimit.resetAt);
+    expect(resetAt % 3_600_000).toBe(0);
+    expect(resetAt).toBeGreaterThan(Date.now());
+    expect((await verifier().verify(key.key)).code).toBe("RATE_LIMITED");
+
+    const gw = await call("GET", "/gw/demo/whoami", { key: key.key });
+    expectStatus(gw, 429);
+    expect(gw.body.error).toMatchObject({ code: "RATE_LIMITED", details: { reason: "RATE_LIMITED", limit: 5, periodSeconds: 3600 } });
+    const retryAfter = Number(gw.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    expect(gw.headers.get("ratelimit-policy")).toBe('"key";q=5;w=3600');
+    expect(gw.headers.get("ratelimit")).toBe(`"key";r=0;t=${retryAfter}`);
+  });
+
+  it("leaves management calls and other keys alone, and takes the org's default when a key has none", async () => {
+    const metered = await createOrg("Metered by policy");
+    await setPolicy(metered.orgId, { requireExpiration: false, maxLifetimeDays: null, rateLimits: [{ limit: 2, periodSeconds: 3600 }] });
+    // Management authentication is not metered: the admin key (under the org's default) keeps working.
+    for (let i = 0; i < 4; i++) expectStatus(await call("GET", `/v1/orgs/${metered.orgId}/keys`, { key: metered.adminKey }), 200);
+    const byDefault = await createKeyAs(metered.adminKey, metered.orgId, { kind: "scoped", name: "default", scopes: ["app:read"] });
+    const own = await createKeyAs(metered.adminKey, metered.orgId, { kind: "scoped", name: "own", scopes: ["app:read"], rateLimits: [{ limit: 4, periodSeconds: 3600 }] });
+    const run = async (key: string, n: number) => {
+      const codes = [];
+      for (let i = 0; i < n; i++) codes.push((await verifyKey(env, key)).code);
+      return codes;
+    };
+    expect(await run(byDefault.key, 3)).toEqual(["VALID", "VALID", "RATE_LIMITED"]);
+    expect(await run(own.key, 5)).toEqual(["VALID", "VALID", "VALID", "VALID", "RATE_LIMITED"]);
+    // An edit raises the key's own limit: counted in the new windows from then on.
+    expectStatus(await call("PATCH", `/v1/orgs/${metered.orgId}/keys/${own.id}`, { key: metered.adminKey, body: { rateLimits: [{ limit: 100, periodSeconds: 60 }] } }), 200);
+    expect(await run(own.key, 3)).toEqual(["VALID", "VALID", "VALID"]);
+  });
+
+  it("refuses malformed limits with 400, changing nothing", async () => {
+    const before = await writeCounts();
+    for (const rateLimits of [
+      [{ limit: 0, periodSeconds: 10 }],
+      [{ limit: 10, periodSeconds: 0 }],
+      [{ limit: 1.5, periodSeconds: 10 }],
+      [{ limit: 10, periodSeconds: 10 }, { limit: 20, periodSeconds: 10 }],
+      [1, 2, 3, 4].map((i) => ({ limit: 10, periodSeconds: i })),
+      [{ limit: 10, periodSeconds: 10, burst: 3 }],
+    ]) {
+      const res = await call("POST", `/v1/orgs/${org.orgId}/keys`, { key: org.adminKey, body: { kind: "scoped", name: "x", scopes: ["app:read"], rateLimits } });
+      expect(res.status, JSON.stringify(rateLimits)).toBe(400);
+      expect(res.body.error.details.issues[0].field).toMatch(/^rateLimits/);
+    }
+    expect(await writeCounts()).toEqual(before);
+  });
+});
+
+describe("across locations", () => {
+  it("a burst from three locations admits exactly the limit while the authority answers", async () => {
+    const LIMIT = 60;
+    const key = await limited([{ limit: LIMIT, periodSeconds: 3600 }], "burst");
+    const random = prng(7);
+    const model = makeLocations(3, { authorityDelay: () => random() * 15, reportUses: false });
+    // Every location keeps asking, 8 at a time, until it is refused twice in a row.
+    const admitted = await Promise.all(
+      model.locations.map(async (at) => {
+        let valid = 0;
+        let refusedInARow = 0;
+        while (refusedInARow < 2) {
+          const codes = await Promise.all(Array.from({ length: 8 }, () => verifyKey(at.env, key.key, { edge: at.edge }).then((v) => v.code)));
+          valid += codes.filter((c) => c === "VALID").length;
+          refusedInARow = codes.every((c) => c === "RATE_LIMITED") ? refusedInARow + 1 : 0;
+        }
+        return valid;
+      }),
+    );
+    const total = admitted.reduce((a, b) => a + b, 0);
+    expect(total, `admitted per location: ${admitted.join(", ")}`).toBe(LIMIT);
+    expect(admitted.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2); // shared out, not all at one place
+  });
+
+  it("a lone isolate that cannot reach the authority admits its grace (1% of the limit) and refuses the rest", async () => {
+    const key = await limited([{ limit: 500, periodSeconds: 3600 }], "cut off");
+    const edge = new Edge();
+    expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID"); // the key's lease is held; a slice too
+    const slice = edge.rateSlices.get(key.id)!;
+    slice.left = 0; // spent: the next admission must ask the authority
+    const cutOff = { ...env, KEY_AUTHORITY: unreachableAuthorities() };
+    const codes = [];
+    for (let i = 0; i < 8; i++) codes.push((await verifyKey(cutOff, key.key, { edge })).code);
+    expect(codes).toEqual(["VALID", "VALID", "VALID", "VALID", "VALID", "RATE_LIMITED", "RATE_LIMITED", "RATE_LIMITED"]);
+  });
+});
