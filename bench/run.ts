@@ -303,6 +303,15 @@ await d1
 const richExtra = { ip: "203.0.113.77" };
 await warmValid(rich.keys, { extra: richExtra });
 await load("lease-hit-rich", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: rich.keys.map((key) => JSON.stringify({ key, ...richExtra })) }, 200);
+// ratelimited-hit: keys with a rate limit they stay under (a billion a minute): each isolate admits from
+// a slice of the key's budget, refilled off the response path.
+const limitedKeys = fresh(HIT_POOL);
+await d1
+  .prepare("update api_keys set rate_limits = ? where id in (select value from json_each(?))")
+  .bind(JSON.stringify([{ limit: 1_000_000_000, periodSeconds: 60 }]), JSON.stringify(limitedKeys.ids))
+  .run();
+await warmValid(limitedKeys.keys);
+await load("ratelimited-hit", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(limitedKeys.keys) }, 200);
 // strict: the same pool, the key's authority asked every time (it is warm: the row is in its memory).
 await load("strict", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(hitPool(), "strict") }, 200);
 // cached-hit: KV records of the pool written by their authorities (fills, written off the response path:
@@ -371,6 +380,7 @@ const targets = {
   "lease-hit throughput / noop": target(rows["lease-hit"]!.rps / n.rps, 0.85, false),
   "lease-hit p99 / noop p99": target(ms(rows["lease-hit"]!.p99Ms) / ms(n.p99Ms), 1.3, true),
   "lease-hit-rich (networks + metadata) throughput / lease-hit": target(rows["lease-hit-rich"]!.rps / rows["lease-hit"]!.rps, 0.95, false),
+  "ratelimited-hit throughput / lease-hit": target(rows["ratelimited-hit"]!.rps / rows["lease-hit"]!.rps, 0.8, false),
   "gateway (lease hit) throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
   [`revoke with leases p99 ms (T = ${LEASE_MS})`]: target(revokes["revoke-leased"]!.p99Ms, LEASE_MS + 100, true),
   [`revoke without leases p50 / before leases (${REVOKE_BEFORE_LEASES.commit}) p50`]: target(revokes.revoke!.p50Ms / REVOKE_BEFORE_LEASES.p50Ms, 1.2, true),
@@ -380,7 +390,7 @@ const targets = {
 };
 
 const probes = PROBES.map((p) => `probe:${p}`);
-const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "lease-hit", "lease-hit-rich", "lease-fill", "strict", "cached-hit", "cached-miss", "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
+const order = ["noop", "verify-hit", "verify-miss", `verify-hit@${SMALL}`, `verify-hit@${LARGE}`, `verify-miss@${SMALL}`, `verify-miss@${LARGE}`, "lease-hit", "lease-hit-rich", "ratelimited-hit", "lease-fill", "strict", "cached-hit", "cached-miss", "malformed", "forged", "unknown", "gateway", "gateway-open", "create", "list", ...probes];
 const table = [
   `| row | req/s | p50 ms | p99 ms | × noop req/s |`,
   `| --- | ---: | ---: | ---: | ---: |`,
