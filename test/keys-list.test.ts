@@ -61,7 +61,7 @@ describe("GET /v1/orgs/{orgId}/keys — happy paths", () => {
     for (const key of res.body.keys) {
       expect(Object.keys(key).sort()).toEqual(
         [
-          "allowedNetworks", "appRoles", "createdAt", "disabledAt", "expiresAt", "id", "kind", "lastUsedAt", "metadata", "mode", "name",
+          "allowedNetworks", "appRoles", "createdAt", "credits", "disabledAt", "expiresAt", "id", "kind", "lastUsedAt", "metadata", "mode", "name",
           "notBefore", "orgId", "orgRole", "prefix", "rateLimits", "rotation", "scopes", "secure", "status", "updatedAt",
         ],
       );

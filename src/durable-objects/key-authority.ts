@@ -3,6 +3,7 @@ import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domai
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
+import { balanceAt, creditsGranted, type CreditRefill } from "../domain/credits";
 import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
@@ -55,6 +56,9 @@ export interface KeyChange {
   metadata?: Metadata | null;
   /** `[]`: none of its own. */
   rateLimits?: RateLimit[];
+  /** The balance to set (null: unmetered), and its refill. */
+  credits?: number | null;
+  creditsRefill?: CreditRefill | null;
 }
 
 /**
@@ -314,6 +318,28 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /**
+   * A slice of the key's credits for an isolate: at least `need` uses (none when the balance cannot pay
+   * them), up to `wanted`, taken from the balance in D1 before they are handed out, after the refill
+   * due as of `now`. An unmetered key (no credits) is granted what is asked.
+   */
+  takeCredits(keyId: string, need: number, wanted: number, now = Date.now()): Promise<Outcome<{ granted: number; remaining: number | null }>> {
+    return this.serialized(async () => {
+      const row = await this.currentRow(keyId);
+      if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0 };
+      if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null };
+      const balance = balanceAt({ credits: row.credits, refill: row.creditsRefill, refilledAt: row.creditsRefilledAt }, now);
+      const granted = creditsGranted(need, wanted, balance.credits);
+      if (granted > 0 || balance.refilled) {
+        const credits = balance.credits - granted;
+        this.row = undefined;
+        await this.writes.database.update(apiKeys).set({ credits, creditsRefilledAt: balance.refilledAt }).where(eq(apiKeys.id, keyId));
+        this.row = { ...row, credits, creditsRefilledAt: balance.refilledAt };
+      }
+      return { granted, remaining: this.row?.credits ?? balance.credits };
+    });
+  }
+
+  /**
    * A use an edge reports (at most once a minute per key, secret and isolate), for `lastUsedAt`; with
    * `previousHash`, a use of the previous secret during a rotation, for `previousLastUsedAt` too.
    */
@@ -559,6 +585,10 @@ export class KeyAuthority extends SerializedObject {
         allowedNetworks: change.allowedNetworks !== undefined ? (change.allowedNetworks.length ? change.allowedNetworks : null) : row.allowedNetworks,
         metadata: change.metadata !== undefined ? change.metadata : row.metadata,
         rateLimits: change.rateLimits !== undefined ? (change.rateLimits.length ? change.rateLimits : null) : row.rateLimits,
+        credits: change.credits !== undefined ? change.credits : row.credits,
+        creditsRefill: change.creditsRefill !== undefined ? change.creditsRefill : row.creditsRefill,
+        // A balance or refill set now counts its interval from now: no refill until the next begins.
+        creditsRefilledAt: change.credits !== undefined || change.creditsRefill !== undefined ? Date.now() : row.creditsRefilledAt,
         appRoles: change.appRoles ?? row.appRoles,
         updatedAt: version,
       };
@@ -578,6 +608,9 @@ export class KeyAuthority extends SerializedObject {
             allowedNetworks: next.allowedNetworks,
             metadata: next.metadata,
             rateLimits: next.rateLimits,
+            credits: next.credits,
+            creditsRefill: next.credits === null ? null : next.creditsRefill,
+            creditsRefilledAt: next.creditsRefilledAt,
             previousExpiresAt: next.previousExpiresAt,
             updatedAt: version,
           })

@@ -47,6 +47,8 @@ export const GatewayRouteSchema = z
     strict: z.boolean().default(false),
     /** `lease` (default), `strict` or `cached`: see docs/consistency.md. `strict: true` is `mode: "strict"`. */
     mode: z.enum(VERIFY_MODES).optional(),
+    /** Credits one request spends from a metered key (default 1). */
+    cost: z.number().int().min(1).max(1_000).default(1),
   })
   .superRefine((route, ctx) => {
     if (route.appParam && !route.pattern.split("/").includes(`:${route.appParam}`)) {

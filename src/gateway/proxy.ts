@@ -186,6 +186,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       // Verified whatever the address: a valid key is forwarded even from a limited address.
       const result = await verifyKey(env, presented, {
         ip: request.headers.get("cf-connecting-ip") ?? undefined,
+        cost: route.cost,
         permission: route.permission,
         app: route.appParam ? params[route.appParam] : undefined,
         mode: route.mode,
@@ -206,6 +207,7 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
           RateLimit: `"key";r=0;t=${seconds}`,
         });
       }
+      if (result.code === "USAGE_EXCEEDED") throw new ApiError("RATE_LIMITED", result.message, { reason: result.code });
       if (result.code === "IP_NOT_ALLOWED") {
         recordFailure(env, ip, "gateway", result, (p) => ctx.waitUntil(p));
         throw new ApiError("FORBIDDEN", result.message, { reason: result.code });

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { APP_ROLES, EXPIRY_PRESETS_DAYS, LEGACY_MODES, ORG_ROLES, SCOPES } from "../domain/catalog";
 import { ID_PATTERN, KEY_PATTERN_SOURCE } from "../domain/key-format";
 import { MAX_NETWORKS } from "../domain/allowed-networks";
+import { MAX_CREDITS } from "../domain/credits";
 import { METADATA_MAX_BYTES, METADATA_MAX_DEPTH, metadataIssue, type Metadata } from "../domain/metadata";
 import { MAX_LIFETIME_DAYS_LIMIT } from "../domain/policy";
 import { MAX_LIMIT, MAX_PERIOD_SECONDS, MAX_RATE_LIMITS } from "../domain/rate-limit";
@@ -114,6 +115,34 @@ export const RateLimitsField = z
     ],
   });
 
+/** Credits as requests set them: the balance (null: unmetered) and an optional refill. */
+export const CreditsFields = {
+  credits: z
+    .number()
+    .int("must be a whole number")
+    .min(0, "must not be negative")
+    .max(MAX_CREDITS, `must be at most ${MAX_CREDITS}`)
+    .nullable()
+    .optional()
+    .openapi({
+      description:
+        "Uses left: each allowed verification spends one (or its `cost`); at zero the key answers USAGE_EXCEEDED. null: " +
+        "unmetered. Setting it sets the balance.",
+      example: 10000,
+    }),
+  creditsRefill: z
+    .strictObject({
+      amount: z.number().int("must be a whole number").min(1, "must be at least 1").max(MAX_CREDITS, `must be at most ${MAX_CREDITS}`),
+      interval: z.enum(["day", "month"]),
+    })
+    .nullable()
+    .optional()
+    .openapi("CreditRefill", {
+      description: "Set the balance back to `amount` at the start of each day or month (UTC). Needs `credits`.",
+      example: { amount: 10000, interval: "month" },
+    }),
+};
+
 /** Allowed networks as requests carry them; the domain parses and canonicalizes each range. */
 export const AllowedNetworksField = z
   .array(z.string().max(64, "must be at most 64 characters"))
@@ -164,6 +193,7 @@ export const KEY_EXAMPLE = {
   disabledAt: null,
   allowedNetworks: [],
   rateLimits: [],
+  credits: null,
   metadata: { customerId: "cus_123", plan: "pro" },
   rotation: null,
 };
@@ -189,6 +219,14 @@ export const KeyObject = z
     expiresAt: Timestamp.nullable(),
     notBefore: Timestamp.nullable().openapi({ description: "The key verifies from this time on (NOT_YET_VALID before); null: since creation." }),
     disabledAt: Timestamp.nullable().openapi({ description: "When the key was disabled; null when it is not." }),
+    credits: z
+      .object({
+        remaining: z.number().int().openapi({ description: "Uses left (slices handed to locations already taken out)." }),
+        refill: z.object({ amount: z.number().int(), interval: z.enum(["day", "month"]) }).nullable(),
+        nextRefillAt: Timestamp.nullable(),
+      })
+      .nullable()
+      .openapi({ description: "The key's credits; null: unmetered." }),
     rateLimits: z.array(z.object({ limit: z.number().int(), periodSeconds: z.number().int() })).openapi({
       description: "The key's own rate limits; empty: none (the organization's policy may set some for every key).",
     }),

@@ -63,6 +63,8 @@ export function changesOf(before: KeyRow, after: KeyRow): Record<string, { befor
     notBefore: iso(row.notBefore),
     allowedNetworks: row.allowedNetworks ?? [],
     rateLimits: row.rateLimits ?? [],
+    credits: row.credits,
+    creditsRefill: row.creditsRefill,
     metadata: row.metadata,
   });
   const a = view(before);

@@ -32,6 +32,8 @@ export type KeyRecord =
       metadata?: Metadata | null;
       /** The key's own rate limits (null: the org policy's, if any). */
       rateLimits?: RateLimit[] | null;
+      /** It has credits: every allowed use is paid from them, through its authority's slices. */
+      metered?: boolean;
       /** On the record of the previous secret during a rotation overlap: it verifies until then. */
       rotatingUntil?: number;
     } & KeyAccess)
@@ -135,6 +137,7 @@ export function recordOf(row: KeyRow, previous = false): KeyRecord {
     allowedNetworks: row.allowedNetworks,
     metadata: row.metadata,
     rateLimits: row.rateLimits,
+    metered: row.credits !== null,
     ...(previous ? { rotatingUntil: row.previousExpiresAt ?? 0 } : {}),
     ...accessOf(row),
   };

@@ -2,6 +2,7 @@ import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
 import { displayPrefix, mintKey, newId } from "../domain/key-format";
 import type { Metadata } from "../domain/metadata";
+import { nextRefill, type CreditRefill } from "../domain/credits";
 import type { RateLimit } from "../domain/rate-limit";
 import type { KeyAccess } from "../domain/permissions";
 import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
@@ -22,6 +23,8 @@ export interface NewKey {
   allowedNetworks?: string[] | null;
   metadata?: Metadata | null;
   rateLimits?: RateLimit[] | null;
+  credits?: number | null;
+  creditsRefill?: CreditRefill | null;
 }
 
 /** The Worker secrets a new key needs: its tag, and the encryption of a non-secure key at rest. */
@@ -59,6 +62,9 @@ export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.
     allowedNetworks: input.allowedNetworks?.length ? input.allowedNetworks : null,
     metadata: input.metadata ?? null,
     rateLimits: input.rateLimits?.length ? input.rateLimits : null,
+    credits: input.credits ?? null,
+    creditsRefill: input.credits != null ? (input.creditsRefill ?? null) : null,
+    creditsRefilledAt: input.credits != null && input.creditsRefill ? now : null,
     previousKeyHash: null,
     previousKeyPrefix: null,
     previousExpiresAt: null,
@@ -147,6 +153,14 @@ export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext" | "
     allowedNetworks: row.allowedNetworks ?? [],
     metadata: row.metadata,
     rateLimits: row.rateLimits ?? [],
+    credits:
+      row.credits === null
+        ? null
+        : {
+            remaining: Math.max(0, row.credits),
+            refill: row.creditsRefill,
+            nextRefillAt: row.creditsRefill ? iso(nextRefill(row.creditsRefill.interval, row.creditsRefilledAt ?? now)) : null,
+          },
     rotation: rotating
       ? { previousPrefix: row.previousKeyPrefix ?? "", endsAt: iso(row.previousExpiresAt)!, previousLastUsedAt: iso(row.previousLastUsedAt) }
       : null,

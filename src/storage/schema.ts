@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Metadata } from "../domain/metadata";
+import type { CreditRefill } from "../domain/credits";
 import type { RateLimit } from "../domain/rate-limit";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
@@ -65,6 +66,12 @@ export const apiKeys = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Metadata>(),
     /** JSON array of `{ limit, periodSeconds }` (at most 3); null: the org policy's, if any. */
     rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimit[]>(),
+    /** Uses left (null: unmetered). Only the key's authority changes it, in slices it hands the isolates. */
+    credits: integer("credits"),
+    /** JSON `{ amount, interval: "day" | "month" }`: `credits` is set back to `amount` when an interval begins. */
+    creditsRefill: text("credits_refill", { mode: "json" }).$type<CreditRefill>(),
+    /** When `credits` was last refilled (ms): the next refill is at the start of the interval after it. */
+    creditsRefilledAt: integer("credits_refilled_at"),
     /**
      * Rotation with overlap: the secret before the last regeneration keeps verifying (reported as
      * rotating) until `previousExpiresAt`. Its hash is not unique-indexed: only the authority reads it.

@@ -1,5 +1,6 @@
 import type { OrgPolicy } from "../domain/policy";
 import type { KeyRecord } from "../storage/key-record";
+import type { CreditSlice } from "./credits";
 import type { Slice } from "./rate-limit";
 
 /**
@@ -30,6 +31,8 @@ export class Edge {
   usageFlush: Promise<void> | null = null;
   /** keyId → this isolate's slice of the key's rate-limit budget (src/verification/rate-limit.ts). */
   readonly rateSlices = new Map<string, Slice>();
+  /** keyId → this isolate's slice of a metered key's credits (src/verification/credits.ts). */
+  readonly creditSlices = new Map<string, CreditSlice>();
   /** One call in flight per lease: a burst of first uses makes one authority call, not one each. */
   private readonly inflight = new Map<string, Promise<unknown>>();
 

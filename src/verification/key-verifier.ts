@@ -23,7 +23,7 @@ export class KeyVerifier extends WorkerEntrypoint<Env> {
    * The same verdict as `POST /v1/keys/verify`. Pass `ip`, your own caller's address, for keys limited
    * to allowed networks: without it such a key answers IP_NOT_ALLOWED.
    */
-  async verify(key: string, options: { permission?: Permission; app?: string; mode?: VerifyMode; strict?: boolean; ip?: string } = {}) {
+  async verify(key: string, options: { permission?: Permission; app?: string; mode?: VerifyMode; strict?: boolean; ip?: string; cost?: number } = {}) {
     const result = await verifyKey(guardEnv(this.env), key, { ...options, waitUntil: (p) => this.ctx.waitUntil(p) });
     return verdictBody(result);
   }

@@ -12,6 +12,7 @@ import { StorageUnavailableError } from "../errors";
 import { db } from "../storage/db";
 import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName, type AppRecord, type KeyRecord } from "../storage/key-record";
 import { Edge, isolateEdge } from "./edge";
+import { spend } from "./credits";
 import { admit } from "./rate-limit";
 import { countUse } from "./usage";
 
@@ -27,6 +28,7 @@ export const VERIFY_CODES = [
   "IP_NOT_ALLOWED",
   "INSUFFICIENT_PERMISSIONS",
   "RATE_LIMITED",
+  "USAGE_EXCEEDED",
 ] as const;
 export type VerifyCode = (typeof VERIFY_CODES)[number];
 
@@ -82,6 +84,8 @@ export interface VerifyOptions {
    * they are not the API traffic its limits meter.
    */
   skipRateLimits?: boolean;
+  /** Credits this verification spends from a metered key (default 1). */
+  cost?: number;
   /** Where uses are reported to the key's authority, off the response path. */
   waitUntil?: (promise: Promise<unknown>) => void;
   /** The isolate's state; the location model gives each location its own. */
@@ -393,6 +397,10 @@ async function judge(
         rateLimit: admission.window,
       };
     }
+  }
+  // Credits last: only a use every other rule allows is paid for.
+  if (record.metered && !options.skipRateLimits && !(await spend(env, edge, key.keyId, options.cost ?? 1, now, options.waitUntil))) {
+    return { valid: false, code: "USAGE_EXCEEDED", message: "The key has no credits left for this use.", key };
   }
   reportUse(env, edge, key.keyId, rotating ? hash : undefined, now, options.waitUntil);
   return { valid: true, code: "VALID", key };

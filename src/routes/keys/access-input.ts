@@ -200,6 +200,13 @@ export function notBeforeFromInput(input: string | null | undefined, expiresAt: 
   return at;
 }
 
+/** 400 when a refill is set on a key without credits: there would be no balance to refill. */
+export function assertCreditsInput(credits: number | null | undefined, refill: unknown): void {
+  if (refill && (credits === null || credits === undefined)) {
+    throw invalidFields([{ field: "creditsRefill", message: "needs credits: set a balance to refill" }]);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Expiration and policy
 // ---------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import {
   MetadataSchema,
   Name,
   RateLimitsField,
+  CreditsFields,
   OrgIdParam,
   OrgRoleSchema,
 } from "../schemas";
@@ -26,6 +27,7 @@ import {
   AppRolesField,
   assertAppsOfOrg,
   assertCanGrant,
+  assertCreditsInput,
   assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
@@ -59,6 +61,7 @@ const CommonFields = {
   allowedNetworks: AllowedNetworksField.optional(),
   metadata: MetadataSchema.optional(),
   rateLimits: RateLimitsField.optional(),
+  ...CreditsFields,
 };
 
 const RbacKeyBody = z
@@ -147,6 +150,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const database = db(c.env.DB);
   const appRoles = body.kind === "rbac" ? body.appRoles : undefined;
   const notBefore = notBeforeFromInput(body.notBefore, expiresAt, now) ?? null;
+  assertCreditsInput(body.credits, body.creditsRefill);
   const allowedNetworks = networksFromInput(body.allowedNetworks) ?? [];
   const [policy] = await Promise.all([loadPolicy(database, orgId), assertAppsOfOrg(database, orgId, appRoles)]);
   assertPolicy(policy, { createdAt: now, expiresAt, grants: grantsOf(access), allowedNetworks }, body);
@@ -170,6 +174,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
         allowedNetworks,
         metadata: body.metadata ?? null,
         rateLimits: body.rateLimits ?? null,
+        credits: body.credits ?? null,
+        creditsRefill: body.creditsRefill ?? null,
       },
       { actorKeyId: caller.keyId, requestId: c.get("requestId") },
     );

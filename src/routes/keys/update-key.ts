@@ -21,12 +21,14 @@ import {
   Name,
   OrgRoleSchema,
   RateLimitsField,
+  CreditsFields,
 } from "../schemas";
 import {
   AppRolesField,
   assertAppsOfOrg,
   assertCanGrant,
   assertCanManage,
+  assertCreditsInput,
   assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
@@ -50,6 +52,7 @@ export const UpdateKeyBody = z
     notBefore: NotBeforeField.optional(),
     allowedNetworks: AllowedNetworksField.optional().openapi({ description: "Replaces the key's allowed networks; `[]`: anywhere." }),
     rateLimits: RateLimitsField.optional().openapi({ description: "Replaces the key's own rate limits; `[]`: none of its own." }),
+    ...CreditsFields,
     metadata: nullableMetadata("Replaces the key's metadata (see `Metadata`); null removes it.").optional(),
   })
   .refine((body) => Object.keys(body).length > 0, "must change at least one field")
@@ -140,6 +143,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (allowedNetworks !== undefined) change.allowedNetworks = allowedNetworks;
   if (body.metadata !== undefined) change.metadata = body.metadata;
   if (body.rateLimits !== undefined) change.rateLimits = body.rateLimits;
+  if (body.credits !== undefined) change.credits = body.credits;
+  if (body.creditsRefill !== undefined) change.creditsRefill = body.creditsRefill;
+  assertCreditsInput(body.credits === undefined ? row.credits : body.credits, body.creditsRefill);
 
   // The authority commits D1 and replaces the KV record before answering, and applies the change
   // only to the version of the key the checks above judged (409 when it changed meanwhile).

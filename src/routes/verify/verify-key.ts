@@ -31,6 +31,13 @@ const VerifyBody = z
       description: "`true` is the same as `mode: \"strict\"` (kept for existing callers).",
       example: false,
     }),
+    cost: z
+      .number()
+      .int("must be a whole number")
+      .min(1, "must be at least 1")
+      .max(1_000, "must be at most 1000")
+      .optional()
+      .openapi({ description: "Credits this use spends from a key that has credits (default 1).", example: 1 }),
     ip: z
       .string()
       .max(45, "must be at most 45 characters")
@@ -146,6 +153,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // Verified whatever the address: a valid key is served even from a limited address.
   const result = await verifyKey(c.env, body.key, {
     ip: body.ip ?? c.req.header("cf-connecting-ip"),
+    cost: body.cost,
     permission: body.permission,
     app: body.app,
     mode: body.mode,
@@ -155,7 +163,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   c.set("outcome", result.code);
   // A key that is not what it claims to be is a failed authentication; a valid key lacking a
   // permission is not (its holder proved possession). Past the limit, a failure is answered 429.
-  if (!result.valid && result.code !== "INSUFFICIENT_PERMISSIONS" && result.code !== "RATE_LIMITED") {
+  if (!result.valid && !["INSUFFICIENT_PERMISSIONS", "RATE_LIMITED", "USAGE_EXCEEDED"].includes(result.code)) {
     recordFailure(c.env, ip, "verify", result, (p) => c.executionCtx.waitUntil(p));
   }
   return c.json(verdictBody(result), 200);

@@ -1,0 +1,109 @@
+import { env } from "cloudflare:workers";
+import { beforeAll, describe, expect, it } from "vitest";
+import { verifyKey } from "../src/verification/verify-key";
+import { call, createOrg, expectStatus, prng } from "./helpers";
+import { createKeyAs, writeCounts } from "./key-fixtures";
+import { makeLocations } from "./location-model";
+
+/**
+ * Usage credits (issue 16 point 3): each allowed use spends one (or its cost); at zero the key answers
+ * USAGE_EXCEEDED; concurrent spending from many locations never spends more than the balance nor shows
+ * a negative one; refills at the start of a day or month, on a fixed clock.
+ */
+
+let org: Awaited<ReturnType<typeof createOrg>>;
+beforeAll(async () => {
+  org = await createOrg("Prepaid");
+});
+const metered = (credits: number, extra: Record<string, unknown> = {}) =>
+  createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: `credits ${credits}`, scopes: ["app:read", "project:deploy"], credits, ...extra });
+const storedCredits = async (keyId: string) => (await env.DB.prepare("select credits from api_keys where id = ?").bind(keyId).first<{ credits: number | null }>())!.credits;
+const DAY = 86_400_000;
+
+describe("spending", () => {
+  it("spends one per allowed use, answers USAGE_EXCEEDED at zero (verify, gateway 429), and shows the balance", async () => {
+    const key = await metered(4);
+    expect(key.credits).toEqual({ remaining: 4, refill: null, nextRefillAt: null });
+    const codes = [];
+    for (let i = 0; i < 4; i++) codes.push((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code);
+    expect(codes).toEqual(["VALID", "VALID", "VALID", "VALID"]);
+    const refused = await call("POST", "/v1/keys/verify", { body: { key: key.key } });
+    expect(refused.body).toMatchObject({ valid: false, code: "USAGE_EXCEEDED", keyId: key.id });
+    const gw = await call("GET", "/gw/demo/whoami", { key: key.key });
+    expectStatus(gw, 429);
+    expect(gw.body.error.details.reason).toBe("USAGE_EXCEEDED");
+    expect((await call("GET", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey })).body.credits.remaining).toBe(0);
+    expect(await storedCredits(key.id)).toBe(0);
+    // A refused use (wrong permission) spends nothing.
+    const other = await metered(1);
+    expect((await verifyKey(env, other.key, { permission: "org:admin" })).code).toBe("INSUFFICIENT_PERMISSIONS");
+    expect((await verifyKey(env, other.key)).code).toBe("VALID");
+  });
+
+  it("spends a use's cost, and refuses one the balance cannot pay without spending any of it", async () => {
+    const key = await metered(5);
+    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 3 } })).body.code).toBe("VALID");
+    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 3 } })).body.code).toBe("USAGE_EXCEEDED");
+    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 2 } })).body.code).toBe("VALID");
+    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code).toBe("USAGE_EXCEEDED");
+    expect(await storedCredits(key.id)).toBe(0);
+  });
+
+  it("never spends more than the balance, nor shows a negative one, under concurrent use from three locations", async () => {
+    const CREDITS = 45;
+    const key = await metered(CREDITS);
+    const random = prng(11);
+    const model = makeLocations(3, { authorityDelay: () => random() * 10, reportUses: false });
+    const admitted = await Promise.all(
+      model.locations.map(async (at) => {
+        let valid = 0;
+        for (let round = 0; round < 6; round++) {
+          const codes = await Promise.all(Array.from({ length: 10 }, () => verifyKey(at.env, key.key, { edge: at.edge }).then((v) => v.code)));
+          valid += codes.filter((c) => c === "VALID").length;
+          expect(codes.every((c) => c === "VALID" || c === "USAGE_EXCEEDED"), codes.join()).toBe(true);
+        }
+        return valid;
+      }),
+    );
+    const total = admitted.reduce((a, b) => a + b, 0);
+    expect(total, `per location: ${admitted.join(", ")}`).toBeLessThanOrEqual(CREDITS);
+    // Every slice handed out was spent (each location kept asking): nothing stranded, nothing overspent.
+    expect(total).toBe(CREDITS);
+    expect(await storedCredits(key.id)).toBe(0);
+    expect((await call("GET", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey })).body.credits.remaining).toBe(0);
+  });
+});
+
+describe("refills and edits", () => {
+  it("refills to the amount when a new day begins (fixed clock), and not before", async () => {
+    const key = await metered(2, { creditsRefill: { amount: 10, interval: "day" } });
+    const now = Date.now();
+    const tomorrow = Math.floor(now / DAY) * DAY + DAY + 60_000;
+    expect(key.credits.nextRefillAt).toBe(new Date(tomorrow - 60_000).toISOString());
+    const at = (t: number) => verifyKey(env, key.key, { now: t }).then((v) => v.code);
+    expect([await at(now), await at(now), await at(now)]).toEqual(["VALID", "VALID", "USAGE_EXCEEDED"]);
+    expect(await at(tomorrow)).toBe("VALID");
+    const left = await storedCredits(key.id);
+    expect(left).toBeGreaterThanOrEqual(0);
+    expect(left).toBeLessThan(10); // the refill happened, then a slice was taken from it
+  });
+
+  it("an admin sets the balance or makes the key unmetered; a refill needs credits", async () => {
+    const key = await metered(1);
+    expect((await verifyKey(env, key.key)).code).toBe("VALID");
+    expect((await verifyKey(env, key.key)).code).toBe("USAGE_EXCEEDED");
+    const topped = await call("PATCH", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey, body: { credits: 3 } });
+    expectStatus(topped, 200);
+    expect(topped.body.credits.remaining).toBe(3);
+    expect((await verifyKey(env, key.key)).code).toBe("VALID");
+    expectStatus(await call("PATCH", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey, body: { credits: null } }), 200);
+    for (let i = 0; i < 10; i++) expect((await verifyKey(env, key.key)).code).toBe("VALID");
+
+    const before = await writeCounts();
+    for (const body of [{ credits: -1 }, { credits: 1.5 }, { creditsRefill: { amount: 5, interval: "day" } }, { credits: 5, creditsRefill: { amount: 5, interval: "week" } }]) {
+      const res = await call("POST", `/v1/orgs/${org.orgId}/keys`, { key: org.adminKey, body: { kind: "scoped", name: "x", scopes: ["app:read"], ...body } });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
+    expect(await writeCounts()).toEqual(before);
+  });
+});
