@@ -49,6 +49,10 @@ export function accessDetails(row: KeyRow) {
     grants: grantsOf(accessOf(row)).map(grantLabel),
     ...(row.kind === "rbac" ? { orgRole: row.orgRole, appRoles: row.appRoles } : row.kind === "scoped" ? { scopes: row.scopes } : { mode: row.mode }),
     expiresAt: iso(row.expiresAt),
+    ...(row.notBefore !== null ? { notBefore: iso(row.notBefore) } : {}),
+    ...(row.allowedNetworks?.length ? { allowedNetworks: row.allowedNetworks } : {}),
+    ...(row.rateLimits?.length ? { rateLimits: row.rateLimits } : {}),
+    ...(row.credits !== null ? { credits: row.credits, creditsRefill: row.creditsRefill } : {}),
   };
 }
 
