@@ -1,5 +1,8 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { newId } from "../src/domain/key-format";
+import { db } from "../src/storage/db";
+import { events, webhookDeliveries } from "../src/storage/schema";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { ConsoleClient, shownSecret } from "./console-helpers";
 import { createKeyAs, setPolicy } from "./key-fixtures";
@@ -225,8 +228,177 @@ describe("list badges: unused and leaked", () => {
     const row = rowOf((await own.get("/console/keys")).html, made.id);
     expect(row).toContain(">Leaked</span>");
     expect(row).toContain(">Disabled</span>");
+    expect((await own.get(`/console/keys/${made.id}`)).html).toContain(">Leaked</span>");
     await own.post(`/console/keys/${made.id}/enable`);
     expect(rowOf((await own.get("/console/keys")).html, made.id)).not.toContain(">Leaked</span>");
+  });
+});
+
+describe("policy page: networks, leaks, unused keys", () => {
+  it("saves the network rule, the leak action, unused days and expire-unused, and shows them as saved", async () => {
+    const policyOrg = await createOrg("Policy console");
+    const own = new ConsoleClient();
+    await own.signIn(policyOrg.adminKey);
+    const page = await own.get("/console/policy");
+    expect(page.html).toMatch(/<input type="radio" name="leakedKeyAction" value="revoke" checked=""/);
+    const saved = await own.post("/console/policy", { maxLifetimeDays: "", leakedKeyAction: "disable", unusedKeyDays: "45", expireUnusedKeys: "on" });
+    expect(saved.status, saved.html.slice(0, 500)).toBe(303);
+    expect((await call("GET", `/v1/orgs/${policyOrg.orgId}/policy`, { key: policyOrg.adminKey })).body).toMatchObject({
+      requireExpiration: false,
+      maxLifetimeDays: null,
+      requireNetworksForAdmin: false,
+      leakedKeyAction: "disable",
+      unusedKeyDays: 45,
+      expireUnusedKeys: true,
+    });
+    const shown = (await own.get(saved.location!)).html;
+    expect(shown).toMatch(/<input type="radio" name="leakedKeyAction" value="disable" checked=""/);
+    expect(shown).toMatch(/name="unusedKeyDays" min="1" max="3650" value="45"/);
+    expect(shown).toMatch(/<input type="checkbox" name="expireUnusedKeys" checked=""/);
+    for (const sentence of ["The key is deleted at once", "The key is paused at once", "Once a day, a key not used", "Such keys then stop working", "Such a key must list the networks"]) {
+      expect(shown).toContain(sentence);
+    }
+  });
+
+  it("never drops a rule: a save that leaves a field as shown keeps it, and a form without the new fields keeps them", async () => {
+    const policyOrg = await createOrg("Policy console keeps");
+    const own = new ConsoleClient();
+    await own.signIn(policyOrg.adminKey);
+    await setPolicy(policyOrg.orgId, { requireExpiration: false, maxLifetimeDays: null, leakedKeyAction: "disable", unusedKeyDays: 90, expireUnusedKeys: true });
+    const policy = async () => (await call("GET", `/v1/orgs/${policyOrg.orgId}/policy`, { key: policyOrg.adminKey })).body;
+    const before = await policy();
+    // The page's own form, as a browser posts it untouched: nothing changes, the rules it does not show included.
+    const form = (await own.get("/console/policy")).html;
+    expect(form).toMatch(/name="unusedKeyDays" min="1" max="3650" value="90"/);
+    expect((await own.post("/console/policy", { maxLifetimeDays: "", leakedKeyAction: "disable", unusedKeyDays: "90", expireUnusedKeys: "on" })).status).toBe(303);
+    expect(await policy()).toEqual(before);
+    // A page from before these fields existed: they stay as they stand.
+    expect((await own.post("/console/policy", { maxLifetimeDays: "" })).status).toBe(303);
+    expect(await policy()).toMatchObject({ maxLifetimeDays: null, leakedKeyAction: "disable", unusedKeyDays: 90, expireUnusedKeys: true });
+    // Emptied, the unused days mean never.
+    expect((await own.post("/console/policy", { maxLifetimeDays: "", leakedKeyAction: "revoke", unusedKeyDays: "" })).status).toBe(303);
+    expect(await policy()).toMatchObject({ leakedKeyAction: "revoke", unusedKeyDays: null, expireUnusedKeys: false });
+  });
+
+  it("shows a refused number of unused days beside its field and saves nothing", async () => {
+    const policyOrg = await createOrg("Policy console refusals");
+    const own = new ConsoleClient();
+    await own.signIn(policyOrg.adminKey);
+    for (const days of ["0", "abc"]) {
+      const res = await own.post("/console/policy", { maxLifetimeDays: "", leakedKeyAction: "disable", unusedKeyDays: days });
+      expect(res.status, days).toBe(400);
+      expect(res.html, days).toMatch(/id="policy-unused-error"[^>]*>[^<]*(at least 1|whole number)/);
+    }
+    expect((await call("GET", `/v1/orgs/${policyOrg.orgId}/policy`, { key: policyOrg.adminKey })).body).toMatchObject({ leakedKeyAction: "revoke", unusedKeyDays: null });
+  });
+});
+
+describe("audit log: leaked keys", () => {
+  it("shows where a leaked key was found, as text and never as a link, and what was done", async () => {
+    const leakyOrg = await createOrg("Leaky audit");
+    const made = await createKeyAs(leakyOrg.adminKey, leakyOrg.orgId, { kind: "scoped", name: "Pasted in an issue", scopes: ["app:read"] });
+    await reportLeak(made.key, `https://github.com/octo/leaky/issues/1?x="><script>alert(1)</script>`);
+    const own = new ConsoleClient();
+    await own.signIn(leakyOrg.adminKey);
+    const audit = (await own.get("/console/audit?action=key.leaked")).html;
+    expect(audit).toContain("<dt>Found at</dt><dd><code>https://github.com/octo/leaky/issues/1?x=&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;</code>");
+    expect(audit).not.toContain("<script>alert(1)");
+    expect(audit).not.toMatch(/<a [^>]*href="https:\/\/github.com/);
+    expect(audit).toContain("<dt>Outcome</dt><dd>revoked</dd>");
+  });
+});
+
+describe("webhooks page", () => {
+  it("registers an endpoint with the chosen events and shows its signing secret once (post/redirect/get)", async () => {
+    const hooksOrg = await createOrg("Hooks console");
+    const own = new ConsoleClient();
+    await own.signIn(hooksOrg.adminKey);
+    const empty = await own.get("/console/webhooks");
+    expect(empty.status).toBe(200);
+    expect(empty.html).toContain("No endpoints yet");
+    expect(empty.html).toMatch(/<a class="tab" href="\/console\/webhooks" aria-current="page">Webhooks<\/a>/);
+
+    const res = await own.post("/console/webhooks", { url: "https://hooks.example.com/keygate?token=abc", eventTypes: ["key.leaked", "key.expiring"], description: "Security alerts" });
+    expect(res.status, res.html.slice(0, 500)).toBe(303);
+    expect(res.location).toMatch(/^\/console\/webhooks\?secret=[A-Za-z0-9_-]{22}$/);
+    const page = await own.get(res.location!);
+    const secret = shownSecret(page.html);
+    expect(secret).toMatch(/^whsec_/);
+    expect(page.html).toContain("It will not be shown again");
+    const listed = (await call("GET", `/v1/orgs/${hooksOrg.orgId}/webhooks`, { key: hooksOrg.adminKey })).body.webhooks;
+    expect(listed).toMatchObject([{ url: "https://hooks.example.com/keygate?token=abc", eventTypes: ["key.leaked", "key.expiring"], description: "Security alerts" }]);
+    // Once: the same link shows no secret again, and the list never shows it.
+    const again = await own.get(res.location!);
+    expect(shownSecret(again.html)).toBeUndefined();
+    expect(again.html).toContain("shown once already");
+    expect(again.html).not.toContain(secret!);
+    expect(again.html).toContain("key.leaked");
+  });
+
+  it("sends 'every event' alone when it is ticked, and shows the API's refusal of a URL beside the field", async () => {
+    const hooksOrg = await createOrg("Hooks console refusals");
+    const own = new ConsoleClient();
+    await own.signIn(hooksOrg.adminKey);
+    const all = await own.post("/console/webhooks", { url: "https://all.example.com/hook", eventTypes: ["*", "key.created"] });
+    expect(all.status).toBe(303);
+    expect((await call("GET", `/v1/orgs/${hooksOrg.orgId}/webhooks`, { key: hooksOrg.adminKey })).body.webhooks[0].eventTypes).toEqual(["*"]);
+    const bad = await own.post("/console/webhooks", { url: "ftp://files.example.com/hook", eventTypes: ["key.created"] });
+    expect(bad.status).toBe(400);
+    expect(bad.html).toContain('data-autoopen="true"');
+    expect(bad.html).toMatch(/id="webhook-url-error"[^>]*>The URL [^<]+/);
+    expect(bad.html).toContain('value="ftp://files.example.com/hook"');
+    const none = await own.post("/console/webhooks", { url: "https://none.example.com/hook" });
+    expect(none.status).toBe(400);
+    expect(none.html).toMatch(/id="webhook-events-error"[^>]*>/);
+  });
+
+  it("shows an endpoint's delivery log (status, attempts, last error, next attempt), resends one, and deletes the endpoint after its confirmation", async () => {
+    const hooksOrg = await createOrg("Hooks console log");
+    const own = new ConsoleClient();
+    await own.signIn(hooksOrg.adminKey);
+    const made = (await call("POST", `/v1/orgs/${hooksOrg.orgId}/webhooks`, { key: hooksOrg.adminKey, body: { url: "https://log.example.com/hook", eventTypes: ["*"] } })).body;
+    const eventId = `evt_${newId()}`;
+    await db(env.DB).insert(events).values({ id: eventId, orgId: hooksOrg.orgId, type: "key.revoked", subjectType: "key", subjectId: newId(), data: {}, createdAt: Date.now(), publishedAt: Date.now() });
+    const deliveryId = `msg_${newId()}`;
+    const next = Date.now() + 90_000;
+    await db(env.DB).insert(webhookDeliveries).values({
+      id: deliveryId, orgId: hooksOrg.orgId, endpointId: made.id, eventId, status: "failed", attempts: 3, lastStatus: 503, lastError: "HTTP 503", nextAttemptAt: next, createdAt: Date.now(), updatedAt: Date.now(),
+    });
+    const list = await own.get("/console/webhooks");
+    expect(list.html).toMatch(/<dialog id="delete-[^"]+"[\s\S]*action="\/console\/webhooks\/[^"]+\/delete"/);
+    const log = await own.get(`/console/webhooks/${made.id}`);
+    expect(log.status).toBe(200);
+    const row = new RegExp(`<tr data-delivery-id="${deliveryId}">([\\s\\S]*?)</tr>`).exec(log.html)?.[1] ?? "";
+    expect(row).toContain("<code>key.revoked</code>");
+    expect(row).toContain("Failed, will retry");
+    expect(row).toMatch(/data-label="Attempts">3</);
+    expect(row).toContain("HTTP 503");
+    expect(row).toContain(`<time datetime="${new Date(next).toISOString()}">`);
+
+    const sent: unknown[] = [];
+    const queue = { send: async (body: unknown) => void sent.push(body), sendBatch: async () => undefined } as unknown as Queue;
+    const resent = await own.post(`/console/webhooks/${made.id}/deliveries/${deliveryId}/resend`, {}, {}, { EVENTS: queue });
+    expect(resent.status).toBe(303);
+    expect(sent).toEqual([{ kind: "delivery", deliveryId }]);
+    const after = await own.get(resent.location!);
+    expect(after.html).toContain("queued for a new attempt");
+    expect(new RegExp(`<tr data-delivery-id="${deliveryId}">[\\s\\S]*?Pending`).test(after.html)).toBe(true);
+
+    const deleted = await own.post(`/console/webhooks/${made.id}/delete`);
+    expect(deleted.status).toBe(303);
+    expect((await call("GET", `/v1/orgs/${hooksOrg.orgId}/webhooks`, { key: hooksOrg.adminKey })).body.webhooks).toEqual([]);
+    expect((await own.get(deleted.location!)).html).toContain("The endpoint was deleted");
+  });
+
+  it("tells a key without org:admin that it may not manage webhooks, instead of an empty list", async () => {
+    const manager = await newKey("Webhook-less manager", { scopes: ["apiKeyManagement", "org:read"] });
+    const own = new ConsoleClient();
+    await own.signIn(manager.key);
+    const page = await own.get("/console/webhooks");
+    expect(page.status).toBe(403);
+    expect(page.html).not.toContain("No endpoints yet");
+    expect(page.html).not.toContain("+ Register endpoint");
+    expect(page.html).toMatch(/role="alert">[^<]*org:admin/);
   });
 });
 

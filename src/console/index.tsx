@@ -15,6 +15,7 @@ import { registerConsoleKeyActions } from "./routes/key-actions";
 import { registerConsoleKeys } from "./routes/keys";
 import { registerConsolePolicy } from "./routes/policy";
 import { COOKIE_OPTIONS, registerConsoleSignIn } from "./routes/sign-in";
+import { registerConsoleWebhooks } from "./routes/webhooks";
 import { csrfTokenMatches, deleteSession, isSameOriginRequest, loadSession, SESSION_COOKIE } from "./session";
 import { Notice, Page } from "./views/layout";
 
@@ -114,7 +115,7 @@ export function registerConsole(app: App): App {
       },
     }),
   );
-  for (const path of ["/console/keys", "/console/keys/*", "/console/apps", "/console/apps/*", "/console/policy", "/console/audit", "/console/sign-out"]) {
+  for (const path of ["/console/keys", "/console/keys/*", "/console/apps", "/console/apps/*", "/console/policy", "/console/audit", "/console/webhooks", "/console/webhooks/*", "/console/sign-out"]) {
     app.use(path, requireSession);
   }
   app.get("/console/app.js", (c) => c.body(CONSOLE_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
@@ -126,5 +127,6 @@ export function registerConsole(app: App): App {
   registerConsoleApps(app);
   registerConsolePolicy(app);
   registerConsoleAudit(app);
+  registerConsoleWebhooks(app);
   return app;
 }

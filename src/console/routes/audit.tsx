@@ -45,6 +45,37 @@ const ACTION_LABELS: Record<string, string> = {
   "webhook.delete": "Webhook endpoint deleted",
 };
 
+/**
+ * What a secret scanning report said: where the key was found and what was done. The URL is the reporter's
+ * word, so it is shown as text, never as a link to follow.
+ */
+function LeakDetails(props: { details: Record<string, unknown> | null }) {
+  const d = props.details ?? {};
+  const text = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+  const url = text(d.url);
+  const source = text(d.source);
+  const outcome = text(d.outcome);
+  return (
+    <dl class="details">
+      {url && (
+        <>
+          <dt>Found at</dt>
+          <dd>
+            <code>{url}</code>
+            {source && <span class="hint">{` (${source})`}</span>}
+          </dd>
+        </>
+      )}
+      {outcome && (
+        <>
+          <dt>Outcome</dt>
+          <dd>{outcome}</dd>
+        </>
+      )}
+    </dl>
+  );
+}
+
 /** The filters and the page a link shows; `trail` holds the cursors of the pages before it, oldest first. */
 interface View {
   action?: AuditAction;
@@ -198,6 +229,7 @@ export function registerConsoleAudit(app: App) {
                   </td>
                   <td data-label="Action">
                     {ACTION_LABELS[e.action] ?? e.action} <code>{e.action}</code>
+                    {e.action === "key.leaked" && <LeakDetails details={e.details} />}
                   </td>
                   <td data-label="Target">
                     {e.targetType === "org" ? (

@@ -7,7 +7,7 @@ import { allows } from "../../domain/permissions";
 import { MAX_LIFETIME_DAYS_LIMIT, NO_POLICY, policyViolation, type OrgPolicy } from "../../domain/policy";
 import { consoleApi } from "../api";
 import { orgPath, unlessUnavailable, viewerOf } from "../context";
-import { fieldErrors, first, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
+import { fieldErrors, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
 import type { Key } from "../views/keys-page";
 import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "../views/layout";
 import { allKeys } from "./apps";
@@ -175,9 +175,59 @@ function PolicyPage(props: PolicyPageProps) {
         <fieldset disabled={!props.canEdit}>
           <legend>Administrator keys</legend>
           <label class="check">
-            <input type="checkbox" name="requireNetworksForAdmin" checked={policy.requireNetworksForAdmin ?? false} /> Require allowed networks on keys
-            that hold org:admin or apiKeyManagement
+            <input type="checkbox" name="requireNetworksForAdmin" checked={policy.requireNetworksForAdmin ?? false} aria-describedby="policy-networks-hint" />{" "}
+            Require allowed networks on keys that hold org:admin or apiKeyManagement
           </label>
+          <p class="hint" id="policy-networks-hint">
+            Such a key must list the networks it may be used from: without them it cannot be created or saved, and an
+            existing one is refused on every request (POLICY_VIOLATION) until it has some.
+          </p>
+        </fieldset>
+        <fieldset disabled={!props.canEdit}>
+          <legend>Leaked keys</legend>
+          <p class="hint">When secret scanning reports one of your keys found in public (a commit on GitHub, say):</p>
+          <label class="check">
+            <input type="radio" name="leakedKeyAction" value="revoke" checked={(policy.leakedKeyAction ?? "revoke") === "revoke"} aria-describedby="policy-leak-revoke" />{" "}
+            Revoke it
+          </label>
+          <p class="hint indent" id="policy-leak-revoke">
+            The key is deleted at once and for good; whoever used it needs a new key.
+          </p>
+          <label class="check">
+            <input type="radio" name="leakedKeyAction" value="disable" checked={policy.leakedKeyAction === "disable"} aria-describedby="policy-leak-disable" />{" "}
+            Disable it
+          </label>
+          <p class="hint indent" id="policy-leak-disable">
+            The key is paused at once and listed as Leaked: regenerate its secret, then enable it, and its integrations
+            keep their access.
+          </p>
+        </fieldset>
+        <fieldset disabled={!props.canEdit}>
+          <legend>Unused keys</legend>
+          <label for="policy-unused">Flag keys unused for this many days (empty: never)</label>
+          <input
+            type="number"
+            id="policy-unused"
+            name="unusedKeyDays"
+            min={1}
+            max={MAX_LIFETIME_DAYS_LIMIT}
+            value={policy.unusedKeyDays === null || policy.unusedKeyDays === undefined ? "" : String(policy.unusedKeyDays)}
+            aria-invalid={errors?.unusedKeyDays ? "true" : undefined}
+            aria-describedby={["policy-unused-hint", errors?.unusedKeyDays ? "policy-unused-error" : ""].join(" ").trim()}
+          />
+          <p class="hint" id="policy-unused-hint">
+            Once a day, a key not used for this long (since its last use, or its creation) is recorded as unused in the
+            audit log and sent to webhooks; the key list says “Unused for N days” (from 30 days when this is empty).
+          </p>
+          <FieldError id="policy-unused" errors={errors} field="unusedKeyDays" />
+          <label class="check">
+            <input type="checkbox" name="expireUnusedKeys" checked={policy.expireUnusedKeys ?? false} aria-describedby="policy-expire-unused-hint" /> Also
+            expire them
+          </label>
+          <p class="hint indent" id="policy-expire-unused-hint">
+            Such keys then stop working (expired) instead of only being flagged. The organization's last active admin
+            key is never expired this way.
+          </p>
         </fieldset>
         <div class="actions">{props.canEdit ? save : <Disabled id="policy-save" reason={NEEDS_ORG_ADMIN}>{save}</Disabled>}</div>
       </form>
@@ -223,7 +273,7 @@ export function registerConsolePolicy(app: App) {
   app.post("/console/policy", async (c) => {
     try {
       const api = consoleApi(app, c);
-      const fromForm = { ...policyBody(c.var.form), requireNetworksForAdmin: first(c.var.form, "requireNetworksForAdmin") === "on" };
+      const fromForm = policyBody(c.var.form);
       // PUT replaces the whole policy: a rule this form does not show is sent back as it stands, never dropped.
       const current = unlessUnavailable(await api<OrgPolicy>("GET", `${orgPath(c)}/policy`));
       if (!current.ok) return render(c, app, { errors: { form: current.error.message } }, current.status);
@@ -234,7 +284,7 @@ export function registerConsolePolicy(app: App) {
       const selfRule = result.status === 409 ? policyViolation(body, c.var.caller) : null;
       if (selfRule) return render(c, app, { selfViolation: selfRule.message, shown: body }, result.status);
       const errors = fieldErrors(result.error);
-      return render(c, app, { errors: errors.policy ? errors : { form: result.error.message }, shown: body }, result.status);
+      return render(c, app, { errors: errors.policy || errors.unusedKeyDays ? errors : { form: result.error.message }, shown: body }, result.status);
     } catch (err) {
       if (!(err instanceof FormError)) throw err;
       return render(c, app, { errors: err.errors }, 400);
