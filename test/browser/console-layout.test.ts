@@ -17,6 +17,7 @@ let readerKey: string;
 let rbacKeyId: string;
 /** A key in every lifecycle state the list and edit page show at once: rotating, networks, metadata, unused. */
 let rotatingKeyId: string;
+let webhookId: string;
 /** Whether the apps page exists yet (another change brings it): a 404 is reported as a skip. */
 let appsPage = true;
 
@@ -66,6 +67,13 @@ beforeAll(async () => {
   expect((await api(world, "POST", `/v1/orgs/${orgId}/keys/${rotatingKeyId}/regenerate`, root, { overlapSeconds: 86400 })).status).toBe(200);
   const paused = await create({ kind: "scoped", name: "Paused integration", scopes: ["app:read"], expiresInDays: 30 });
   expect((await api(world, "POST", `/v1/orgs/${orgId}/keys/${paused.id}/disable`, root)).status).toBe(200);
+  const hook = await api(world, "POST", `/v1/orgs/${orgId}/webhooks`, root, {
+    url: "https://hooks.example.com/keygate/a-long-path-for-the-european-storefront-and-partner-integrations?team=platform-security",
+    eventTypes: ["key.leaked", "key.expiring", "key.expired", "key.unused", "key.revoked", "key.disabled"],
+    description: "Security alerts for the platform team's on-call rotation, with a description long enough to wrap",
+  });
+  expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+  webhookId = hook.body.id;
   await create({ kind: "scoped", name: "Starts next week", scopes: ["app:read"], expiresInDays: 30, notBefore: new Date(Date.now() + 7 * 86_400_000).toISOString() });
   // Requires an expiry: the org's first admin key and the never-expiring keys now break the policy.
   expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, signerKey, { requireExpiration: true, maxLifetimeDays: 365 })).status).toBe(200);
@@ -221,6 +229,25 @@ for (const viewport of VIEWPORTS) {
       const { page } = admin;
       await page.goto("/console/audit");
       await check(page, "audit");
+    });
+
+    it("webhooks page, its register dialog with a refusal, its delete confirmation and an endpoint's deliveries", async () => {
+      const { page } = admin;
+      await page.goto("/console/webhooks");
+      await check(page, "webhooks");
+      await page.getByRole("button", { name: "+ Register endpoint" }).click();
+      const dialog = page.getByRole("dialog", { name: "Register a webhook endpoint" });
+      await check(page, "webhook-register");
+      await dialog.getByLabel("URL").fill("http://localhost:8080/hook");
+      await dialog.getByRole("button", { name: "Register" }).click();
+      await page.getByRole("dialog", { name: "Register a webhook endpoint" }).getByRole("alert").first().waitFor();
+      await check(page, "webhook-register-refused");
+      await page.goto("/console/webhooks");
+      await page.locator(`tr[data-webhook-id="${webhookId}"]`).getByRole("button", { name: /^Delete / }).click();
+      await page.getByRole("dialog", { name: "Delete this endpoint?" }).waitFor();
+      await check(page, "webhook-delete-confirmation");
+      await page.goto(`/console/webhooks/${webhookId}`);
+      await check(page, "webhook-deliveries");
     });
 
     it("apps page", async (ctx) => {

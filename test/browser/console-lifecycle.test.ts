@@ -159,4 +159,69 @@ for (const viewport of VIEWPORTS) {
       await context.close();
     });
   });
+
+  describe(`policy and webhooks at ${viewport.width}px`, () => {
+    it("sets what a leak does, the unused days and expire-unused on the policy page, each explained, and keeps them on save", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      await page.getByRole("link", { name: "Key policy" }).click();
+      await page.getByLabel("Disable it").check();
+      await page.getByLabel("Flag keys unused for this many days (empty: never)").fill(String(viewport.width === 390 ? 60 : 45));
+      await page.getByLabel("Also expire them").check();
+      expect(await page.getByLabel("Disable it").evaluate((el) => document.getElementById(el.getAttribute("aria-describedby")!)!.textContent)).toContain("paused at once");
+      await page.getByRole("button", { name: "Save policy" }).click();
+      await page.getByText("Policy saved").waitFor();
+      const policy = (await api(world, "GET", `/v1/orgs/${orgId}/policy`, adminKey)).body;
+      expect(policy).toMatchObject({ leakedKeyAction: "disable", unusedKeyDays: viewport.width === 390 ? 60 : 45, expireUnusedKeys: true });
+      expect(await page.getByLabel("Disable it").isChecked()).toBe(true);
+      await check(page, "policy-lifecycle");
+      // Saved again untouched, nothing changes.
+      await page.getByRole("button", { name: "Save policy" }).click();
+      await page.getByText("Policy saved").waitFor();
+      expect((await api(world, "GET", `/v1/orgs/${orgId}/policy`, adminKey)).body).toEqual(policy);
+      await api(world, "PUT", `/v1/orgs/${orgId}/policy`, adminKey, { requireExpiration: false, maxLifetimeDays: null });
+      await context.close();
+    });
+
+    it("registers a webhook endpoint, shows its signing secret once, lists it with its deliveries, and deletes it after a confirmation", async () => {
+      const { context, page } = await signedIn(world, adminKey, { viewport, bypassCSP: true });
+      const url = `https://hooks.example.com/keygate-${viewport.width}`;
+      await page.getByRole("link", { name: "Webhooks" }).click();
+      await page.getByRole("button", { name: "+ Register endpoint" }).click();
+      const dialog = page.getByRole("dialog", { name: "Register a webhook endpoint" });
+      await dialog.getByLabel("URL").fill(url);
+      await dialog.getByLabel("Description (optional)").fill("Security alerts");
+      await dialog.getByLabel("Every event, including kinds added later").uncheck();
+      await dialog.getByRole("checkbox", { name: /key\.leaked/ }).check();
+      await dialog.getByRole("checkbox", { name: /key\.expiring/ }).check();
+      await check(page, "webhook-register");
+      await dialog.getByRole("button", { name: "Register" }).click();
+      const modal = page.getByRole("dialog", { name: "Endpoint registered" });
+      await modal.waitFor();
+      expect(await modal.getByLabel("Signing secret").inputValue()).toMatch(/^whsec_/);
+      await check(page, "webhook-secret");
+      await modal.getByRole("link", { name: "Done" }).click();
+      await page.waitForURL("**/console/webhooks");
+      expect(await page.getByRole("dialog").count()).toBe(0);
+      const listed = (await api(world, "GET", `/v1/orgs/${orgId}/webhooks`, adminKey)).body.webhooks as { id: string; url: string; eventTypes: string[] }[];
+      const made = listed.find((w) => w.url === url)!;
+      expect(made.eventTypes).toEqual(["key.leaked", "key.expiring"]);
+      const row = page.locator(`tr[data-webhook-id="${made.id}"]`);
+      expect(await row.textContent()).toContain("key.leaked");
+      await check(page, "webhooks");
+
+      await row.getByRole("link", { name: `Deliveries to ${url}` }).click();
+      await page.getByRole("heading", { name: "Deliveries" }).waitFor();
+      await check(page, "webhook-deliveries");
+      await page.getByRole("link", { name: "← Webhooks" }).click();
+
+      await page.locator(`tr[data-webhook-id="${made.id}"]`).getByRole("button", { name: `Delete ${url}` }).click();
+      const confirm = page.getByRole("dialog", { name: "Delete this endpoint?" });
+      await confirm.waitFor();
+      await check(page, "webhook-delete-confirmation");
+      await confirm.getByRole("button", { name: "Delete endpoint" }).click();
+      await page.getByText("The endpoint was deleted").waitFor();
+      expect(((await api(world, "GET", `/v1/orgs/${orgId}/webhooks`, adminKey)).body.webhooks as { url: string }[]).some((w) => w.url === url)).toBe(false);
+      await context.close();
+    });
+  });
 }
