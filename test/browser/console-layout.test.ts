@@ -74,6 +74,22 @@ beforeAll(async () => {
   });
   expect(hook.status, JSON.stringify(hook.body)).toBe(201);
   webhookId = hook.body.id;
+  // A delivery log with one of each status, the failing one with a long error (no queue consumer runs here).
+  const now = Date.now();
+  const deliveries = [
+    { status: "succeeded", attempts: 1, lastStatus: 200, lastError: null, next: null },
+    { status: "failed", attempts: 4, lastStatus: 503, lastError: "HTTP 503 Service Unavailable from the receiver after 10000 ms of waiting for an answer", next: now + 600_000 },
+    { status: "dead", attempts: 14, lastStatus: null, lastError: "network error: connection refused", next: null },
+    { status: "pending", attempts: 0, lastStatus: null, lastError: null, next: now },
+  ];
+  for (const [i, d] of deliveries.entries()) {
+    const eventId = `evt_layout${String(i).padStart(16, "0")}`;
+    await world.sql("insert into events (id, org_id, type, subject_type, subject_id, data, created_at, published_at) values (?, ?, 'key.leaked', 'key', ?, '{}', ?, ?)", eventId, orgId, rbacKeyId, now, now);
+    await world.sql(
+      "insert into webhook_deliveries (id, org_id, endpoint_id, event_id, status, attempts, last_status, last_error, next_attempt_at, created_at, updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      `msg_${String(i).padStart(20, "0")}`, orgId, webhookId, eventId, d.status, d.attempts, d.lastStatus, d.lastError, d.next, now + i, now + i,
+    );
+  }
   await create({ kind: "scoped", name: "Starts next week", scopes: ["app:read"], expiresInDays: 30, notBefore: new Date(Date.now() + 7 * 86_400_000).toISOString() });
   // Requires an expiry: the org's first admin key and the never-expiring keys now break the policy.
   expect((await api(world, "PUT", `/v1/orgs/${orgId}/policy`, signerKey, { requireExpiration: true, maxLifetimeDays: 365 })).status).toBe(200);
@@ -247,6 +263,7 @@ for (const viewport of VIEWPORTS) {
       await page.getByRole("dialog", { name: "Delete this endpoint?" }).waitFor();
       await check(page, "webhook-delete-confirmation");
       await page.goto(`/console/webhooks/${webhookId}`);
+      expect(await page.locator("#deliveries tbody tr").count()).toBeGreaterThan(0);
       await check(page, "webhook-deliveries");
     });
 

@@ -59,12 +59,14 @@ export async function findChromium(): Promise<{ path: string; args: string[]; so
 export interface World {
   url: string;
   browser: Browser;
+  /** Runs one statement on the worker's D1, for state no API call makes on demand (a webhook's failed deliveries). */
+  sql: (query: string, ...params: unknown[]) => Promise<void>;
   stop: () => Promise<void>;
 }
 
 export async function startWorld(): Promise<World> {
   const bundle = bundleWorker(join(mkdtempSync(join(tmpdir(), "keygate-browser-")), "dist"));
-  const { mf, url } = await startLocalWorker({
+  const { mf, url, d1 } = await startLocalWorker({
     bundle,
     bindings: {
       BOOTSTRAP_SECRET,
@@ -79,7 +81,12 @@ export async function startWorld(): Promise<World> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   // Secure cookies and the clipboard need a secure context: http://localhost is one, 127.0.0.1 by name is too,
   // but the console is addressed as a user would type it.
-  return { url: url.replace("127.0.0.1", "localhost"), browser, stop: async () => void (await browser.close(), await mf.dispose()) };
+  return {
+    url: url.replace("127.0.0.1", "localhost"),
+    browser,
+    sql: async (query, ...params) => void (await d1.prepare(query).bind(...params).run()),
+    stop: async () => void (await browser.close(), await mf.dispose()),
+  };
 }
 
 /** Calls the JSON API as a key, as a script would. */
