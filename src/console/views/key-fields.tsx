@@ -294,9 +294,8 @@ export function LifecycleFields(props: { id: string; form: FormValues; errors?: 
       {badLines.length > 0 && (
         <ul class="field-error line-errors" id={`${nets}-lines`}>
           {badLines.map((l) => (
-            <li>
-              Line {l.line}, <code>{l.range}</code>: {l.message}
-            </li>
+            // The API's message quotes the range itself.
+            <li>{`Line ${l.line}: ${l.message}`}</li>
           ))}
         </ul>
       )}
