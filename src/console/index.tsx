@@ -12,7 +12,9 @@ import { registerConsoleApps } from "./routes/apps";
 import { registerConsoleAudit } from "./routes/audit";
 import { registerConsoleEditKey } from "./routes/edit-key";
 import { registerConsoleKeyActions } from "./routes/key-actions";
+import { registerConsoleKeyUsage } from "./routes/key-usage";
 import { registerConsoleKeys } from "./routes/keys";
+import { registerConsoleOrgUsage } from "./routes/org-usage";
 import { registerConsolePolicy } from "./routes/policy";
 import { COOKIE_OPTIONS, registerConsoleSignIn } from "./routes/sign-in";
 import { registerConsoleWebhooks } from "./routes/webhooks";
@@ -115,7 +117,7 @@ export function registerConsole(app: App): App {
       },
     }),
   );
-  for (const path of ["/console/keys", "/console/keys/*", "/console/apps", "/console/apps/*", "/console/policy", "/console/audit", "/console/webhooks", "/console/webhooks/*", "/console/sign-out"]) {
+  for (const path of ["/console/keys", "/console/keys/*", "/console/apps", "/console/apps/*", "/console/policy", "/console/audit", "/console/webhooks", "/console/webhooks/*", "/console/usage", "/console/sign-out"]) {
     app.use(path, requireSession);
   }
   app.get("/console/app.js", (c) => c.body(CONSOLE_JS, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
@@ -128,5 +130,7 @@ export function registerConsole(app: App): App {
   registerConsolePolicy(app);
   registerConsoleAudit(app);
   registerConsoleWebhooks(app);
+  registerConsoleKeyUsage(app);
+  registerConsoleOrgUsage(app);
   return app;
 }
