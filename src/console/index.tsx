@@ -75,7 +75,7 @@ const requireSession: MiddlewareHandler<AppEnv> = async (c, next) => {
     // Strict, like every management call: a revoked key's session ends everywhere, not when a cache expires.
     const result = await verifyHash(c.env, session.keyId, session.keyHash, {
       strict: true,
-      skipRateLimits: true,
+      unmetered: true,
       ip: c.req.header("cf-connecting-ip"),
       waitUntil: (p) => c.executionCtx.waitUntil(p),
     });

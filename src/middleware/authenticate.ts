@@ -37,7 +37,7 @@ async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
   // by their authority, never by a cached record that may be stale at this location.
   const result = await verifyKey(c.env, key, {
     strict: true,
-    skipRateLimits: true,
+    unmetered: true,
     ip: c.req.header("cf-connecting-ip"),
     waitUntil: (p) => c.executionCtx.waitUntil(p),
   });

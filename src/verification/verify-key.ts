@@ -80,10 +80,10 @@ export interface VerifyOptions {
   /** The same as `mode: "strict"`. */
   strict?: boolean;
   /**
-   * Leave the key's rate limits alone: management calls and console sessions authenticate with a key,
-   * they are not the API traffic its limits meter.
+   * Not metered: no rate limits, no credits, no usage count. Management calls and console sessions
+   * authenticate with a key; they are not the API traffic its limits, credits and usage measure.
    */
-  skipRateLimits?: boolean;
+  unmetered?: boolean;
   /** Credits this verification spends from a metered key (default 1). */
   cost?: number;
   /** Where uses are reported to the key's authority, off the response path. */
@@ -322,7 +322,7 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   if (!knownOrg) Edge.remember(edge.orgOfKey, record.keyId, record.orgId);
   // Every outcome of a key that exists is counted (usage analytics), in memory, flushed later.
   const verdict = await judge(env, edge, record, hash, options, mode, now, policy, appRecord);
-  countUse(env, edge, record.keyId, record.orgId, verdict.code, now, options.waitUntil);
+  if (!options.unmetered) countUse(env, edge, record.keyId, record.orgId, verdict.code, now, options.waitUntil);
   return verdict;
 }
 
@@ -385,7 +385,7 @@ async function judge(
     };
   }
   const limits = record.rateLimits ?? policy.rateLimits;
-  if (limits?.length && !options.skipRateLimits) {
+  if (limits?.length && !options.unmetered) {
     const admission = await admit(env, edge, key.keyId, limits, now, options.waitUntil);
     if (!admission.admitted) {
       const { limit, periodSeconds, resetAt } = admission.window;
@@ -399,7 +399,7 @@ async function judge(
     }
   }
   // Credits last: only a use every other rule allows is paid for.
-  if (record.metered && !options.skipRateLimits && !(await spend(env, edge, key.keyId, options.cost ?? 1, now, options.waitUntil))) {
+  if (record.metered && !options.unmetered && !(await spend(env, edge, key.keyId, options.cost ?? 1, now, options.waitUntil))) {
     return { valid: false, code: "USAGE_EXCEEDED", message: "The key has no credits left for this use.", key };
   }
   reportUse(env, edge, key.keyId, rotating ? hash : undefined, now, options.waitUntil);

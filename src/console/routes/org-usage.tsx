@@ -97,7 +97,7 @@ export function registerConsoleOrgUsage(app: App) {
     );
 
     return c.html(
-      <Page title="Usage" viewer={viewerOf(c)}>
+      <Page title="Usage" viewer={viewerOf(c)} tab="usage">
         <h1>Usage</h1>
         <p class="hint">
           The keys of your organization with the most verifications, and with the most refused ones, over the last 30 days (UTC

@@ -76,7 +76,7 @@ export function registerConsoleSignIn(app: App) {
     const ip = clientIp(c.req.raw.headers);
     // Verified whatever the address: a valid key signs in even from a limited address.
     const key = first(await parseForm(c), "key").trim();
-    const result = await verifyKey(c.env, key, { strict: true, skipRateLimits: true, ip: c.req.header("cf-connecting-ip"), waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    const result = await verifyKey(c.env, key, { strict: true, unmetered: true, ip: c.req.header("cf-connecting-ip"), waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {
       recordFailure(c.env, ip, "management", result, (p) => c.executionCtx.waitUntil(p)); // 429 past the limit
       c.set("outcome", result.code);

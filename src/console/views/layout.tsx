@@ -19,6 +19,7 @@ const TABS = [
   { id: "apps", href: "/console/apps", label: "Apps", needsKeyManagement: false },
   { id: "policy", href: "/console/policy", label: "Key policy", needsKeyManagement: true },
   { id: "audit", href: "/console/audit", label: "Audit log", needsKeyManagement: true },
+  { id: "usage", href: "/console/usage", label: "Usage", needsKeyManagement: true },
   // Needs org:admin, not key management: the page itself says so to a key without it.
   { id: "webhooks", href: "/console/webhooks", label: "Webhooks", needsKeyManagement: false },
 ] as const;

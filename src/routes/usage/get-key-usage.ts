@@ -53,7 +53,8 @@ const route = createRoute({
   tags: ["Usage"],
   summary: "A key's usage over time",
   description:
-    "Verifications of the key (at the verify endpoint, over `KeyVerifier`, at the gateway and by management calls) per " +
+    "Verifications of the key (at the verify endpoint, over `KeyVerifier` and at the gateway; a management call's own " +
+    "authentication is not counted) per " +
     "hour or day and outcome, kept 90 days. Counted at the edge and written within about 10 s (`USAGE_FLUSH_MS`). " +
     "Needs `apiKeyManagement`.",
   security: [{ apiKey: [] }],
