@@ -73,8 +73,9 @@ function sync(form) {
   form.querySelectorAll("[data-unless-admin]").forEach((s) => { s.hidden = !!role && role.value === "admin"; });
   const exp = form.querySelector("select[name=expiration]");
   form.querySelectorAll("[data-when-date]").forEach((s) => { s.hidden = !!exp && exp.value !== "date"; });
+  form.querySelectorAll("[data-rl-row]").forEach((row) => { const p = row.querySelector("select[name=rlPeriod]"); const o = row.querySelector("[data-when-other]"); if (p && o) o.hidden = p.value !== "other"; });
 }
-document.querySelectorAll("form[data-key-form]").forEach((form) => { sync(form); form.addEventListener("change", () => sync(form)); });
+document.querySelectorAll("form[data-key-form],form[data-policy-form]").forEach((form) => { sync(form); form.addEventListener("change", () => sync(form)); });
 // A form shown again with errors opens at its first refused field, not at its first field.
 document.querySelectorAll("dialog[data-autoopen]").forEach((d) => { d.showModal(); const bad = d.querySelector("[aria-invalid=true]"); if (bad) bad.focus(); });
 `;
@@ -126,6 +127,8 @@ fieldset{border:1px solid var(--line);border-radius:8px;margin:.8rem 0;padding:.
 .disabled-wrap:hover .tooltip,.disabled-wrap:focus .tooltip,.disabled-wrap:focus-within .tooltip,.tip-wrap:hover .tooltip,.tip-wrap:focus .tooltip{display:block}.disabled-wrap[data-dismissed] .tooltip,.tip-wrap[data-dismissed] .tooltip{display:none}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 dl.details{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1rem .6rem;margin:.35rem 0 0;font-size:.85rem}dl.details dt{color:var(--muted)}dl.details dd{margin:0;min-width:0}
+.rl-row{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr) minmax(0,1fr);gap:0 .5rem;align-items:end}.rl-row label{margin-top:.5rem}.rl-row .rl-error{grid-column:1/-1}
+.refill-row{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:0 .5rem}
 .hint.indent{margin-left:1.6rem}.pager{display:flex;gap:.75rem;margin:.6rem 0}.signin{max-width:28rem;margin:3rem auto}
 @media (max-width:760px){
 main{padding:1rem}.top{padding:.6rem 1rem}.who{margin-left:0;flex-basis:100%}
@@ -135,6 +138,6 @@ main thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 
 main tr{border:1px solid var(--line);border-radius:8px;margin:0 0 .75rem;padding:.4rem .2rem}
 main td{border:0;padding:.25rem .6rem}main td[data-label]::before{content:attr(data-label);display:block;font-size:.75rem;color:var(--muted);font-weight:600}
 td.actions-cell{white-space:normal;width:auto}.row-actions{flex-wrap:wrap}.locked-reason{min-width:0;max-width:none}
-.app-row{grid-template-columns:minmax(0,1fr)}
+.app-row{grid-template-columns:minmax(0,1fr)}.rl-row{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}.rl-row [data-when-other]{grid-column:1/-1}
 }
 `;

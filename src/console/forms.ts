@@ -37,13 +37,16 @@ export type FieldName =
   | "url"
   | "eventTypes"
   | "description"
+  | "rateLimits"
+  | "credits"
+  | "creditsRefill"
   | "form";
 
 /**
  * Field name in the form → message. `networkLines` holds the API's message for each refused range, by its
  * index in the list sent (`allowedNetworks.N`), so the page can put each beside its own line.
  */
-export type FieldErrors = Partial<Record<FieldName, string>> & { networkLines?: Record<number, string> };
+export type FieldErrors = Partial<Record<FieldName, string>> & { networkLines?: Record<number, string>; rateLimitRows?: Record<number, string> };
 
 export class FormError extends Error {
   constructor(readonly errors: FieldErrors) {
@@ -122,12 +125,93 @@ export function metadataOf(form: FormValues): unknown {
 /** The text the metadata textarea shows for a key's metadata. */
 export const metadataText = (metadata: unknown) => (metadata === null || metadata === undefined ? "" : JSON.stringify(metadata, null, 2));
 
+/** A rate limit window, as the API takes and gives it. */
+export interface RateLimit {
+  limit: number;
+  periodSeconds: number;
+}
+
+/** The periods the row editor offers by name; any other is typed in seconds ("other"). */
+export const RATE_PERIODS = [
+  { seconds: 1, label: "second" },
+  { seconds: 10, label: "10 s" },
+  { seconds: 60, label: "minute" },
+  { seconds: 3600, label: "hour" },
+  { seconds: 86400, label: "day" },
+] as const;
+
+/** The rows the editor shows (the API allows at most three windows). */
+export const RATE_LIMIT_ROWS = 3;
+
+/** "10 s", "minute", "2 days": a period as the console names it. */
+export function periodLabel(seconds: number): string {
+  const named = RATE_PERIODS.find((p) => p.seconds === seconds);
+  if (named) return named.label;
+  for (const [unit, name] of [[86400, "days"], [3600, "h"], [60, "min"]] as const) {
+    if (seconds % unit === 0) return `${seconds / unit} ${name}`;
+  }
+  return `${seconds} s`;
+}
+
+/** "100 per 10 s, 10,000 per day". */
+export const limitsText = (limits: readonly RateLimit[]) =>
+  limits.map((l) => `${l.limit.toLocaleString("en-US")} per ${periodLabel(l.periodSeconds)}`).join(", ");
+
+/** The editor's values for some limits: one row each, blank rows up to the editor's three. */
+export function rateLimitFormOf(limits: readonly RateLimit[] | null | undefined): FormValues {
+  const rows = [...(limits ?? [])];
+  const named = (s: number) => RATE_PERIODS.some((p) => p.seconds === s);
+  const out: FormValues = {
+    rlLimit: rows.map((l) => String(l.limit)),
+    rlPeriod: rows.map((l) => (named(l.periodSeconds) ? String(l.periodSeconds) : "other")),
+    rlSeconds: rows.map((l) => (named(l.periodSeconds) ? "" : String(l.periodSeconds))),
+  };
+  while (out.rlLimit!.length < RATE_LIMIT_ROWS) {
+    out.rlLimit!.push("");
+    out.rlPeriod!.push("60");
+    out.rlSeconds!.push("");
+  }
+  return out;
+}
+
+const WHOLE = /^\d+$/;
+
+/**
+ * The rate limit rows filled in, each with its row number (from 1) so a refusal of the Nth limit sent is shown
+ * beside the row it came from. A row with no limit is blank and skipped. Only the shape is judged here (whole
+ * numbers); the API judges the rest.
+ */
+export function rateLimitRows(form: FormValues): { row: number; limit: RateLimit }[] {
+  const limits = form.rlLimit ?? [];
+  return limits.flatMap((raw, i) => {
+    const text = raw.trim();
+    if (text === "") return [];
+    const period = form.rlPeriod?.[i] ?? "";
+    const seconds = period === "other" ? (form.rlSeconds?.[i] ?? "").trim() : period;
+    if (!WHOLE.test(text)) throw new FormError({ rateLimits: `Limit ${i + 1}: enter the number of requests as a whole number, or leave the row empty.` });
+    if (!WHOLE.test(seconds)) throw new FormError({ rateLimits: `Limit ${i + 1}: enter the period as a whole number of seconds.` });
+    return [{ row: i + 1, limit: { limit: Number(text), periodSeconds: Number(seconds) } }];
+  });
+}
+
+/** The credits fields: the balance (null: unmetered) and the refill (null: none). */
+export function creditsOf(form: FormValues): { credits: number | null; creditsRefill: { amount: number; interval: "day" | "month" } | null } {
+  const balance = first(form, "credits").trim();
+  const amount = first(form, "refillAmount").trim();
+  if (balance !== "" && !WHOLE.test(balance)) throw new FormError({ credits: "Enter the credits as a whole number, or leave it empty for an unmetered key." });
+  if (amount !== "" && !WHOLE.test(amount)) throw new FormError({ creditsRefill: "Enter the refill as a whole number, or leave it empty for no refill." });
+  const interval = first(form, "refillInterval") === "day" ? "day" : "month";
+  return { credits: balance === "" ? null : Number(balance), creditsRefill: amount === "" ? null : { amount: Number(amount), interval } };
+}
+
 /** `POST /v1/orgs/{orgId}/keys` body from the create dialog; the optional fields only when filled in. */
 export function createKeyBody(form: FormValues) {
   const kind = first(form, "kind") === "scoped" ? "scoped" : "rbac";
   const notBefore = notBeforeOf(form);
   const networks = networkLines(first(form, "allowedNetworks")).map((l) => l.range);
   const metadata = metadataOf(form);
+  const limits = rateLimitRows(form).map((r) => r.limit);
+  const { credits, creditsRefill } = creditsOf(form);
   return {
     kind,
     name: first(form, "name"),
@@ -137,6 +221,10 @@ export function createKeyBody(form: FormValues) {
     ...(notBefore !== null ? { notBefore } : {}),
     ...(networks.length ? { allowedNetworks: networks } : {}),
     ...(metadata !== null ? { metadata } : {}),
+    ...(limits.length ? { rateLimits: limits } : {}),
+    ...(credits !== null ? { credits } : {}),
+    // Sent even without credits, so the API's refusal ("needs credits") is shown beside the refill.
+    ...(creditsRefill !== null ? { creditsRefill } : {}),
   };
 }
 
@@ -147,6 +235,8 @@ export interface EditedKey {
   notBefore: string | null;
   allowedNetworks: readonly string[];
   metadata: unknown;
+  rateLimits?: readonly RateLimit[];
+  credits?: { remaining: number; refill: { amount: number; interval: "day" | "month" } | null } | null;
 }
 
 const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
@@ -166,6 +256,20 @@ export function updateKeyBody(current: EditedKey, form: FormValues) {
   if (!sameJson(networks, current.allowedNetworks)) body.allowedNetworks = networks;
   const metadata = metadataOf(form);
   if (!sameJson(metadata, current.metadata)) body.metadata = metadata;
+  // A form without the metering fields (an older page) changes none of them.
+  if (form.rlLimit !== undefined) {
+    const limits = rateLimitRows(form).map((r) => r.limit);
+    if (!sameJson(limits, current.rateLimits ?? [])) body.rateLimits = limits;
+  }
+  if (form.credits !== undefined) {
+    const { credits, creditsRefill } = creditsOf(form);
+    // The balance is compared with what the page showed (`creditsWas`), not with the key now: uses spend it
+    // meanwhile, and sending it back unchanged would undo them.
+    if ((first(form, "creditsWas").trim() || null) !== (credits === null ? null : String(credits))) body.credits = credits;
+    // An unmetered key has nothing to refill: clearing the balance clears its refill too.
+    const refill = credits === null ? null : creditsRefill;
+    if (!sameJson(refill, current.credits?.refill ?? null)) body.creditsRefill = refill;
+  }
   return body;
 }
 
@@ -190,6 +294,10 @@ export function policyBody(form: FormValues): Partial<OrgPolicy> {
     body.unusedKeyDays = days === "" ? null : Number(days);
     body.expireUnusedKeys = first(form, "expireUnusedKeys") === "on";
   }
+  if (form.rlLimit !== undefined) {
+    const limits = rateLimitRows(form).map((r) => r.limit);
+    body.rateLimits = limits.length ? limits : null;
+  }
   return body;
 }
 
@@ -201,6 +309,9 @@ const FIELD_OF: [RegExp, FieldName][] = [
   [/^url$/, "url"],
   [/^eventTypes/, "eventTypes"],
   [/^description$/, "description"],
+  [/^rateLimits/, "rateLimits"],
+  [/^credits$/, "credits"],
+  [/^creditsRefill/, "creditsRefill"],
   [/^expires(InDays|At)$/, "expiration"],
   [/^orgRole$/, "orgRole"],
   [/^appRoles/, "appRoles"],
@@ -222,6 +333,9 @@ const LABELS: Record<string, string> = {
   url: "The URL",
   eventTypes: "Event types",
   description: "The description",
+  rateLimits: "Rate limits",
+  credits: "Credits",
+  creditsRefill: "The refill",
 };
 
 /** The API's error envelope as messages beside the fields they concern. */
@@ -237,6 +351,14 @@ export function fieldErrors(error: { code: string; message: string; details?: un
     if (range) {
       (errors.networkLines ??= {})[Number(range[1])] = issue.message;
       errors.allowedNetworks ??= "Some ranges are not valid CIDR ranges: see each line below.";
+      continue;
+    }
+    // One refused limit (`rateLimits.1.limit`): beside its own row, by its index in the list sent.
+    const limit = /^rateLimits\.(\d+)(?:\.(limit|periodSeconds))?$/.exec(issue.field);
+    if (limit) {
+      const what = limit[2] === "periodSeconds" ? "The period" : limit[2] === "limit" ? "The limit" : "This limit";
+      (errors.rateLimitRows ??= {})[Number(limit[1])] = /^[A-Z]/.test(issue.message) ? issue.message : `${what} ${issue.message}.`;
+      errors.rateLimits ??= "Some limits were refused: see each row.";
       continue;
     }
     const field = FIELD_OF.find(([re]) => re.test(issue.field))?.[1] ?? "form";

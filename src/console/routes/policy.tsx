@@ -7,7 +7,8 @@ import { allows } from "../../domain/permissions";
 import { MAX_LIFETIME_DAYS_LIMIT, NO_POLICY, policyViolation, type OrgPolicy } from "../../domain/policy";
 import { consoleApi } from "../api";
 import { orgPath, unlessUnavailable, viewerOf } from "../context";
-import { fieldErrors, FormError, keyPolicyViolation, policyBody, type FieldErrors } from "../forms";
+import { fieldErrors, FormError, keyPolicyViolation, policyBody, rateLimitFormOf, type FieldErrors, type FormValues } from "../forms";
+import { RateLimitFields } from "../views/key-fields";
 import type { Key } from "../views/keys-page";
 import { Csrf, Disabled, FieldError, Notice, Page, When, type Viewer } from "../views/layout";
 import { allKeys } from "./apps";
@@ -125,6 +126,8 @@ interface PolicyPageProps {
   self: Self;
   keys: { items: Key[]; complete: boolean };
   errors?: FieldErrors;
+  /** The rate limit rows as submitted, when a refusal shows them again. */
+  limitsForm?: FormValues;
   /** The API refused the change because the signed-in key would break it. */
   selfViolation?: string;
   saved?: boolean;
@@ -152,7 +155,7 @@ function PolicyPage(props: PolicyPageProps) {
         </Notice>
       )}
       {errors?.form && <Notice kind="error">{errors.form}</Notice>}
-      <form method="post" action="/console/policy">
+      <form method="post" action="/console/policy" data-policy-form>
         <Csrf viewer={props.viewer} />
         <fieldset disabled={!props.canEdit}>
           <legend>Expiration</legend>
@@ -229,6 +232,14 @@ function PolicyPage(props: PolicyPageProps) {
             key is never expired this way.
           </p>
         </fieldset>
+        <RateLimitFields
+          id="policy"
+          form={props.limitsForm ?? rateLimitFormOf(policy.rateLimits)}
+          errors={errors}
+          legend="Default rate limits"
+          emptyMeans="They apply to every key that has none of its own (a key's own limits replace them). Empty: no default."
+          disabled={!props.canEdit}
+        />
         <div class="actions">{props.canEdit ? save : <Disabled id="policy-save" reason={NEEDS_ORG_ADMIN}>{save}</Disabled>}</div>
       </form>
       <SelfRule self={props.self} canEdit={props.canEdit} />
@@ -284,10 +295,11 @@ export function registerConsolePolicy(app: App) {
       const selfRule = result.status === 409 ? policyViolation(body, c.var.caller) : null;
       if (selfRule) return render(c, app, { selfViolation: selfRule.message, shown: body }, result.status);
       const errors = fieldErrors(result.error);
-      return render(c, app, { errors: errors.policy || errors.unusedKeyDays ? errors : { form: result.error.message }, shown: body }, result.status);
+      const limitsForm = c.var.form;
+      return render(c, app, { errors: errors.policy || errors.unusedKeyDays || errors.rateLimits ? errors : { form: result.error.message }, shown: body, limitsForm }, result.status);
     } catch (err) {
       if (!(err instanceof FormError)) throw err;
-      return render(c, app, { errors: err.errors }, 400);
+      return render(c, app, { errors: err.errors, limitsForm: c.var.form }, 400);
     }
   });
 }

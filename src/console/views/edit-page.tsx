@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 import type { OrgPolicy } from "../../domain/policy";
-import { keyPolicyViolation, localInputValue, metadataText, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
-import { ExpirationField, LifecycleFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
+import { keyPolicyViolation, limitsText, localInputValue, metadataText, rateLimitFormOf, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
+import { CreditsFields, ExpirationField, inheritedLimitsText, LifecycleFields, NameField, RateLimitFields, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { ConfirmDialog, StateBadges, type Key } from "./keys-page";
 import { Badge, Csrf, Notice, Page, When, type Viewer } from "./layout";
 
@@ -36,7 +36,53 @@ export function formOfKey(k: Key): FormValues {
     notBefore: [k.status === "pending" ? localInputValue(k.notBefore) : ""],
     allowedNetworks: [(k.allowedNetworks ?? []).join("\n")],
     metadata: [metadataText(k.metadata)],
+    ...rateLimitFormOf(k.rateLimits),
+    credits: [k.credits ? String(k.credits.remaining) : ""],
+    refillAmount: [k.credits?.refill ? String(k.credits.refill.amount) : ""],
+    refillInterval: [k.credits?.refill?.interval ?? "month"],
   };
+}
+
+/** What meters the key now: credits left and the next refill, the limits in force (its own or the org's), its usage. */
+function MeteringSection(props: { k: Key; policy: OrgPolicy }) {
+  const { k } = props;
+  const orgLimits = props.policy.rateLimits ?? [];
+  return (
+    <section aria-labelledby="metering-heading" id="metering" class="panel">
+      <h2 id="metering-heading">Credits and rate limits</h2>
+      <dl class="details">
+        <dt>Credits</dt>
+        <dd id="metering-credits">
+          {k.credits === null ? (
+            "Unmetered: every allowed use is free."
+          ) : (
+            <>
+              {k.credits.remaining > 0 ? `${k.credits.remaining.toLocaleString("en-US")} left` : "None left: the key answers USAGE_EXCEEDED"}
+              {k.credits.refill && k.credits.nextRefillAt && (
+                <>
+                  {`; refilled to ${k.credits.refill.amount.toLocaleString("en-US")} each ${k.credits.refill.interval}, next `}
+                  <When iso={k.credits.nextRefillAt} />
+                </>
+              )}
+              {!k.credits.refill && "; no refill"}
+            </>
+          )}
+        </dd>
+        <dt>Rate limits</dt>
+        <dd id="metering-limits">
+          {k.rateLimits.length > 0
+            ? `Its own: ${limitsText(k.rateLimits)}`
+            : orgLimits.length > 0
+              ? `The organization's default: ${limitsText(orgLimits)}`
+              : "None"}
+        </dd>
+      </dl>
+      <p>
+        <a href={`/console/keys/${k.id}/usage`}>Usage</a>
+        <span class="hint"> — this key's verifications by outcome over time</span>
+      </p>
+    </section>
+  );
 }
 
 /** "3 min ago", "5 h ago", "2 days ago": how long since `iso`, roughly. */
@@ -186,6 +232,7 @@ export function EditKeyPage(props: EditPageProps) {
           {locked} Sign in with a key that holds at least this key's access to change it.
         </p>
       )}
+      <MeteringSection k={k} policy={props.policy} />
       {k.kind === "legacy" ? (
         <Notice kind="error">
           Legacy keys cannot be edited: they use the older mode-based permissions ({k.mode}) and cannot be turned into
@@ -207,6 +254,8 @@ export function EditKeyPage(props: EditPageProps) {
               keep={k.expiresAt ? `expires ${k.expiresAt.slice(0, 10)}` : "never expires"}
             />
             <LifecycleFields id="edit" form={form} errors={errors} />
+            <RateLimitFields id="edit" form={form} errors={errors} emptyMeans={inheritedLimitsText(props.policy.rateLimits)} />
+            <CreditsFields id="edit" form={form} errors={errors} was={props.form ? (form.creditsWas?.[0] ?? "") : k.credits ? String(k.credits.remaining) : ""} />
             {k.kind === "rbac" ? (
               <RbacFields id="edit" form={form} errors={errors} grantable={props.grantable} appNames={appNames} apps={props.appsState} />
             ) : (

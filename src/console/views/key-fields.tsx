@@ -1,7 +1,19 @@
 /** @jsxImportSource hono/jsx */
 import { APP_ROLES, ORG_ROLES, SCOPES, type OrgRole, type Scope } from "../../domain/catalog";
 import type { OrgPolicy } from "../../domain/policy";
-import { defaultExpiration, first, networkLines, offeredExpirations, type FieldErrors, type FormValues } from "../forms";
+import {
+  defaultExpiration,
+  first,
+  limitsText,
+  networkLines,
+  offeredExpirations,
+  RATE_LIMIT_ROWS,
+  RATE_PERIODS,
+  rateLimitRows,
+  type FieldErrors,
+  type FormValues,
+  type RateLimit,
+} from "../forms";
 import { describedBy, FieldError } from "./layout";
 
 /** Fields shared by the create dialog and the edit page. `id` prefixes every control's id. */
@@ -317,6 +329,145 @@ export function LifecycleFields(props: { id: string; form: FormValues; errors?: 
         A JSON object of at most 1 KiB, returned when the key is verified and sent upstream. Not a place for secrets.
       </p>
       <FieldError id={meta} errors={errors} field="metadata" />
+    </fieldset>
+  );
+}
+
+/** The refused limits' messages by the row (from 1) they were typed in; the API numbers them as sent. */
+function rowMessages(form: FormValues, errors?: FieldErrors): Map<number, string> {
+  const refused = errors?.rateLimitRows ?? {};
+  let rows: { row: number }[] = [];
+  try {
+    rows = rateLimitRows(form);
+  } catch {
+    // A row the console itself refused has its message in errors.rateLimits already.
+  }
+  return new Map(rows.flatMap((r, sent) => (refused[sent] ? [[r.row, refused[sent]!] as const] : [])));
+}
+
+/**
+ * Up to three windows, one a row: "limit per period", the period named (second … day) or typed in seconds.
+ * A row left without a limit is no limit. `emptyMeans` says what applies when every row is empty.
+ */
+export function RateLimitFields(props: { id: string; form: FormValues; errors?: FieldErrors; legend?: string; emptyMeans: string; disabled?: boolean }) {
+  const { id, form, errors } = props;
+  const byRow = rowMessages(form, errors);
+  const hint = `${id}-rl-hint`;
+  return (
+    <fieldset class="rate-limits" disabled={props.disabled ? true : undefined} aria-describedby={[hint, describedBy(`${id}-rl`, errors, "rateLimits") ?? ""].join(" ").trim()}>
+      <legend>{props.legend ?? "Rate limits (optional)"}</legend>
+      <p class="hint" id={hint}>
+        {`At most ${RATE_LIMIT_ROWS}, one per period. Over a limit, verification answers RATE_LIMITED until the window ends. ${props.emptyMeans}`}
+      </p>
+      {Array.from({ length: RATE_LIMIT_ROWS }, (_, i) => {
+        const n = i + 1;
+        const period = form.rlPeriod?.[i] || "60";
+        const rowId = `${id}-rl-${n}`;
+        const message = byRow.get(n);
+        return (
+          <div class="rl-row" data-rl-row>
+            <div>
+              <label for={`${rowId}-limit`}>{`Limit ${n}: requests`}</label>
+              <input
+                type="number"
+                id={`${rowId}-limit`}
+                name="rlLimit"
+                min={1}
+                inputmode="numeric"
+                value={form.rlLimit?.[i] ?? ""}
+                aria-invalid={message ? "true" : undefined}
+                aria-describedby={message ? `${rowId}-error` : undefined}
+              />
+            </div>
+            <div>
+              <label for={`${rowId}-period`}>{`per`}</label>
+              <select id={`${rowId}-period`} name="rlPeriod">
+                {RATE_PERIODS.map((p) => (
+                  <option value={String(p.seconds)} selected={period === String(p.seconds)}>
+                    {p.label}
+                  </option>
+                ))}
+                <option value="other" selected={period === "other"}>
+                  seconds…
+                </option>
+              </select>
+            </div>
+            <div data-when-other>
+              <label for={`${rowId}-seconds`}>Seconds</label>
+              <input type="number" id={`${rowId}-seconds`} name="rlSeconds" min={1} inputmode="numeric" value={form.rlSeconds?.[i] ?? ""} />
+            </div>
+            {message && (
+              <p class="field-error rl-error" id={`${rowId}-error`}>
+                {`Limit ${n}: ${message}`}
+              </p>
+            )}
+          </div>
+        );
+      })}
+      <FieldError id={`${id}-rl`} errors={errors} field="rateLimits" />
+    </fieldset>
+  );
+}
+
+/** "the organization's default: 100 per 10 s" or "none": what a key without its own limits gets. */
+export const inheritedLimitsText = (policyLimits: readonly RateLimit[] | null | undefined) =>
+  policyLimits?.length ? `Empty: the organization's default applies (${limitsText(policyLimits)}).` : "Empty: no limit.";
+
+/** The balance (empty: unmetered) and an optional refill each day or month. `was` (edit): the balance shown. */
+export function CreditsFields(props: { id: string; form: FormValues; errors?: FieldErrors; was?: string }) {
+  const { id, form, errors } = props;
+  const balance = `${id}-credits`;
+  const refill = `${id}-refill`;
+  const interval = first(form, "refillInterval") || "month";
+  return (
+    <fieldset>
+      <legend>Credits (optional)</legend>
+      {props.was !== undefined && <input type="hidden" name="creditsWas" value={props.was} />}
+      <label for={balance}>Credits left</label>
+      <input
+        type="number"
+        id={balance}
+        name="credits"
+        min={0}
+        inputmode="numeric"
+        value={first(form, "credits")}
+        aria-invalid={errors?.credits ? "true" : undefined}
+        aria-describedby={[`${balance}-hint`, describedBy(balance, errors, "credits") ?? ""].join(" ").trim()}
+      />
+      <p class="hint" id={`${balance}-hint`}>
+        Each allowed use spends one; at zero the key answers USAGE_EXCEEDED. Empty: unmetered.
+      </p>
+      <FieldError id={balance} errors={errors} field="credits" />
+      <div class="refill-row">
+        <div>
+          <label for={refill}>Refill to</label>
+          <input
+            type="number"
+            id={refill}
+            name="refillAmount"
+            min={1}
+            inputmode="numeric"
+            value={first(form, "refillAmount")}
+            aria-invalid={errors?.creditsRefill ? "true" : undefined}
+            aria-describedby={[`${refill}-hint`, describedBy(refill, errors, "creditsRefill") ?? ""].join(" ").trim()}
+          />
+        </div>
+        <div>
+          <label for={`${refill}-interval`}>every</label>
+          <select id={`${refill}-interval`} name="refillInterval">
+            <option value="day" selected={interval === "day"}>
+              day
+            </option>
+            <option value="month" selected={interval === "month"}>
+              month
+            </option>
+          </select>
+        </div>
+      </div>
+      <p class="hint" id={`${refill}-hint`}>
+        The balance is set back to this at the start of each day or month (UTC). Empty: no refill.
+      </p>
+      <FieldError id={refill} errors={errors} field="creditsRefill" />
     </fieldset>
   );
 }

@@ -3,8 +3,8 @@ import type { z } from "@hono/zod-openapi";
 import type { Child } from "hono/jsx";
 import type { OrgPolicy } from "../../domain/policy";
 import type { KeyObject } from "../../routes/schemas";
-import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
-import { APP_ROLE_LABELS, ExpirationField, LifecycleFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
+import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, limitsText, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
+import { APP_ROLE_LABELS, CreditsFields, ExpirationField, inheritedLimitsText, LifecycleFields, RateLimitFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
 
 export type Key = z.infer<typeof KeyObject>;
@@ -56,7 +56,8 @@ export const OVERLAP_CHOICES = [
 
 /**
  * What state the key is in, as badges: Disabled, Leaked, Rotating (until when), Starts (a pending key),
- * Networks (how many, the ranges as the badge's description) and Unused for N days.
+ * Networks (how many, the ranges as the badge's description), Unused for N days, the credits left on a metered
+ * key and its own rate limits. (No 7-day sparkline per row: it would cost one usage request per listed key.)
  */
 export function StateBadges(props: { k: Key; policy: OrgPolicy; leaked: boolean; now: number }) {
   const { k } = props;
@@ -85,6 +86,8 @@ export function StateBadges(props: { k: Key; policy: OrgPolicy; leaked: boolean;
         </span>
       )}
       {unused !== null && <Badge tone="warn">{`Unused for ${unused} days`}</Badge>}
+      {k.credits && (k.credits.remaining > 0 ? <Badge tone="muted">{`Credits: ${k.credits.remaining.toLocaleString("en-US")} left`}</Badge> : <Badge tone="danger">No credits left</Badge>)}
+      {k.rateLimits.length > 0 && <Badge tone="muted">{`Limited: ${limitsText(k.rateLimits)}`}</Badge>}
     </span>
   );
 }
@@ -366,6 +369,8 @@ function CreateDialog(props: KeysPageProps & { appNames: Map<string, string> }) 
         </p>
         <ExpirationField id="create" form={form} errors={errors} policy={props.policy} signerExpiresAt={props.signer.expiresAt} />
         <LifecycleFields id="create" form={form} errors={errors} />
+        <RateLimitFields id="create" form={form} errors={errors} emptyMeans={inheritedLimitsText(props.policy.rateLimits)} />
+        <CreditsFields id="create" form={form} errors={errors} />
         <fieldset>
           <legend>Kind of key</legend>
           <label class="check">
