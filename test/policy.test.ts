@@ -27,6 +27,7 @@ describe("GET and PUT /v1/orgs/{orgId}/policy", () => {
       leakedKeyAction: "revoke",
       unusedKeyDays: null,
       expireUnusedKeys: false,
+      rateLimits: null,
     });
     // The org's first admin key never expires: it may not set a policy that would lock itself out.
     const lockout = await put({ requireExpiration: true, maxLifetimeDays: 90 }, fresh.adminKey, fresh.orgId);
