@@ -380,7 +380,9 @@ export function RateLimitFields(props: { id: string; form: FormValues; errors?: 
               />
             </div>
             <div>
-              <label for={`${rowId}-period`}>{`per`}</label>
+              <label for={`${rowId}-period`}>
+                <span class="visually-hidden">{`Limit ${n}: `}</span>per
+              </label>
               <select id={`${rowId}-period`} name="rlPeriod">
                 {RATE_PERIODS.map((p) => (
                   <option value={String(p.seconds)} selected={period === String(p.seconds)}>
@@ -393,7 +395,9 @@ export function RateLimitFields(props: { id: string; form: FormValues; errors?: 
               </select>
             </div>
             <div data-when-other>
-              <label for={`${rowId}-seconds`}>Seconds</label>
+              <label for={`${rowId}-seconds`}>
+                <span class="visually-hidden">{`Limit ${n}: `}</span>seconds
+              </label>
               <input type="number" id={`${rowId}-seconds`} name="rlSeconds" min={1} inputmode="numeric" value={form.rlSeconds?.[i] ?? ""} />
             </div>
             {message && (
