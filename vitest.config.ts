@@ -93,11 +93,13 @@ export default defineConfig(async () => {
         },
         {
           // The console in Chromium, against the deployable bundle served by workerd (see test/browser/).
+          // The quick profile runs the console's main flows; the deep one (CI) every screen at two widths
+          // with axe-core, and every page's own file.
           test: {
             name: "browser",
             sequence: { groupOrder: 0 },
             environment: "node",
-            include: ["test/browser/*.test.ts"],
+            include: process.env.KEYGATE_TEST_DEPTH === "deep" ? ["test/browser/*.test.ts"] : ["test/browser/console.test.ts"],
             testTimeout: 30_000,
             hookTimeout: 120_000,
           },
