@@ -4,6 +4,7 @@ import { newId } from "../src/domain/key-format";
 import { db } from "../src/storage/db";
 import { events, webhookDeliveries } from "../src/storage/schema";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
+import { REPORTER_KEY_ID, signReport, trustedReporterKey } from "./reporter";
 import { ConsoleClient, shownSecret } from "./console-helpers";
 import { createKeyAs, setPolicy } from "./key-fixtures";
 
@@ -402,27 +403,12 @@ describe("webhooks page", () => {
   });
 });
 
-// A report signed as GitHub's secret scanning would sign it, with the test reporter's key.
-const pemBody = (pem: string) => Uint8Array.from(atob(pem.replace(/-----[A-Z ]+-----|\s+/g, "")), (c) => c.charCodeAt(0));
-
-function p1363ToDer(raw: Uint8Array): Uint8Array {
-  const integer = (bytes: Uint8Array) => {
-    let i = 0;
-    while (i < bytes.length - 1 && bytes[i] === 0 && !(bytes[i + 1]! & 0x80)) i++;
-    const body = bytes[i]! & 0x80 ? [0, ...bytes.subarray(i)] : [...bytes.subarray(i)];
-    return [0x02, body.length, ...body];
-  };
-  const seq = [...integer(raw.subarray(0, 32)), ...integer(raw.subarray(32))];
-  return Uint8Array.from([0x30, seq.length, ...seq]);
-}
-
 async function reportLeak(token: string, url: string) {
-  const key = await crypto.subtle.importKey("pkcs8", pemBody(env.TEST_REPORTER_PRIVATE_KEY), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  // A report signed as GitHub's secret scanning would sign it, with the test reporter's key.
   const body = JSON.stringify([{ token, type: "keygate_api_key", url, source: "content" }]);
-  const raw = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, new TextEncoder().encode(body)));
   const res = await call("POST", "/v1/secret-scanning/reports", {
     body,
-    headers: { "github-public-key-signature": btoa(String.fromCharCode(...p1363ToDer(raw))), "github-public-key-identifier": "test-reporter-key" },
+    headers: { "github-public-key-signature": await signReport(body, await trustedReporterKey()), "github-public-key-identifier": REPORTER_KEY_ID },
   });
   expectStatus(res, 200);
 }

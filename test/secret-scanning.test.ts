@@ -6,6 +6,7 @@ import { derToP1363, verifyReportSignature } from "../src/domain/secret-scanning
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus } from "./helpers";
 import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
+import { REPORTER_KEY_ID, signReport, trustedReporterKey } from "./reporter";
 
 /**
  * `POST /v1/secret-scanning/reports`, GitHub's partner program format: reports signed (ECDSA P-256 /
@@ -14,32 +15,16 @@ import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
  */
 
 const PATH = "/v1/secret-scanning/reports";
-const KEY_ID = "test-reporter-key";
+const KEY_ID = REPORTER_KEY_ID;
 
-const pemBody = (pem: string) => Uint8Array.from(atob(pem.replace(/-----[A-Z ]+-----|\s+/g, "")), (c) => c.charCodeAt(0));
 let trusted: CryptoKey;
 let stranger: CryptoKey;
 beforeAll(async () => {
-  trusted = await crypto.subtle.importKey("pkcs8", pemBody(env.TEST_REPORTER_PRIVATE_KEY), { name: "ECDSA", namedCurve: "P-256" }, false, ["sign"]);
+  trusted = await trustedReporterKey();
   stranger = ((await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"])) as CryptoKeyPair).privateKey;
 });
 
-/** r ‖ s (Web Crypto's form) as the DER GitHub sends. */
-function p1363ToDer(raw: Uint8Array): Uint8Array {
-  const integer = (bytes: Uint8Array) => {
-    let i = 0;
-    while (i < bytes.length - 1 && bytes[i] === 0 && !(bytes[i + 1]! & 0x80)) i++;
-    const body = bytes[i]! & 0x80 ? [0, ...bytes.subarray(i)] : [...bytes.subarray(i)];
-    return [0x02, body.length, ...body];
-  };
-  const seq = [...integer(raw.subarray(0, 32)), ...integer(raw.subarray(32))];
-  return Uint8Array.from([0x30, seq.length, ...seq]);
-}
-
-async function sign(body: string, key = trusted): Promise<string> {
-  const raw = new Uint8Array(await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key, new TextEncoder().encode(body)));
-  return btoa(String.fromCharCode(...p1363ToDer(raw)));
-}
+const sign = (body: string, key = trusted) => signReport(body, key);
 
 async function report(body: string, options: { signature?: string | null; keyId?: string | null } = {}) {
   const headers: Record<string, string> = {};
