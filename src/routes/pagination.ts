@@ -42,6 +42,16 @@ export function encodeCursor(lastId: string | number): string {
 }
 
 /**
+ * The page of a listing read one row beyond `limit` (the extra row says whether another page follows),
+ * and the cursor to that page, null on the last.
+ * @example const { page, nextCursor } = pageOf(rows, limit, (r) => r.id)
+ */
+export function pageOf<T>(rows: readonly T[], limit: number, idOf: (row: T) => string | number): { page: T[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  return { page, nextCursor: rows.length > limit ? encodeCursor(idOf(page.at(-1)!)) : null };
+}
+
+/**
  * The id a cursor continues after; a 400 naming `cursor` when it is not one of ours.
  * @example decodeCursor(query.cursor, /^\d{1,15}$/) // audit entries have integer ids
  */

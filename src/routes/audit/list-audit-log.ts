@@ -5,7 +5,7 @@ import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { auditLog } from "../../storage/schema";
-import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
+import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, Id, json, OrgIdParam, Timestamp } from "../schemas";
 
 /** Every action the audit log records, as the `action` filter accepts it. */
@@ -116,7 +116,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .orderBy(desc(auditLog.id))
     .limit(limit + 1)
     .all();
-  const page = rows.slice(0, limit);
+  const { page, nextCursor } = pageOf(rows, limit, (r) => r.id);
   return c.json(
     {
       entries: page.map((r) => ({
@@ -129,7 +129,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
         createdAt: new Date(r.createdAt).toISOString(),
         details: r.details ?? null,
       })),
-      nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null,
+      nextCursor,
     },
     200,
   );

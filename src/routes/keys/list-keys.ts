@@ -8,7 +8,7 @@ import { db, type Db } from "../../storage/db";
 import { toKeyObject } from "../../storage/keys";
 import { apiKeys, keyAppRoles } from "../../storage/schema";
 import { errorResponses, json, KEY_EXAMPLE, KeyObject, OrgIdParam } from "../schemas";
-import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
+import { decodeCursor, pageOf, PageQuery } from "../pagination";
 
 
 const KINDS = ["rbac", "scoped", "legacy"] as const;
@@ -129,7 +129,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .flat()
     .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
     .slice(0, fetch);
-  const page = rows.slice(0, query.limit);
+  const { page, nextCursor } = pageOf(rows, query.limit, (r) => r.id);
 
   // The page's app roles in one query, the ids as one JSON parameter (D1 binds at most 100).
   const withAppRoles = page.filter((r) => r.kind === "rbac" && r.orgRole !== "admin").map((r) => r.id);
@@ -151,7 +151,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   return c.json(
     {
       keys: page.map((row) => toKeyObject({ ...row, appRoles: rolesByKey.get(row.id) ?? {} }, now)),
-      nextCursor: rows.length > query.limit ? encodeCursor(page.at(-1)!.id) : null,
+      nextCursor,
     },
     200,
   );

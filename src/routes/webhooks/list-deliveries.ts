@@ -6,7 +6,7 @@ import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { events, webhookDeliveries, webhookEndpoints } from "../../storage/schema";
-import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
+import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, json } from "../schemas";
 import { DELIVERY_EXAMPLE, DELIVERY_ID_PATTERN, DeliveryObject, toDeliveryObject, WebhookIdParams } from "./webhook-object";
 
@@ -55,11 +55,11 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .orderBy(desc(webhookDeliveries.id))
     .limit(limit + 1)
     .all();
-  const page = rows.slice(0, limit);
+  const { page, nextCursor } = pageOf(rows, limit, (r) => r.delivery.id);
   return c.json(
     {
       deliveries: page.map((r) => toDeliveryObject(r.delivery, r.eventType)),
-      nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.delivery.id) : null,
+      nextCursor,
     },
     200,
   );

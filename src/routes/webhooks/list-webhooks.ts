@@ -5,7 +5,7 @@ import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { webhookEndpoints } from "../../storage/schema";
-import { decodeCursor, encodeCursor, PageQuery } from "../pagination";
+import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, json, OrgIdParam } from "../schemas";
 import { toWebhookObject, WebhookObject } from "./webhook-object";
 
@@ -59,8 +59,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .orderBy(desc(webhookEndpoints.id))
     .limit(limit + 1)
     .all();
-  const page = rows.slice(0, limit);
-  return c.json({ webhooks: page.map(toWebhookObject), nextCursor: rows.length > limit ? encodeCursor(page.at(-1)!.id) : null }, 200);
+  const { page, nextCursor } = pageOf(rows, limit, (r) => r.id);
+  return c.json({ webhooks: page.map(toWebhookObject), nextCursor }, 200);
 };
 
 export const registerListWebhooks = (app: App) => app.openapi(route, handler);
