@@ -108,7 +108,12 @@ describe("a key's usage page", () => {
 
 describe("the org's usage page", () => {
   it("ranks the most used and the most refused keys of the last 30 days, each with its 7 days and a link", async () => {
-    const page = await pageWhen(admin, "/console/usage", (html) => Boolean(rowOf(html, "most-used", busy.id) && rowOf(html, "most-refused", refusedOnly.id)));
+    // Every count flushed: 5 for the busy key, 4 for the refused one.
+    const page = await pageWhen(admin, "/console/usage", (html) =>
+      [rowOf(html, "most-used", busy.id), rowOf(html, "most-refused", refusedOnly.id)].every((row, i) =>
+        row?.includes(`aria-label="${[5, 4][i]} verifications in the last 7 days"`),
+      ),
+    );
     const used = rowOf(page.html, "most-used", busy.id)!;
     expect(used).toContain(`href="/console/keys/${busy.id}/usage"`);
     expect(text(used)).toMatch(/Busy deployer .* 5 3 2 /);
@@ -169,5 +174,24 @@ describe("who may see usage", () => {
       expect(text(page.html), path).toContain("This key lacks the apiKeyManagement permission.");
       expect(page.html, path).not.toContain("Busy deployer");
     }
+  });
+});
+
+describe("the key list's sparklines", () => {
+  it("shows each listed key's last 7 days, linked to its usage page, from one usage call for the page", async () => {
+    const page = await pageWhen(admin, "/console/keys", (html) => html.includes('aria-label="5 verifications in the last 7 days"'));
+    const row = (id: string) => new RegExp(`<tr data-key-id="${id}">([\\s\\S]*?)</tr>`).exec(page.html)?.[1] ?? "";
+    const busyCell = /<td data-label="Last 7 days">([\s\S]*?)<\/td>/.exec(row(busy.id))![1]!;
+    expect(busyCell).toContain(`href="/console/keys/${busy.id}/usage"`);
+    expect(text(busyCell).trim()).toBe("Usage of Busy deployer:");
+    expect(busyCell).toContain('aria-label="5 verifications in the last 7 days"');
+    const points = busyCell.match(/<polyline points="([^"]+)"/)![1]!.split(" ");
+    expect(points).toHaveLength(7);
+    // Only today's point is off the baseline: the line rises at the end.
+    expect(new Set(points.slice(0, -1).map((p) => p.split(",")[1])).size).toBe(1);
+    expect(points.at(-1)!.split(",")[1]).not.toBe(points[0]!.split(",")[1]);
+    expect(row(refusedOnly.id)).toContain('aria-label="4 verifications in the last 7 days"');
+    expect(row(quiet.id)).toContain('aria-label="0 verifications in the last 7 days"');
+    expect(page.html).toContain('<th scope="col">Last 7 days</th>');
   });
 });

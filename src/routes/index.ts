@@ -18,6 +18,7 @@ import { registerUpdateKey } from "./keys/update-key";
 import { registerHealth } from "./health";
 import { registerCreateOrg } from "./orgs/create-org";
 import { registerReportLeakedKeys } from "./secret-scanning/report-leaks";
+import { registerGetDailyUsage } from "./usage/get-daily-usage";
 import { registerGetKeyUsage } from "./usage/get-key-usage";
 import { registerGetOrgUsage } from "./usage/get-org-usage";
 import { registerVerifyKey } from "./verify/verify-key";
@@ -53,6 +54,7 @@ export function registerRoutes(app: App): App {
   // Usage
   registerGetKeyUsage(app);
   registerGetOrgUsage(app);
+  registerGetDailyUsage(app);
   // Secret scanning partners
   registerReportLeakedKeys(app);
   // Policy and audit

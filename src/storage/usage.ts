@@ -1,4 +1,4 @@
-import { and, eq, gte, lt, sql } from "drizzle-orm";
+import { and, eq, gte, isNull, lt, sql } from "drizzle-orm";
 import type { Db } from "./db";
 import { apiKeys, keyUsage } from "./schema";
 
@@ -9,6 +9,7 @@ import { apiKeys, keyUsage } from "./schema";
  */
 
 export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
 export const USAGE_RETENTION_DAYS = 90;
 
 export interface UsageCount {
@@ -56,5 +57,26 @@ export async function topKeys(database: Db, orgId: string, from: number, to: num
 
 /** Deletes counts older than the retention. */
 export async function pruneUsage(database: Db, now: number): Promise<void> {
-  await database.delete(keyUsage).where(lt(keyUsage.hour, now - USAGE_RETENTION_DAYS * 86_400_000));
+  await database.delete(keyUsage).where(lt(keyUsage.hour, now - USAGE_RETENTION_DAYS * DAY_MS));
+}
+
+/**
+ * Daily totals (UTC days) in [from, to) of those of `keyIds` that are live keys of the org, in one
+ * query: a key with no verifications has one row with a null day; a key revoked, deleted or of another
+ * org has none. The ids go in as one JSON parameter (D1 binds at most 100).
+ */
+export async function dailyTotals(database: Db, orgId: string, keyIds: string[], from: number, to: number) {
+  const day = sql<number | null>`${keyUsage.hour} - ${keyUsage.hour} % ${DAY_MS}`;
+  return database
+    .select({
+      keyId: apiKeys.id,
+      day,
+      total: sql<number>`coalesce(sum(${keyUsage.count}), 0)`,
+      refused: sql<number>`coalesce(sum(case when ${keyUsage.outcome} = 'VALID' then 0 else ${keyUsage.count} end), 0)`,
+    })
+    .from(apiKeys)
+    .leftJoin(keyUsage, and(eq(keyUsage.keyId, apiKeys.id), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))
+    .where(and(eq(apiKeys.orgId, orgId), sql`${apiKeys.id} in (select value from json_each(${JSON.stringify(keyIds)}))`, isNull(apiKeys.revokedAt)))
+    .groupBy(apiKeys.id, sql`2`)
+    .all();
 }

@@ -5,7 +5,8 @@ import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn,
 /**
  * The console's usage pages in Chromium (issue 16, point 1): a key's chart and the org's top keys, after
  * real verifications, at a desktop and a phone width. Nothing scrolls sideways, axe-core finds nothing,
- * the chart's text stays readable on a phone, and the screenshots are the README's usage chart.
+ * the chart's text stays readable on a phone, the key list shows each key's week as a sparkline, and the
+ * screenshots are the README's usage chart.
  */
 let world: World;
 let orgId: string;
@@ -130,6 +131,23 @@ for (const viewport of VIEWPORTS) {
       expect(await refused.filter({ hasText: "Checkout service" }).getByRole("img", { name: "15 verifications in the last 7 days" }).count()).toBe(1);
       await check(page, "org-usage");
       await used.filter({ hasText: "Checkout service" }).getByRole("link", { name: "Checkout service" }).click();
+      await page.waitForURL(`**/console/keys/${busyId}/usage`);
+    });
+
+    it("the key list: each key's last 7 days as a sparkline that opens its chart", async () => {
+      const { page } = admin;
+      await page.goto("/console/keys");
+      const busy = page.locator(`tr[data-key-id="${busyId}"]`);
+      const spark = busy.getByRole("link", { name: "Usage of Checkout service: 15 verifications in the last 7 days" });
+      await spark.waitFor();
+      const noisy = page.locator(`tr[data-key-id="${noisyId}"]`);
+      expect(await noisy.getByRole("img", { name: "6 verifications in the last 7 days" }).count()).toBe(1);
+      // The sparkline stays its own size in a row and in a card.
+      const box = (await spark.locator("svg").boundingBox())!;
+      expect(box.width).toBe(72);
+      expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
+      await check(page, "key-list-sparklines");
+      await spark.click();
       await page.waitForURL(`**/console/keys/${busyId}/usage`);
     });
   });

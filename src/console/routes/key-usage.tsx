@@ -6,7 +6,7 @@ import { consoleApi } from "../api";
 import { keyPath, unlessUnavailable, viewerOf } from "../context";
 import type { Key } from "../views/keys-page";
 import { Page } from "../views/layout";
-import { formatCount, GROUP_OF, OUTCOME_GROUPS, UsageChart, type Granularity, type UsageBucket } from "../views/usage-chart";
+import { formatCount, GROUP_OF, keyUsageHref, OUTCOME_GROUPS, UsageChart, type Granularity, type UsageBucket } from "../views/usage-chart";
 
 interface KeyUsage {
   keyId: string;
@@ -38,8 +38,6 @@ const OUTCOME_LABELS: Record<VerifyCode, string> = {
   USAGE_EXCEEDED: "Out of credits",
 };
 
-export const keyUsageHref = (keyId: string, granularity?: Granularity) =>
-  `/console/keys/${encodeURIComponent(keyId)}/usage${granularity === "day" ? "?granularity=day" : ""}`;
 
 /**
  * A key's usage page: its verifications by outcome over the last 24 hours (hourly) or 30 days (daily),

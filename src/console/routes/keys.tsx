@@ -11,6 +11,7 @@ import { stashSecret, takeSecret } from "../one-time-secret";
 import type { AppsState } from "../views/key-fields";
 import { KeysPage, KeysPageDisabled, type Key, type KeyPage, type KeysPageProps } from "../views/keys-page";
 import { allApps } from "./apps";
+import { dailyTotals } from "./daily-usage";
 
 const PAGE_SIZE = 25;
 const EMPTY: KeyPage = { keys: [], nextCursor: null };
@@ -72,11 +73,13 @@ export async function loadKeysPage(c: Context<AppEnv>, api: ConsoleApi, extra: P
   const notice = c.req.query("notice");
   const rbacPage = dataOr(rbac, EMPTY);
   const legacyPage = dataOr(legacy, EMPTY);
+  const listed = [...rbacPage.keys, ...legacyPage.keys];
   return {
     viewer: viewerOf(c),
     rbac: rbacPage,
     legacy: legacyPage,
-    leaked: leakedKeyIds([...rbacPage.keys, ...legacyPage.keys], dataOr(leaks, { entries: [] }).entries),
+    leaked: leakedKeyIds(listed, dataOr(leaks, { entries: [] }).entries),
+    usage: await dailyTotals(api, c, listed.map((k) => k.id)),
     now: Date.now(),
     cursors: { cursor, legacyCursor },
     apps: appList,

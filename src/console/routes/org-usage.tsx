@@ -1,11 +1,11 @@
 /** @jsxImportSource hono/jsx */
 import type { App } from "../../app";
 import { ApiError } from "../../errors";
-import { consoleApi, type ApiResult } from "../api";
+import { consoleApi } from "../api";
 import { orgPath, unlessUnavailable, viewerOf } from "../context";
 import { Page } from "../views/layout";
-import { formatCount, Sparkline, type UsageBucket } from "../views/usage-chart";
-import { keyUsageHref } from "./key-usage";
+import { formatCount, keyUsageHref, Sparkline } from "../views/usage-chart";
+import { dailyTotals } from "./daily-usage";
 
 interface TopKey {
   keyId: string;
@@ -15,15 +15,13 @@ interface TopKey {
   refused: number;
 }
 
-const DAY_MS = 86_400_000;
 /** Rows in each table: the few keys worth a look, not a second key list. */
 const TOP_KEYS = 10;
-const SPARK_DAYS = 7;
 
 type Ranking = "requests" | "refusals";
 
 /** A ranked table; a key whose 7-day series could not be read (deleted since) is named without a link. */
-function TopTable(props: { id: string; caption: string; keys: TopKey[]; series: Map<string, number[] | undefined> }) {
+function TopTable(props: { id: string; caption: string; keys: TopKey[]; series: ReadonlyMap<string, number[]> }) {
   return (
     <table id={props.id}>
       <caption class="visually-hidden">{props.caption}</caption>
@@ -82,19 +80,8 @@ export function registerConsoleOrgUsage(app: App) {
     // Ranked by refusals, a key with none is not "most refused".
     const mostRefused = (refused as { data: { keys: TopKey[] } }).data.keys.filter((k) => k.refused > 0);
 
-    // The last 7 whole UTC days, today included: one call per listed key, in parallel (at most 2 × TOP_KEYS).
-    const from = new Date((Math.floor(Date.now() / DAY_MS) - (SPARK_DAYS - 1)) * DAY_MS).toISOString();
-    const ids = [...new Set([...mostUsed, ...mostRefused].map((k) => k.keyId))];
-    const results = await Promise.all(
-      ids.map((id) => api<{ buckets: UsageBucket[] }>("GET", `${orgPath(c)}/keys/${encodeURIComponent(id)}/usage?granularity=day&from=${from}`)),
-    );
-    const series = new Map<string, number[] | undefined>(
-      ids.map((id, i) => {
-        const r: ApiResult<{ buckets: UsageBucket[] }> = unlessUnavailable(results[i]!);
-        // A key deleted since still has its counts ranked, but no usage of its own to show (404).
-        return [id, r.ok ? r.data.buckets.map((b) => b.total) : undefined];
-      }),
-    );
+    // The listed keys' last 7 days, in one call; a key deleted since has none (its counts still rank).
+    const series = await dailyTotals(api, c, [...mostUsed, ...mostRefused].map((k) => k.keyId));
 
     return c.html(
       <Page title="Usage" viewer={viewerOf(c)} tab="usage">

@@ -6,6 +6,7 @@ import type { KeyObject } from "../../routes/schemas";
 import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, limitsText, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
 import { APP_ROLE_LABELS, CreditsFields, ExpirationField, inheritedLimitsText, LifecycleFields, RateLimitFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
 import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
+import { SparklineLink } from "./usage-chart";
 
 export type Key = z.infer<typeof KeyObject>;
 export interface KeyPage {
@@ -33,6 +34,8 @@ export interface KeysPageProps {
   leaked?: ReadonlySet<string>;
   /** Epoch ms the page judges "unused for N days" at. */
   now?: number;
+  /** The listed keys' verifications per day, the last 7 UTC days (see `dailyTotals`). */
+  usage?: ReadonlyMap<string, number[]>;
 }
 
 const DAY_MS = 86_400_000;
@@ -57,7 +60,7 @@ export const OVERLAP_CHOICES = [
 /**
  * What state the key is in, as badges: Disabled, Leaked, Rotating (until when), Starts (a pending key),
  * Networks (how many, the ranges as the badge's description), Unused for N days, the credits left on a metered
- * key and its own rate limits. (No 7-day sparkline per row: it would cost one usage request per listed key.)
+ * key and its own rate limits.
  */
 export function StateBadges(props: { k: Key; policy: OrgPolicy; leaked: boolean; now: number }) {
   const { k } = props;
@@ -177,7 +180,16 @@ function RegenerateDialog(props: { k: Key; viewer: Viewer }) {
   );
 }
 
-function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; policy: OrgPolicy; signer: Signer; leaked: boolean; now: number }) {
+function KeyRow(props: {
+  k: Key;
+  viewer: Viewer;
+  appNames: Map<string, string>;
+  policy: OrgPolicy;
+  signer: Signer;
+  leaked: boolean;
+  now: number;
+  totals: number[] | undefined;
+}) {
   const { k, viewer } = props;
   const regen = `regenerate-${k.id}`;
   const del = `delete-${k.id}`;
@@ -209,6 +221,7 @@ function KeyRow(props: { k: Key; viewer: Viewer; appNames: Map<string, string>; 
         <Access k={k} appNames={props.appNames} />
       </td>
       <td data-label="Last used">{k.lastUsedAt ? <When iso={k.lastUsedAt} /> : "Never"}</td>
+      <td data-label="Last 7 days">{props.totals ? <SparklineLink keyId={k.id} name={k.name} totals={props.totals} /> : <span class="hint">—</span>}</td>
       <td data-label="Expires">
         <Expires k={k} />
       </td>
@@ -278,6 +291,7 @@ function KeyTable(props: {
   signer: Signer;
   leaked: ReadonlySet<string>;
   now: number;
+  usage: ReadonlyMap<string, number[]>;
   empty: string;
   next?: string;
   first?: string;
@@ -295,6 +309,7 @@ function KeyTable(props: {
               <th scope="col">Key</th>
               <th scope="col">Roles / scopes</th>
               <th scope="col">Last used</th>
+              <th scope="col">Last 7 days</th>
               <th scope="col">Expires</th>
               <th scope="col">
                 <span class="hint">Actions</span>
@@ -303,7 +318,7 @@ function KeyTable(props: {
           </thead>
           <tbody>
             {props.page.keys.map((k) => (
-              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} policy={props.policy} signer={props.signer} leaked={props.leaked.has(k.id)} now={props.now} />
+              <KeyRow k={k} viewer={props.viewer} appNames={props.appNames} policy={props.policy} signer={props.signer} leaked={props.leaked.has(k.id)} now={props.now} totals={props.usage.get(k.id)} />
             ))}
           </tbody>
         </table>
@@ -438,6 +453,7 @@ export function KeysPage(props: KeysPageProps) {
   const { cursor, legacyCursor } = props.cursors;
   const leaked = props.leaked ?? new Set<string>();
   const now = props.now ?? Date.now();
+  const usage = props.usage ?? new Map<string, number[]>();
   return (
     <Page title="API keys" viewer={props.viewer} tab="keys">
       <div class="toolbar">
@@ -458,6 +474,7 @@ export function KeysPage(props: KeysPageProps) {
         signer={props.signer}
         leaked={leaked}
         now={now}
+        usage={usage}
         empty="No RBAC or scoped keys yet. Create one to give an integration exactly the access it needs."
         next={props.rbac.nextCursor ? pageLink(props.rbac.nextCursor, legacyCursor) : undefined}
         first={cursor ? pageLink(undefined, legacyCursor) : undefined}
@@ -477,6 +494,7 @@ export function KeysPage(props: KeysPageProps) {
         signer={props.signer}
         leaked={leaked}
         now={now}
+        usage={usage}
         empty="No legacy keys."
         next={props.legacy.nextCursor ? pageLink(cursor, props.legacy.nextCursor) : undefined}
         first={legacyCursor ? pageLink(cursor, undefined) : undefined}

@@ -263,3 +263,17 @@ export function Sparkline(props: { totals: readonly number[] }) {
     </svg>
   );
 }
+
+/** The console page of a key's usage chart. */
+export const keyUsageHref = (keyId: string, granularity?: Granularity) =>
+  `/console/keys/${encodeURIComponent(keyId)}/usage${granularity === "day" ? "?granularity=day" : ""}`;
+
+/** A key's sparkline as a link to its usage page, named with the key's name and the total. */
+export function SparklineLink(props: { keyId: string; name: string; totals: readonly number[] }) {
+  return (
+    <a class="spark-link" href={keyUsageHref(props.keyId)}>
+      <span class="visually-hidden">Usage of {props.name}: </span>
+      <Sparkline totals={props.totals} />
+    </a>
+  );
+}

@@ -1,11 +1,10 @@
 import { z } from "@hono/zod-openapi";
 import { invalidFields } from "../../errors";
-import { HOUR_MS, USAGE_RETENTION_DAYS } from "../../storage/usage";
+import { DAY_MS, HOUR_MS, USAGE_RETENTION_DAYS } from "../../storage/usage";
 import { Timestamp } from "../schemas";
 
 /** The time range of a usage query, in whole buckets of its granularity (UTC). */
 
-const DAY_MS = 24 * HOUR_MS;
 export const GRANULARITIES = { hour: HOUR_MS, day: DAY_MS } as const;
 export type Granularity = keyof typeof GRANULARITIES;
 /** Buckets one answer holds at most: a month of hours, or the retention in days. */
