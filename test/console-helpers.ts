@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import worker from "../src/index";
+import { fromThisFile, gatewayFetch } from "./helpers";
 
 /**
  * A browser-like client for the console inside workerd: it keeps the session cookie, sends forms
@@ -28,10 +29,10 @@ export class ConsoleClient {
     let res: Response;
     if (init.bindings) {
       const ctx = createExecutionContext();
-      res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, ...init.bindings }, ctx);
+      res = await worker.fetch(fromThisFile(request) as Parameters<typeof worker.fetch>[0], { ...env, ...init.bindings }, ctx);
       await waitOnExecutionContext(ctx);
     } else {
-      res = await exports.default.fetch(request);
+      res = await gatewayFetch(request);
     }
     const setCookie = res.headers.get("set-cookie");
     if (setCookie?.startsWith("keygate_session=")) {

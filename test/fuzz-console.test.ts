@@ -1,10 +1,9 @@
-import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
 import { ConsoleClient, ORIGIN } from "./console-helpers";
 import { hostileString, storageSnapshot } from "./fuzz-helpers";
-import { createOrg, trials } from "./helpers";
+import { createOrg, gatewayFetch, trials } from "./helpers";
 import { createKeyAs } from "./key-fixtures";
 
 /**
@@ -64,7 +63,7 @@ describe("console: generated bad input", () => {
         const headers: Record<string, string> = { "sec-fetch-site": "same-origin", origin: ORIGIN };
         if (client.cookie) headers.cookie = client.cookie;
         if (type) headers["content-type"] = type;
-        const res = await exports.default.fetch(new Request(`${ORIGIN}${target}`, { method: "POST", headers, body: encode(fields, type, token), redirect: "manual" }));
+        const res = await gatewayFetch(new Request(`${ORIGIN}${target}`, { method: "POST", headers, body: encode(fields, type, token), redirect: "manual" }));
         const text = await res.text();
         sent++;
         expect(res.status, `${target} → ${text.slice(0, 300)}`).toBeLessThan(500);

@@ -1,8 +1,8 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg, trials } from "./helpers";
+import { createOrg, gatewayFetch, trials } from "./helpers";
 import { damagedKey, expectWellFormedRefusal, hostileString, storageSnapshot } from "./fuzz-helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
@@ -26,7 +26,7 @@ let last: string | undefined;
 async function send(request: Request) {
   last ??= await storageSnapshot();
   sent++;
-  const res = await exports.default.fetch(request);
+  const res = await gatewayFetch(request);
   const text = await res.text();
   const after = await storageSnapshot();
   return { status: res.status, text, changed: after !== last, headers: res.headers, commit: () => (last = after) };

@@ -1,9 +1,9 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../src/domain/key-format";
 import { verifyKey } from "../src/verification/verify-key";
-import { createOrg, trials } from "./helpers";
+import { createOrg, gatewayFetch, trials } from "./helpers";
 import { damagedKey, expectWellFormedRefusal, hostileString, storageSnapshot } from "./fuzz-helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
@@ -114,7 +114,7 @@ const contentType = fc.constantFrom(
 
 async function send(method: string, path: string, headers: Headers, body: string | undefined) {
   sent++;
-  const res = await exports.default.fetch(
+  const res = await gatewayFetch(
     new Request(`https://gateway.test${path}`, { method, headers, body: method === "GET" ? undefined : body }),
   );
   return { status: res.status, text: await res.text() };

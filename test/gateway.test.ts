@@ -4,7 +4,7 @@ import { hashKey } from "../src/domain/crypto";
 import { compileGateway, GatewayConfigError } from "../src/gateway/config";
 import { keyRecordName } from "../src/storage/key-record";
 import { verifyKey } from "../src/verification/verify-key";
-import { call, createOrg, expectStatus } from "./helpers";
+import { call, createOrg, expectStatus, gatewayFetch } from "./helpers";
 import { authoritySettled, createKeyAs, seedApp } from "./key-fixtures";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
@@ -21,7 +21,7 @@ beforeAll(async () => {
 async function gw(method: string, path: string, init: { key?: string; headers?: Record<string, string>; body?: BodyInit } = {}) {
   const headers = new Headers(init.headers);
   if (init.key) headers.set("authorization", `Bearer ${init.key}`);
-  return exports.default.fetch(new Request(`https://gateway.test${path}`, { method, headers, body: init.body }));
+  return gatewayFetch(new Request(`https://gateway.test${path}`, { method, headers, body: init.body }));
 }
 
 describe("gateway: allowed requests", () => {

@@ -1,10 +1,10 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { hashKey } from "../src/domain/crypto";
 import { mintKey, newId } from "../src/domain/key-format";
 import { derToP1363, verifyReportSignature } from "../src/domain/secret-scanning";
 import { verifyKey } from "../src/verification/verify-key";
-import { call, createOrg, expectStatus } from "./helpers";
+import { call, createOrg, expectStatus, gatewayFetch } from "./helpers";
 import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
 import { REPORTER_KEY_ID, signReport, trustedReporterKey } from "./reporter";
 
@@ -150,7 +150,7 @@ describe("acting on a report", () => {
   });
 
   it("is documented, with its signature scheme, in the OpenAPI document", async () => {
-    const doc = (await (await exports.default.fetch("https://gateway.test/openapi.json")).json()) as Record<string, any>;
+    const doc = (await (await gatewayFetch(new Request("https://gateway.test/openapi.json"))).json()) as Record<string, any>;
     expect(doc.paths[PATH].post.operationId).toBe("reportLeakedKeys");
     expect(doc.paths[PATH].post.security).toEqual([{ reporterSignature: [] }]);
     expect(doc.components.securitySchemes.reporterSignature).toMatchObject({ type: "apiKey", in: "header", name: "Github-Public-Key-Signature" });

@@ -1,6 +1,6 @@
-import { env, exports } from "cloudflare:workers";
+import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { BOOTSTRAP, call, createOrg } from "./helpers";
+import { BOOTSTRAP, call, createOrg, gatewayFetch } from "./helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
 /**
@@ -29,7 +29,7 @@ beforeAll(async () => {
   const legacy = await createKeyAs(org.adminKey, org.orgId, { kind: "legacy", name: "legacy", mode: "write", secure: false });
   secrets.push(plain.key, secure.key, legacy.key);
   for (const k of [plain.key, secure.key, legacy.key]) await call("POST", "/v1/keys/verify", { body: { key: k } });
-  await exports.default.fetch(new Request(`https://gateway.test/gw/demo/apps/${appId}/x`, { headers: { authorization: `Bearer ${plain.key}` } }));
+  await gatewayFetch(new Request(`https://gateway.test/gw/demo/apps/${appId}/x`, { headers: { authorization: `Bearer ${plain.key}` } }));
   await call("PATCH", `/v1/orgs/${org.orgId}/keys/${plain.id}`, { ...as, body: { name: "plain 2" } });
   await call("POST", `/v1/orgs/${org.orgId}/keys/${plain.id}/reveal`, as);
   const regenerated = await call("POST", `/v1/orgs/${org.orgId}/keys/${secure.id}/regenerate`, as);

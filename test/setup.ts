@@ -1,5 +1,5 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 
-// Each test file gets isolated storage; give it the real schema.
+// Give the test file's database the real schema (nothing to do when an earlier file in the same runtime did).
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);

@@ -85,7 +85,7 @@ describe("console in the browser", () => {
     const row = page.locator("#rbac-keys tr", { hasText: "CI/CD Deploy" });
     expect(await row.textContent()).toContain(`${secret.slice(0, 29)}…`);
     expect(await row.locator(".badge").allTextContents()).toEqual(["org: none", "mobile-app: App Uploader"]);
-    expect(await row.locator("td").nth(3).textContent()).toContain("20"); // used once by the verify call above
+    expect(await row.locator(`td[data-label="Last used"]`).textContent()).toContain("20"); // used once by the verify call above
     await shot(page, "keys-with-new-key");
     await context.close();
   });
@@ -108,8 +108,8 @@ describe("console in the browser", () => {
     await modal.getByRole("link", { name: "Done" }).click();
     const row = page.locator("#rbac-keys tr", { hasText: "CI pipeline" });
     expect(await row.locator(".badge").allTextContents()).toEqual(["not secure", "app:publish", "project:deploy"]);
-    expect(await row.locator("td").nth(3).textContent()).toBe("Never");
-    expect(await row.locator("td").nth(4).textContent()).toBe("Never");
+    expect(await row.locator(`td[data-label="Last used"]`).textContent()).toBe("Never");
+    expect(await row.locator(`td[data-label="Expires"]`).textContent()).toBe("Never");
     await shot(page, "scoped-key-listed");
     // Non-secure: a key manager can reveal it again, after a confirmation; the reveal is audited.
     await row.getByRole("button", { name: "Reveal CI pipeline" }).click();
