@@ -5,7 +5,7 @@ import type { OrgPolicy } from "../../domain/policy";
 import type { KeyObject } from "../../routes/schemas";
 import { defaultCreateForm, defaultExpiration, first, keyPolicyViolation, limitsText, refusalsFor, type FieldErrors, type FormValues, type Signer } from "../forms";
 import { APP_ROLE_LABELS, CreditsFields, ExpirationField, inheritedLimitsText, LifecycleFields, RateLimitFields, NameField, RbacFields, ScopeFields, type AppOption, type AppsState, type Grantable } from "./key-fields";
-import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, Page, When, type Viewer } from "./layout";
+import { Badge, Csrf, Disabled, NO_KEY_MANAGEMENT, Notice, OneTimeSecretDialog, Page, When, type Viewer } from "./layout";
 import { SparklineLink } from "./usage-chart";
 
 export type Key = z.infer<typeof KeyObject>;
@@ -415,36 +415,16 @@ const SECRET_TITLES = {
 
 function SecretDialog(props: { secret: NonNullable<KeysPageProps["secret"]> }) {
   const { secret } = props;
-  return (
-    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen data-secret="secret-value">
-      <h2 id="secret-title">{SECRET_TITLES[secret.how](secret.name)}</h2>
-      <p class="warning" id="secret-warning">
-        {secret.secure
-          ? "Copy this key now. It will not be shown again: only its hash is stored, so nobody can retrieve it later."
-          : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later (each reveal is audited)."}
-        {secret.how !== "regenerated"
-          ? ""
-          : secret.previousUntil
-            ? ` The previous secret keeps working until ${secret.previousUntil.slice(0, 16).replace("T", " ")} UTC, reported as rotating: switch every client before then.`
-            : " The previous secret has already stopped working."}
-      </p>
-      <label for="secret-value">API key</label>
-      <div class="copy-row">
-        <input type="text" id="secret-value" class="secret-value" value={secret.key} readonly aria-describedby="secret-warning" autocomplete="off" spellcheck={false} />
-        <button type="button" data-copy="secret-value">
-          Copy
-        </button>
-      </div>
-      <p class="hint" id="secret-value-copied" role="status" hidden>
-        Copied to the clipboard.
-      </p>
-      <div class="actions">
-        <a class="button primary" href="/console/keys" data-clear="secret-value" data-done>
-          Done
-        </a>
-      </div>
-    </dialog>
-  );
+  const warning =
+    (secret.secure
+      ? "Copy this key now. It will not be shown again: only its hash is stored, so nobody can retrieve it later."
+      : "Copy this key now. It will not be shown here again; this key is not secure, so a key manager can reveal it later (each reveal is audited).") +
+    (secret.how !== "regenerated"
+      ? ""
+      : secret.previousUntil
+        ? ` The previous secret keeps working until ${secret.previousUntil.slice(0, 16).replace("T", " ")} UTC, reported as rotating: switch every client before then.`
+        : " The previous secret has already stopped working.");
+  return <OneTimeSecretDialog title={SECRET_TITLES[secret.how](secret.name)} warning={warning} label="API key" value={secret.key} done="/console/keys" />;
 }
 
 /** The API keys page: RBAC and scoped keys, then legacy keys, each paginated on its own. */

@@ -123,3 +123,33 @@ export function When(props: { iso: string }) {
 export const Badge = (props: { tone?: "role" | "scope" | "danger" | "muted" | "warn"; children: Child }) => (
   <span class={`badge ${props.tone ?? "role"}`}>{props.children}</span>
 );
+
+/**
+ * A secret shown once (a new key, a webhook's signing secret): opened on load, Copy, the warning, and
+ * Done, which (like Escape) clears the secret from the page before leaving for `done`.
+ */
+export function OneTimeSecretDialog(props: { title: string; warning: Child; label: string; value: string; done: string }) {
+  return (
+    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen data-secret="secret-value">
+      <h2 id="secret-title">{props.title}</h2>
+      <p class="warning" id="secret-warning">
+        {props.warning}
+      </p>
+      <label for="secret-value">{props.label}</label>
+      <div class="copy-row">
+        <input type="text" id="secret-value" class="secret-value" value={props.value} readonly aria-describedby="secret-warning" autocomplete="off" spellcheck={false} />
+        <button type="button" data-copy="secret-value">
+          Copy
+        </button>
+      </div>
+      <p class="hint" id="secret-value-copied" role="status" hidden>
+        Copied to the clipboard.
+      </p>
+      <div class="actions">
+        <a class="button primary" href={props.done} data-clear="secret-value" data-done>
+          Done
+        </a>
+      </div>
+    </dialog>
+  );
+}

@@ -3,7 +3,7 @@ import { EVENT_TYPES } from "../../storage/events";
 import { first, type FieldErrors, type FormValues } from "../forms";
 import type { ShownSigningSecret } from "../one-time-secret";
 import { ConfirmDialog, DialogActions } from "./keys-page";
-import { Badge, Csrf, describedBy, FieldError, Notice, Page, When, type Viewer } from "./layout";
+import { Badge, Csrf, describedBy, FieldError, Notice, OneTimeSecretDialog, Page, When, type Viewer } from "./layout";
 
 /** Webhook endpoints and their delivery logs, as the API gives them. */
 
@@ -133,32 +133,15 @@ function RegisterDialog(props: { viewer: Viewer; register?: WebhooksPageProps["r
   );
 }
 
-/** The signing secret, once, as the keys page shows a new key: Copy, a warning, Done. */
+/** The signing secret, once, as the keys page shows a new key. */
 function SigningSecretDialog(props: { secret: ShownSigningSecret }) {
-  return (
-    <dialog id="secret-dialog" aria-labelledby="secret-title" data-autoopen data-secret="secret-value">
-      <h2 id="secret-title">Endpoint registered</h2>
-      <p class="warning" id="secret-warning">
-        Copy the signing secret of <strong>{props.secret.url}</strong> now. It will not be shown again. Your receiver checks
-        each request's <code>webhook-signature</code> with it.
-      </p>
-      <label for="secret-value">Signing secret</label>
-      <div class="copy-row">
-        <input type="text" id="secret-value" class="secret-value" value={props.secret.secret} readonly aria-describedby="secret-warning" autocomplete="off" spellcheck={false} />
-        <button type="button" data-copy="secret-value">
-          Copy
-        </button>
-      </div>
-      <p class="hint" id="secret-value-copied" role="status" hidden>
-        Copied to the clipboard.
-      </p>
-      <div class="actions">
-        <a class="button primary" href="/console/webhooks" data-clear="secret-value" data-done>
-          Done
-        </a>
-      </div>
-    </dialog>
+  const warning = (
+    <>
+      Copy the signing secret of <strong>{props.secret.url}</strong> now. It will not be shown again. Your receiver checks each
+      request's <code>webhook-signature</code> with it.
+    </>
   );
+  return <OneTimeSecretDialog title="Endpoint registered" warning={warning} label="Signing secret" value={props.secret.secret} done="/console/webhooks" />;
 }
 
 /** The webhooks page: the org's endpoints, registering one (its secret shown once), deleting one. */
