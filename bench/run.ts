@@ -360,6 +360,9 @@ for (const probe of PROBES) {
   await load(`probe:${probe}`, { ...request, path: `/${probe}` }, 200);
 }
 await mf.dispose();
+// Usage counting's own cost, in a process of its own (bench/count-use.ts).
+const countNs = Number((await execFileAsync("npx", ["tsx", "bench/count-use.ts"])).stdout.trim());
+log(`usage counting: ${countNs.toFixed(0)} ns per verification`);
 
 // ---------------------------------------------------------------------------------------------
 // Report.
@@ -381,6 +384,8 @@ const targets = {
   "lease-hit p99 / noop p99": target(ms(rows["lease-hit"]!.p99Ms) / ms(n.p99Ms), 1.3, true),
   "lease-hit-rich (networks + metadata) throughput / lease-hit": target(rows["lease-hit-rich"]!.rps / rows["lease-hit"]!.rps, 0.95, false),
   "ratelimited-hit throughput / lease-hit": target(rows["ratelimited-hit"]!.rps / rows["lease-hit"]!.rps, 0.8, false),
+  // A lease hit's time per request on the one isolate (1 / its req/s) against what counting it costs.
+  "usage counting per verification / lease-hit time per request": target((countNs * rows["lease-hit"]!.rps) / 1e9, 0.01, true),
   "gateway (lease hit) throughput / gateway-open": target(rows.gateway!.rps / rows["gateway-open"]!.rps, 0.8, false),
   [`revoke with leases p99 ms (T = ${LEASE_MS})`]: target(revokes["revoke-leased"]!.p99Ms, LEASE_MS + 100, true),
   [`revoke without leases p50 / before leases (${REVOKE_BEFORE_LEASES.commit}) p50`]: target(revokes.revoke!.p50Ms / REVOKE_BEFORE_LEASES.p50Ms, 1.2, true),
@@ -422,6 +427,7 @@ const report = {
   rows: Object.fromEntries(order.map((name) => [name, { rps: Number(rows[name]!.rps.toFixed(1)), p50Ms: rows[name]!.p50Ms, p99Ms: rows[name]!.p99Ms, ...(rows[name]!.unexpected ? { unexpected: rows[name]!.unexpected } : {}) }])),
   noopRuns: noops.map((r) => ({ rps: Number(r.rps.toFixed(1)), p50Ms: r.p50Ms, p99Ms: r.p99Ms })),
   revokes: { ...revokes, beforeLeases: REVOKE_BEFORE_LEASES },
+  usageCountingNsPerVerification: Number(countNs.toFixed(1)),
   targets,
 };
 mkdirSync("bench/results", { recursive: true });
