@@ -115,6 +115,8 @@ export default defineConfig(async () => {
             setupFiles: ["./test/setup.ts"],
             include: TIMING_FILES,
             fileParallelism: false,
+            // slow-storage's twelve concurrent cases mostly wait out injected delays: all at once, not 5 (the default).
+            maxConcurrency: 12,
             sequence: { groupOrder: 1 },
           },
         },
