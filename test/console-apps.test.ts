@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, createOrg, expectStatus } from "./helpers";
-import { ConsoleClient } from "./console-helpers";
+import { ConsoleClient, pageText } from "./console-helpers";
 import { createKeyAs, seedApp, setPolicy } from "./key-fixtures";
 
 /**
@@ -18,16 +18,9 @@ beforeAll(async () => {
 
 const appsOf = async (o: Org) => (await call("GET", `/v1/orgs/${o.orgId}/apps?limit=100`, { key: o.adminKey })).body.apps as { id: string; name: string }[];
 const auditCount = async () => (await env.DB.prepare("select count(*) as n from audit_log").first<{ n: number }>())!.n;
-/** What the page says, tags dropped and entities decoded. */
+/** What the page says (`pageText`), without the spaces dropped tags leave before punctuation. */
 const text = (html: string) =>
-  html
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&#39;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&amp;/g, "&")
-    .replace(/\s+/g, " ")
+  pageText(html)
     .replace(/ ([.,:)])/g, "$1")
     .replace(/\( /g, "(");
 /** The `<tr>` of the app named `name` in the apps table. */

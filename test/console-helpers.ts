@@ -64,3 +64,14 @@ export class ConsoleClient {
 
 /** The one-time secret shown in the page's secret dialog, if any. */
 export const shownSecret = (html: string) => /id="secret-value"[^>]*value="([^"]+)"/.exec(html)?.[1] ?? /value="([^"]+)"[^>]*id="secret-value"/.exec(html)?.[1];
+
+/** What a page says, tags dropped and entities decoded. */
+export const pageText = (html: string) =>
+  html
+    .replace(/<[^>]+>/g, " ")
+    .replace(/&#39;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&")
+    .replace(/\s+/g, " ");

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
-import { ConsoleClient } from "./console-helpers";
+import { ConsoleClient, pageText } from "./console-helpers";
 import { createKeyAs } from "./key-fixtures";
 
 /**
@@ -15,14 +15,7 @@ let refusedOnly: { id: string; key: string };
 let quiet: { id: string; key: string };
 let admin: ConsoleClient;
 
-/** What the page says, tags dropped and entities decoded. */
-const text = (html: string) =>
-  html
-    .replace(/<[^>]+>/g, " ")
-    .replace(/&#39;/g, "'")
-    .replace(/&quot;/g, '"')
-    .replace(/&amp;/g, "&")
-    .replace(/\s+/g, " ");
+const text = pageText;
 const verify = async (key: string, permission?: string) =>
   (await call("POST", "/v1/keys/verify", { body: permission ? { key, permission } : { key } })).body.code as string;
 /** The totals table's count for an outcome code (or `total`), as shown. */

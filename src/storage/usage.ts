@@ -40,17 +40,19 @@ export async function usageSeries(database: Db, keyId: string, from: number, to:
     .all();
 }
 
+/** The refused verifications among a group's counts: every outcome but VALID. */
+const REFUSED = sql<number>`sum(case when ${keyUsage.outcome} = 'VALID' then 0 else ${keyUsage.count} end)`;
+
 /** The org's keys with the most verifications (or refusals) in [from, to), with their names. */
 export async function topKeys(database: Db, orgId: string, from: number, to: number, by: "requests" | "refusals", limit: number) {
-  const refused = sql<number>`sum(case when ${keyUsage.outcome} = 'VALID' then 0 else ${keyUsage.count} end)`;
   const total = sql<number>`sum(${keyUsage.count})`;
   return database
-    .select({ keyId: keyUsage.keyId, name: apiKeys.name, total, refused })
+    .select({ keyId: keyUsage.keyId, name: apiKeys.name, total, refused: REFUSED })
     .from(keyUsage)
     .leftJoin(apiKeys, eq(apiKeys.id, keyUsage.keyId))
     .where(and(eq(keyUsage.orgId, orgId), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))
     .groupBy(keyUsage.keyId)
-    .orderBy(sql`${by === "requests" ? total : refused} desc`, keyUsage.keyId)
+    .orderBy(sql`${by === "requests" ? total : REFUSED} desc`, keyUsage.keyId)
     .limit(limit)
     .all();
 }
@@ -72,7 +74,7 @@ export async function dailyTotals(database: Db, orgId: string, keyIds: string[],
       keyId: apiKeys.id,
       day,
       total: sql<number>`coalesce(sum(${keyUsage.count}), 0)`,
-      refused: sql<number>`coalesce(sum(case when ${keyUsage.outcome} = 'VALID' then 0 else ${keyUsage.count} end), 0)`,
+      refused: sql<number>`coalesce(${REFUSED}, 0)`,
     })
     .from(apiKeys)
     .leftJoin(keyUsage, and(eq(keyUsage.keyId, apiKeys.id), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Page } from "playwright-core";
-import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn, startWorld, verifyCode, type World } from "./harness";
+import { api, BOOTSTRAP_SECRET, checkScreen, signedIn, startWorld, verifyCode, VIEWPORTS, type World } from "./harness";
 
 /**
  * The key lifecycle in the console, clicked through in Chromium at a desktop and a phone width: a key
@@ -11,11 +10,6 @@ import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn,
 let world: World;
 let orgId: string;
 let adminKey: string;
-
-const VIEWPORTS = [
-  { width: 1280, height: 800 },
-  { width: 390, height: 844 },
-];
 
 beforeAll(async () => {
   world = await startWorld();
@@ -28,14 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop();
 });
-
-/** Fits the viewport, passes axe, and is saved as `<screen>-<width>.png`. */
-async function check(page: Page, screen: string) {
-  const width = page.viewportSize()!.width;
-  expect(await sidewaysOverflow(page), `${screen} at ${width}px`).toEqual([]);
-  expect(await axeViolations(page), `${screen} at ${width}px`).toEqual([]);
-  await shot(page, `${screen}-${width}`);
-}
 
 const keyNamed = async (name: string) =>
   ((await api(world, "GET", `/v1/orgs/${orgId}/keys?limit=100`, adminKey)).body.keys as { id: string; name: string; [k: string]: unknown }[]).find((k) => k.name === name)!;
@@ -53,7 +39,7 @@ for (const viewport of VIEWPORTS) {
       await dialog.getByLabel("Name").fill(name);
       await dialog.getByLabel("Allowed networks").fill("203.0.113.0/24\n2001:db8::/32");
       await dialog.getByLabel("Metadata (JSON)").fill('{"customerId": "cus_42", "plan": "pro"}');
-      await check(page, "create-with-networks");
+      await checkScreen(page, "create-with-networks");
       await dialog.getByRole("button", { name: "Create" }).click();
       const modal = page.getByRole("dialog", { name: `Key “${name}” created` });
       await modal.waitFor();
@@ -69,7 +55,7 @@ for (const viewport of VIEWPORTS) {
       expect(await badge.locator(".tooltip").isVisible()).toBe(true);
       const description = await badge.evaluate((el) => document.getElementById(el.getAttribute("aria-describedby")!)!.textContent);
       expect(description).toBe("Works only from 203.0.113.0/24, 2001:db8::/32");
-      await check(page, "keys-with-networks");
+      await checkScreen(page, "keys-with-networks");
       await context.close();
     });
 
@@ -85,7 +71,7 @@ for (const viewport of VIEWPORTS) {
       expect(await reopened.locator("#create-networks-lines").textContent()).toMatch(/Line 2: 10\.0\.0\.1\/8 has host bits set/);
       expect(await reopened.getByLabel("Allowed networks").inputValue()).toBe("10.0.0.0/8\n10.0.0.1/8");
       expect(await reopened.getByLabel("Allowed networks").getAttribute("aria-invalid")).toBe("true");
-      await check(page, "create-bad-range");
+      await checkScreen(page, "create-bad-range");
       await context.close();
     });
 
@@ -94,7 +80,7 @@ for (const viewport of VIEWPORTS) {
       await page.getByRole("button", { name: `Regenerate ${name}` }).click();
       const confirm = page.getByRole("dialog", { name: `Regenerate “${name}”?` });
       await confirm.getByLabel("Keep the current secret working").selectOption({ label: "For 1 day" });
-      await check(page, "regenerate-with-overlap");
+      await checkScreen(page, "regenerate-with-overlap");
       await confirm.getByRole("button", { name: "Regenerate" }).click();
       const modal = page.getByRole("dialog", { name: `New secret for “${name}”` });
       await modal.waitFor();
@@ -103,13 +89,13 @@ for (const viewport of VIEWPORTS) {
       expect(Date.parse(rotation.endsAt) - Date.now()).toBeGreaterThan(86_000_000);
       const until = `${rotation.endsAt.slice(0, 16).replace("T", " ")} UTC`;
       expect(await modal.locator("#secret-warning").textContent()).toContain(`The previous secret keeps working until ${until}`);
-      await check(page, "regenerated-with-overlap");
+      await checkScreen(page, "regenerated-with-overlap");
       await modal.getByRole("link", { name: "Done" }).click();
       await page.waitForURL("**/console/keys");
       expect(await verifyCode(world, firstSecret)).toBe("IP_NOT_ALLOWED"); // still its secret: only the networks refuse it
       const badge = page.locator(".badge", { hasText: "Rotating until" }).first();
       expect(await badge.textContent()).toBe(`Rotating until ${until}`);
-      await check(page, "keys-rotating");
+      await checkScreen(page, "keys-rotating");
       await context.close();
     });
 
@@ -125,7 +111,7 @@ for (const viewport of VIEWPORTS) {
       await page.getByRole("button", { name: "End overlap now" }).click();
       const confirm = page.getByRole("dialog", { name: "End the overlap now?" });
       await confirm.waitFor();
-      await check(page, "end-overlap-confirmation");
+      await checkScreen(page, "end-overlap-confirmation");
       await confirm.getByRole("button", { name: "Cancel" }).click();
       expect(await verifyCode(world, firstSecret)).toBe("VALID"); // Cancel changed nothing
       await page.getByRole("button", { name: "End overlap now" }).click();
@@ -134,7 +120,7 @@ for (const viewport of VIEWPORTS) {
       expect(await verifyCode(world, firstSecret)).not.toBe("VALID");
       expect(await verifyCode(world, secondSecret)).toBe("VALID");
       expect(await page.getByRole("button", { name: "End overlap now" }).count()).toBe(0);
-      await check(page, "overlap-ended");
+      await checkScreen(page, "overlap-ended");
       await context.close();
     });
 
@@ -144,11 +130,11 @@ for (const viewport of VIEWPORTS) {
       await page.getByRole("button", { name: "Disable", exact: true }).click();
       const confirm = page.getByRole("dialog", { name: `Disable “${name}”?` });
       await confirm.waitFor();
-      await check(page, "disable-confirmation");
+      await checkScreen(page, "disable-confirmation");
       await confirm.getByRole("button", { name: "Disable key" }).click();
       await page.getByRole("heading", { name: "This key is disabled" }).waitFor();
       expect(await verifyCode(world, secondSecret)).toBe("DISABLED");
-      await check(page, "disabled-key");
+      await checkScreen(page, "disabled-key");
       await page.goto("/console/keys");
       const made = await keyNamed(name);
       expect(await page.locator(`tr[data-key-id="${made.id}"] .badge`, { hasText: "Disabled" }).isVisible()).toBe(true);
@@ -173,7 +159,7 @@ for (const viewport of VIEWPORTS) {
       const policy = (await api(world, "GET", `/v1/orgs/${orgId}/policy`, adminKey)).body;
       expect(policy).toMatchObject({ leakedKeyAction: "disable", unusedKeyDays: viewport.width === 390 ? 60 : 45, expireUnusedKeys: true });
       expect(await page.getByLabel("Disable it").isChecked()).toBe(true);
-      await check(page, "policy-lifecycle");
+      await checkScreen(page, "policy-lifecycle");
       // Saved again untouched, nothing changes.
       await page.getByRole("button", { name: "Save policy" }).click();
       await page.getByText("Policy saved").waitFor();
@@ -193,12 +179,12 @@ for (const viewport of VIEWPORTS) {
       await dialog.getByLabel("Every event, including kinds added later").uncheck();
       await dialog.getByRole("checkbox", { name: /key\.leaked/ }).check();
       await dialog.getByRole("checkbox", { name: /key\.expiring/ }).check();
-      await check(page, "webhook-register");
+      await checkScreen(page, "webhook-register");
       await dialog.getByRole("button", { name: "Register" }).click();
       const modal = page.getByRole("dialog", { name: "Endpoint registered" });
       await modal.waitFor();
       expect(await modal.getByLabel("Signing secret").inputValue()).toMatch(/^whsec_/);
-      await check(page, "webhook-secret");
+      await checkScreen(page, "webhook-secret");
       await modal.getByRole("link", { name: "Done" }).click();
       await page.waitForURL("**/console/webhooks");
       expect(await page.getByRole("dialog").count()).toBe(0);
@@ -207,17 +193,17 @@ for (const viewport of VIEWPORTS) {
       expect(made.eventTypes).toEqual(["key.leaked", "key.expiring"]);
       const row = page.locator(`tr[data-webhook-id="${made.id}"]`);
       expect(await row.textContent()).toContain("key.leaked");
-      await check(page, "webhooks");
+      await checkScreen(page, "webhooks");
 
       await row.getByRole("link", { name: `Deliveries to ${url}` }).click();
       await page.getByRole("heading", { name: "Deliveries" }).waitFor();
-      await check(page, "webhook-deliveries");
+      await checkScreen(page, "webhook-deliveries");
       await page.getByRole("link", { name: "← Webhooks" }).click();
 
       await page.locator(`tr[data-webhook-id="${made.id}"]`).getByRole("button", { name: `Delete ${url}` }).click();
       const confirm = page.getByRole("dialog", { name: "Delete this endpoint?" });
       await confirm.waitFor();
-      await check(page, "webhook-delete-confirmation");
+      await checkScreen(page, "webhook-delete-confirmation");
       await confirm.getByRole("button", { name: "Delete endpoint" }).click();
       await page.getByText("The endpoint was deleted").waitFor();
       expect(((await api(world, "GET", `/v1/orgs/${orgId}/webhooks`, adminKey)).body.webhooks as { url: string }[]).some((w) => w.url === url)).toBe(false);

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Page } from "playwright-core";
-import { api, axeViolations, BOOTSTRAP_SECRET, shot, sidewaysOverflow, signedIn, startWorld, type World } from "./harness";
+import { api, BOOTSTRAP_SECRET, checkScreen, signedIn, startWorld, VIEWPORTS, type World } from "./harness";
 
 /**
  * Rate limits and credits in the console, clicked through in Chromium at a desktop and a phone width: a key
@@ -13,11 +12,6 @@ let world: World;
 let orgId: string;
 let adminKey: string;
 
-const VIEWPORTS = [
-  { width: 1280, height: 800 },
-  { width: 390, height: 844 },
-];
-
 beforeAll(async () => {
   world = await startWorld();
   const org = await api(world, "POST", "/v1/orgs", BOOTSTRAP_SECRET, { name: "Metering Browser Co" });
@@ -29,13 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await world?.stop();
 });
-
-async function check(page: Page, screen: string) {
-  const width = page.viewportSize()!.width;
-  expect(await sidewaysOverflow(page), `${screen} at ${width}px`).toEqual([]);
-  expect(await axeViolations(page), `${screen} at ${width}px`).toEqual([]);
-  await shot(page, `${screen}-${width}`);
-}
 
 const keyNamed = async (name: string) =>
   ((await api(world, "GET", `/v1/orgs/${orgId}/keys?limit=100`, adminKey)).body.keys as { id: string; name: string; [k: string]: unknown }[]).find((k) => k.name === name);
@@ -59,7 +46,7 @@ for (const viewport of VIEWPORTS) {
       await dialog.getByLabel("Refill to").fill("500");
       await dialog.getByLabel("every").selectOption("day");
       await dialog.getByLabel("Credits left").scrollIntoViewIfNeeded();
-      await check(page, "create-with-limits");
+      await checkScreen(page, "create-with-limits");
       await dialog.getByRole("button", { name: "Create" }).click();
       const modal = page.getByRole("dialog", { name: `Key “${name}” created` });
       await modal.waitFor();
@@ -77,7 +64,7 @@ for (const viewport of VIEWPORTS) {
       const row = page.locator(`tr[data-key-id="${made.id}"]`);
       expect(await row.locator(".badge", { hasText: "Credits:" }).textContent()).toBe("Credits: 500 left");
       expect(await row.locator(".badge", { hasText: "Limited" }).textContent()).toBe("Limited: 100 per 10 s, 10,000 per day");
-      await check(page, "keys-metered");
+      await checkScreen(page, "keys-metered");
       await context.close();
     });
 
@@ -92,7 +79,7 @@ for (const viewport of VIEWPORTS) {
       await reopened.locator("#create-rl-2-error").waitFor();
       expect(await reopened.locator("#create-rl-2-error").textContent()).toBe("Limit 2: The limit must be at least 1.");
       expect(await reopened.getByLabel("Limit 2: requests").getAttribute("aria-invalid")).toBe("true");
-      await check(page, "create-refused-limit");
+      await checkScreen(page, "create-refused-limit");
       expect(await keyNamed(`Zero limit ${viewport.width}`)).toBeUndefined();
       await context.close();
     });
@@ -104,7 +91,7 @@ for (const viewport of VIEWPORTS) {
       expect(await page.locator("#metering-credits").textContent()).toMatch(/^500 left; refilled to 500 each day, next \d{4}-\d{2}-\d{2} 00:00/);
       expect(await page.locator("#metering-limits").textContent()).toBe("Its own: 100 per 10 s, 10,000 per day");
       expect(await page.locator("#metering").getByRole("link", { name: "Usage" }).getAttribute("href")).toBe(`/console/keys/${made.id}/usage`);
-      await check(page, "key-page-metering");
+      await checkScreen(page, "key-page-metering");
       await page.getByLabel("Limit 1: per").selectOption({ label: "seconds…" });
       await page.getByLabel("Limit 1: seconds").fill("30");
       await page.getByRole("button", { name: "Save Changes" }).click();
@@ -132,12 +119,12 @@ for (const viewport of VIEWPORTS) {
       await page.getByRole("button", { name: "Save policy" }).click();
       await page.waitForURL("**/console/policy?saved=1");
       expect(await page.getByLabel("Limit 1: requests").inputValue()).toBe("60");
-      await check(page, "policy-default-limits");
+      await checkScreen(page, "policy-default-limits");
       const policy = (await api(world, "GET", `/v1/orgs/${orgId}/policy`, adminKey)).body;
       expect(policy).toMatchObject({ rateLimits: [{ limit: 60, periodSeconds: 60 }], leakedKeyAction: "revoke" });
       await page.goto(`/console/keys/${made.body.id}`);
       expect(await page.locator("#metering-limits").textContent()).toBe("The organization's default: 60 per minute");
-      await check(page, "key-page-org-default");
+      await checkScreen(page, "key-page-org-default");
       // Removed again, so the other width starts from no default.
       await page.goto("/console/policy");
       await page.getByLabel("Limit 1: requests").fill("");

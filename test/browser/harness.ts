@@ -135,6 +135,20 @@ export async function signedIn(world: World, key: string, options: ProfileOption
   return { context, page };
 }
 
+/** The widths every console screen is checked at: a desktop and a phone. */
+export const VIEWPORTS = [
+  { width: 1280, height: 800 },
+  { width: 390, height: 844 },
+];
+
+/** Fits the viewport (nothing sideways, see `sidewaysOverflow`), passes axe, and is saved as `<screen>-<width>.png`. */
+export async function checkScreen(page: Page, screen: string) {
+  const width = page.viewportSize()!.width;
+  expect(await sidewaysOverflow(page), `${screen} at ${width}px`).toEqual([]);
+  expect(await axeViolations(page), `${screen} at ${width}px`).toEqual([]);
+  await shot(page, `${screen}-${width}`);
+}
+
 let shots = 0;
 /** Saves a full-page screenshot named after the test step, numbered in the order taken. */
 export async function shot(page: Page, name: string) {
