@@ -109,6 +109,42 @@ describe("across locations", () => {
     expect(admitted.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2); // shared out, not all at one place
   });
 
+  it("a parallel burst of 30 on a fresh isolate shares what the authority grants and admits all 30 of a limit of 100", async () => {
+    const key = await limited([{ limit: 100, periodSeconds: 3600 }], "burst of 30");
+    const edge = new Edge(); // a fresh isolate: no lease, no slice
+    const codes = await Promise.all(Array.from({ length: 30 }, () => verifyKey(env, key.key, { edge }).then((v) => v.code)));
+    expect(codes.filter((c) => c !== "VALID"), codes.join(", ")).toEqual([]);
+  });
+
+  it("a parallel burst through the gateway on a key no request has used admits all 30 of a limit of 100", async () => {
+    const key = await limited([{ limit: 100, periodSeconds: 3600 }], "gateway burst");
+    const answers = await Promise.all(Array.from({ length: 30 }, () => call("GET", "/gw/demo/whoami", { key: key.key })));
+    expect(answers.filter((a) => a.status !== 200).map((a) => a.text)).toEqual([]);
+  });
+
+  it("parallel bursts of 130 at three fresh locations on a limit of 100 admit exactly 100 in all", async () => {
+    const key = await limited([{ limit: 100, periodSeconds: 3600 }], "burst of 130");
+    const random = prng(21);
+    const model = makeLocations(3, { authorityDelay: () => random() * 10, reportUses: false });
+    const perLocation = await Promise.all(
+      model.locations.map(async (at) => {
+        const codes = await Promise.all(Array.from({ length: 130 }, () => verifyKey(at.env, key.key, { edge: at.edge }).then((v) => v.code)));
+        expect(codes.filter((c) => c !== "VALID" && c !== "RATE_LIMITED"), codes.join(", ")).toEqual([]);
+        return codes.filter((c) => c === "VALID").length;
+      }),
+    );
+    expect(perLocation.reduce((a, b) => a + b, 0), `admitted per location: ${perLocation.join(", ")}`).toBe(100);
+    // The waiting requests of a location share each call, which asks for all of them: a few calls, not one per request.
+    const calls = model.locations.map((at) => at.calls.key.takeRate ?? 0);
+    expect(Math.max(...calls), `authority calls per location: ${calls.join(", ")}`).toBeLessThanOrEqual(4);
+    // And a lone fresh isolate's burst of 130 admits exactly 100 too.
+    const alone = await limited([{ limit: 100, periodSeconds: 3600 }], "lone burst of 130");
+    const edge = new Edge();
+    const codes = await Promise.all(Array.from({ length: 130 }, () => verifyKey(env, alone.key, { edge }).then((v) => v.code)));
+    expect(codes.filter((c) => c === "VALID").length, codes.join(", ")).toBe(100);
+    expect(codes.filter((c) => c === "RATE_LIMITED").length).toBe(30);
+  });
+
   it("a lone isolate that cannot reach the authority admits its grace (1% of the limit) and refuses the rest", async () => {
     const key = await limited([{ limit: 500, periodSeconds: 3600 }], "cut off");
     const edge = new Edge();
