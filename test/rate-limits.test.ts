@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { unreachableAuthorities } from "./fault-bindings";
-import { call, createOrg, expectStatus, prng } from "./helpers";
+import { call, createOrg, expectStatus, prng, sleep } from "./helpers";
 import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
 import { makeLocations } from "./location-model";
 
@@ -143,6 +143,80 @@ describe("across locations", () => {
     const codes = await Promise.all(Array.from({ length: 130 }, () => verifyKey(env, alone.key, { edge }).then((v) => v.code)));
     expect(codes.filter((c) => c === "VALID").length, codes.join(", ")).toBe(100);
     expect(codes.filter((c) => c === "RATE_LIMITED").length).toBe(30);
+  });
+
+  it("a slice left unspent when its window ends is not carried into the next: the next window admits exactly its limit", async () => {
+    const limits = [{ limit: 100, periodSeconds: 2 }];
+    /** Spends 1 of a 10-use slice in one window, leaving 9; then a burst of 130 in the next. Null: the burst overran its window (retry). */
+    const trial = async () => {
+      const key = await limited(limits, "window carry");
+      const edge = new Edge();
+      expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID");
+      const slice = edge.rateSlices.get(key.id)!;
+      expect(slice).toMatchObject({ left: 9, granted: 10 });
+      const next = slice.until; // the window the slice was granted in ends here
+      await sleep(next - Date.now() + 5);
+      const codes = await Promise.all(Array.from({ length: 130 }, () => verifyKey(env, key.key, { edge }).then((v) => v.code)));
+      return Date.now() < next + 2000 ? codes.filter((c) => c === "VALID").length : null;
+    };
+    let admitted = await trial();
+    for (let retry = 0; admitted === null && retry < 2; retry++) admitted = await trial();
+    expect(admitted, "the burst never fit inside one 2 s window").not.toBeNull();
+    expect(admitted).toBe(100);
+  });
+
+  it("a slice asked for at the end of one window and granted in the next replaces what was left, never adds to it", async () => {
+    const limits = [{ limit: 100, periodSeconds: 2 }];
+    // takeRate calls wait for `gate` before they reach the authority: the one the isolate starts in the
+    // last moments of a window is answered in the next.
+    let gate: Promise<void> = Promise.resolve();
+    const held = {
+      ...env,
+      KEY_AUTHORITY: new Proxy(env.KEY_AUTHORITY, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+          return (id: DurableObjectId) => {
+            const stub = target.get(id);
+            return new Proxy(stub, {
+              get(s: any, name) {
+                if (name !== "takeRate") return s[name];
+                return async (...args: unknown[]) => {
+                  await gate;
+                  return s.takeRate(...args);
+                };
+              },
+            });
+          };
+        },
+      }),
+    } as Env;
+    /** Null: the machine was too slow to start the refill within the window (retry). */
+    const trial = async () => {
+      const key = await limited(limits, "refill across windows");
+      const edge = new Edge();
+      const pending: Promise<unknown>[] = [];
+      const waitUntil = (p: Promise<unknown>) => void pending.push(p);
+      expect((await verifyKey(held, key.key, { edge, waitUntil })).code).toBe("VALID");
+      const slice = edge.rateSlices.get(key.id)!;
+      const end = slice.until;
+      await sleep(end - Date.now() - 250);
+      let open!: () => void;
+      gate = new Promise((r) => (open = r));
+      // 7 more leave 2 of the slice of 10: the 8th use asks for the next slice off the response path.
+      for (let i = 0; i < 7; i++) expect((await verifyKey(held, key.key, { edge, waitUntil })).code).toBe("VALID");
+      const inTime = Date.now() < end && slice.left === 2;
+      await sleep(end - Date.now() + 5);
+      open();
+      await Promise.allSettled(pending);
+      if (!inTime || slice.until !== end + 2000) return null;
+      const codes = await Promise.all(Array.from({ length: 130 }, () => verifyKey(held, key.key, { edge }).then((v) => v.code)));
+      return Date.now() < end + 2000 ? codes.filter((c) => c === "VALID").length : null;
+    };
+    let admitted = await trial();
+    for (let retry = 0; admitted === null && retry < 2; retry++) admitted = await trial();
+    expect(admitted, "the machine never ran the trial inside its windows").not.toBeNull();
+    expect(admitted).toBe(100);
   });
 
   it("a lone isolate that cannot reach the authority admits its grace (1% of the limit) and refuses the rest", async () => {
