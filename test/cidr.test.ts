@@ -10,6 +10,7 @@ import {
   toNetworks,
   type Network,
 } from "../src/domain/cidr";
+import { networksWithin } from "../src/domain/allowed-networks";
 import { trials } from "./helpers";
 
 /**
@@ -611,5 +612,40 @@ describe("against references (fast-check)", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe("networksWithin (a caller limited to networks hands out only keys inside them)", () => {
+  it.each<[string[] | null, string[] | null, boolean]>([
+    // IPv4 at the boundary of a /24: one bit wider is refused, the same range and one bit narrower are not.
+    [["192.0.2.0/23"], ["192.0.2.0/24"], false],
+    [["192.0.2.0/24"], ["192.0.2.0/24"], true],
+    [["192.0.2.0/25"], ["192.0.2.0/24"], true],
+    [["192.0.2.128/25"], ["192.0.2.0/24"], true],
+    [["192.0.2.255"], ["192.0.2.0/24"], true],
+    [["192.0.3.0/24"], ["192.0.2.0/24"], false],
+    [["192.0.0.0/16"], ["192.0.2.0/24"], false],
+    [["0.0.0.0/0"], ["192.0.2.0/24"], false],
+    // The same in IPv6, at a /48.
+    [["2001:db8::/47"], ["2001:db8::/48"], false],
+    [["2001:db8::/48"], ["2001:db8::/48"], true],
+    [["2001:db8::/49"], ["2001:db8::/48"], true],
+    [["2001:db8:0:8000::/49"], ["2001:db8::/48"], true],
+    [["2001:db8:1::/48"], ["2001:db8::/48"], false],
+    [["::/0"], ["2001:db8::/48"], false],
+    // An IPv4 range is inside IPv4-mapped IPv6 space only at the same or a narrower prefix.
+    [["192.0.2.0/24"], ["::ffff:192.0.2.0/120"], true],
+    [["192.0.2.0/23"], ["::ffff:192.0.2.0/120"], false],
+    [["::ffff:192.0.2.0/119"], ["192.0.2.0/24"], false],
+    // Every range of the inner list must fit some range of the outer one.
+    [["192.0.2.0/24", "2001:db8::/48"], ["192.0.2.0/24", "2001:db8::/48"], true],
+    [["192.0.2.0/24", "2001:db8::/47"], ["192.0.2.0/24", "2001:db8::/48"], false],
+    // No list: anywhere. A caller limited to networks never hands out an unlimited key.
+    [null, ["192.0.2.0/24"], false],
+    [[], ["192.0.2.0/24"], false],
+    [null, null, true],
+    [["192.0.2.0/23"], [], true],
+  ])("%j inside %j is %s", (inner, outer, within) => {
+    expect(networksWithin(inner, outer)).toBe(within);
   });
 });

@@ -101,6 +101,22 @@ describe("rotation with overlap", () => {
     expect(capped.body.rotation.endsAt).toBe(capped.body.expiresAt);
   });
 
+  it("accepts the previous secret until the millisecond before its overlap ends and refuses it at that very instant, in every mode", async () => {
+    const made = await newKey();
+    const regen = await call("POST", `${keysPath(made.id)}/regenerate`, { key: org.adminKey, body: { overlapSeconds: 3600 } });
+    expectStatus(regen, 200);
+    await authoritySettled(made.id);
+    const endsAt = Date.parse(regen.body.rotation.endsAt);
+    for (const mode of MODES) {
+      const before = await verifyKey(env, made.key, { mode, now: endsAt - 1 });
+      expect(before.code, `${mode}: ${JSON.stringify(before)}`).toBe("VALID");
+      const at = await verifyKey(env, made.key, { mode, now: endsAt });
+      expect(at.code, `${mode}: ${JSON.stringify(at)}`).toBe("REVOKED");
+    }
+    // The new secret is not bound by the overlap's end.
+    expect((await verifyKey(env, regen.body.key, { now: endsAt })).code).toBe("VALID");
+  });
+
   it("refuses overlaps beyond 7 days or malformed, changing nothing", async () => {
     const made = await newKey();
     const before = await writeCounts();
@@ -285,12 +301,25 @@ describe("allowed networks", () => {
     expectStatus(wider, 403);
     expect(wider.body.error.details.reason).toBe("NETWORKS_BEYOND_CALLER");
     expectStatus(await call("POST", keysPath(), { ...from("192.0.2.10"), body: { ...base, allowedNetworks: ["192.0.0.0/16"] } }), 403);
+    // One bit wider than its own /24 is beyond it too; its own /24 and narrower are not.
+    const oneBitWider = await call("POST", keysPath(), { ...from("192.0.2.10"), body: { ...base, allowedNetworks: ["192.0.2.0/23"] } });
+    expectStatus(oneBitWider, 403);
+    expect(oneBitWider.body.error.details.reason).toBe("NETWORKS_BEYOND_CALLER");
+    expectStatus(await call("POST", keysPath(), { ...from("192.0.2.10"), body: { ...base, allowedNetworks: ["192.0.2.0/24"] } }), 201);
     expectStatus(await call("POST", keysPath(), { ...from("192.0.2.10"), body: { ...base, allowedNetworks: ["192.0.2.128/25"] } }), 201);
     // Nor does it hand out the secret of a key usable elsewhere.
     const unlimited = await newKey();
     const regen = await call("POST", `${keysPath(unlimited.id)}/regenerate`, from("192.0.2.10"));
     expectStatus(regen, 403);
     expect(regen.body.error.details.reason).toBe("NETWORKS_BEYOND_CALLER");
+
+    // The same boundary in IPv6: a caller limited to a /48 hands out its /48, never the /47 around it.
+    const limited6 = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "limited v6 admin", orgRole: "admin", allowedNetworks: ["2001:db8:4::/48"] });
+    const from6 = { key: limited6.key, headers: { "cf-connecting-ip": "2001:db8:4::10" } };
+    const wider6 = await call("POST", keysPath(), { ...from6, body: { ...base, allowedNetworks: ["2001:db8:4::/47"] } });
+    expectStatus(wider6, 403);
+    expect(wider6.body.error.details.reason).toBe("NETWORKS_BEYOND_CALLER");
+    expectStatus(await call("POST", keysPath(), { ...from6, body: { ...base, allowedNetworks: ["2001:db8:4::/48"] } }), 201);
   });
 
   it("the policy can require networks on administering keys: at create, at edit and at use", async () => {

@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { hashKey } from "../src/domain/crypto";
 import { leaseMs } from "../src/domain/lease";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { untouchable, untouchableStorage } from "./fault-bindings";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
-import { createKeyAs } from "./key-fixtures";
+import { createKeyAs, setPolicy } from "./key-fixtures";
 
 /** The lease mode seen from one isolate: what a live lease costs, when it is renewed, what a change waits for. */
 
@@ -46,6 +47,33 @@ describe("leases", () => {
     expect((await verifyKey(env, key.key, { edge, now: late, waitUntil })).code).toBe("VALID");
     await Promise.all(background);
     expect(edge.keyLeases.get(hash)!.until).toBeGreaterThan(first);
+  });
+
+  it("a key's lease is live strictly before its end: at the very millisecond it ends, a revoked key is asked for and refused", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "to the edge", scopes: ["app:read"] });
+    const edge = new Edge();
+    expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID");
+    const hash = await hashKey(key.key);
+    const until = edge.keyLeases.get(hash)!.until;
+    expect(edge.heldKey(hash, until - 1)).toBeDefined();
+    expect(edge.heldKey(hash, until)).toBeUndefined();
+    expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey }), 204);
+    // The revoke returned once the lease had ended. Judged by a clock 1 ms before its end, the lease
+    // still answers (that is what it promises, and why the revoke waited); at its end, it does not.
+    expect((await verifyKey(env, key.key, { edge, now: until - 1 })).code).toBe("VALID");
+    expect((await verifyKey(env, key.key, { edge, now: until })).code).toBe("REVOKED");
+  });
+
+  it("an org's lease is live strictly before its end: at the very millisecond it ends, the new policy applies", async () => {
+    const policed = await createOrg("Lease edge policy");
+    const key = await createKeyAs(policed.adminKey, policed.orgId, { kind: "scoped", name: "no expiry", scopes: ["app:read"] });
+    const edge = new Edge();
+    expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID");
+    const until = edge.orgLeases.get(policed.orgId)!.until;
+    // A policy the key breaks; the change waits out the org's leases before it returns.
+    await setPolicy(policed.orgId, { requireExpiration: true, maxLifetimeDays: null });
+    expect((await verifyKey(env, key.key, { edge, now: until - 1 })).code).toBe("VALID");
+    expect((await verifyKey(env, key.key, { edge, now: until })).code).toBe("POLICY_VIOLATION");
   });
 
   it("a revoke waits out an outstanding lease, and does not wait when none is out", async () => {

@@ -294,6 +294,8 @@ describe("in the cached mode, a location may answer from its KV copy, within the
     // is fresh from D1 and lasts no longer than cacheTtl, so it stays within the bound (see the docs).
     const kinds = KINDS.filter((k) => k !== "app-grant").flatMap((k) => Array.from({ length: PER_KIND }, () => k));
     const staleness: Record<string, number[]> = Object.fromEntries(model.locations.map((at) => [at.name, []]));
+    // The same stale answers (begun after the change returned), measured from when the change was sent.
+    const sinceSent: number[] = [];
     const byKind: Record<string, number> = {};
     const errors: string[] = [];
     const tally: Tally = { verifications: 0, startedAfter: 0, violations: [], errors, changeMs: [] };
@@ -309,6 +311,7 @@ describe("in the cached mode, a location may answer from its KV copy, within the
         for (const at of [first!, ...others]) {
           if (!(await verifies(s, at, "cached", at.edge, tally))) errors.push(`${kind} ${n}: the old state did not verify at ${at.name} before the change`);
         }
+        const sent = Date.now();
         const res = await s.change();
         const returned = Date.now();
         if (res.status >= 300) errors.push(`${kind} ${n}: the change answered ${res.text}`);
@@ -321,17 +324,23 @@ describe("in the cached mode, a location may answer from its KV copy, within the
               await sleep(POLL_MS);
             }
             staleness[at.name]!.push(last);
+            if (last >= 0) sinceSent.push(returned + last - sent);
             byKind[kind] = Math.max(byKind[kind] ?? -1, last);
           }),
         );
       }),
     );
     const max = Object.fromEntries(Object.entries(staleness).map(([name, values]) => [name, Math.max(...values)]));
-    console.log(JSON.stringify({ boundMs: CACHED_BOUND_MS, maxStalenessMsByLocation: max, maxStalenessMsByKind: byKind, verifications: tally.verifications }));
+    const longestSinceSent = Math.max(-1, ...sinceSent);
+    console.log(JSON.stringify({ boundMs: CACHED_BOUND_MS, maxStalenessMsByLocation: max, maxStalenessMsByKind: byKind, longestSinceSent, verifications: tally.verifications }));
     expect(errors.slice(0, 10)).toEqual([]);
     for (const [name, ms] of Object.entries(max)) expect(ms, `longest staleness at ${name} (ms)`).toBeLessThanOrEqual(CACHED_BOUND_MS);
-    // Not vacuous: the model really is stale, somewhere, for a good part of a cacheTtl.
-    expect(Math.max(...Object.values(max)), "the longest staleness seen (ms)").toBeGreaterThan(CACHE_TTL_MS / 2);
+    // Not vacuous: the model really is stale, somewhere, for a good part of a cacheTtl. Only answers
+    // begun after the change returned count (before that, the old state is not stale), but the time is
+    // measured from when the change was sent: the copy was taken before it, so that is how long it
+    // outlived the change. On a loaded machine the change itself and each poll take a good part of a
+    // cacheTtl, which measured from the return left as little as 0 ms of a staleness that was there.
+    expect(longestSinceSent, `the longest staleness seen after a change returned, from when it was sent (ms); from its return: ${JSON.stringify(max)}`).toBeGreaterThan(CACHE_TTL_MS / 2);
     expect(model.store.refused, "KV writes refused with 429").toEqual([]);
   }, 60_000);
 });

@@ -75,6 +75,25 @@ describe("counting", () => {
     expect(top[rank(loud.id)]).toMatchObject({ name: "loud", total: 4, valid: 4, refused: 0 });
   });
 
+  it("does not count a replaced secret's NOT_FOUND in the key's usage: after a regeneration without overlap, only the new secret's uses are the key's", async () => {
+    const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "replaced", scopes: ["app:read"] });
+    // Used once first: this isolate knows the key and its org when the old secret comes back.
+    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code).toBe("VALID");
+    const regen = await call("POST", `/v1/orgs/${org.orgId}/keys/${key.id}/regenerate`, { key: org.adminKey, body: {} });
+    expectStatus(regen, 200);
+    expect(regen.body.rotation).toBeNull();
+    for (let i = 0; i < 3; i++) {
+      const old = await call("POST", "/v1/keys/verify", { body: { key: key.key } });
+      expect(old.body.code, old.text).toBe("NOT_FOUND");
+    }
+    expect((await call("POST", "/v1/keys/verify", { body: { key: regen.body.key } })).body.code).toBe("VALID");
+    await usageOnce(key.id, 2);
+    await sleep(200); // every flush of these counts has landed (they are flushed 50 ms after a verification)
+    const usage = await usageOnce(key.id, 2);
+    expect(usage.buckets.at(-1), JSON.stringify(usage.buckets.at(-1))).toMatchObject({ total: 2, counts: { VALID: 2 } });
+    expect(usage.buckets.at(-1).counts.NOT_FOUND).toBeUndefined();
+  });
+
   it("adds the counts of many isolates without losing any, and keeps what a failed flush could not write", async () => {
     const key = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "everywhere", scopes: ["app:read"] });
     const now = Date.now();

@@ -9,7 +9,9 @@
  * - when an isolate cannot reach the authority, it admits at most `graceOf(limit)` in that window on its
  *   own, so the excess is at most that many per isolate that lost its authority;
  * - a slice an isolate does not spend is not given to another before the window ends: the shortfall is
- *   at most one slice per isolate, and slices shrink as the window's budget runs out.
+ *   at most one slice per isolate, and slices shrink as the window's budget runs out;
+ * - verifications waiting on an isolate's call share what it grants, and the call asks for all of them:
+ *   a burst is refused only once the window's budget is gone (no shortfall from the burst itself).
  */
 
 export interface RateLimit {
@@ -34,11 +36,18 @@ export function windowOf(limit: RateLimit, now: number): { start: number; end: n
 export const sliceWanted = (limits: readonly RateLimit[]) => Math.max(1, Math.min(MAX_SLICE, ...limits.map((l) => Math.ceil(l.limit / 10))));
 
 /**
- * How many the authority grants of `wanted` when `remaining` are left in the window: never more than
- * remain, and a quarter of what remains at most, so the last of a window's budget is shared out in
- * ever smaller slices among the isolates that ask.
+ * How many the authority grants when `remaining` are left in the window: never more than remain. Of
+ * `wanted` (what the isolate would like to hold ahead of demand) a quarter of what remains at most, so
+ * the last of a window's budget is shared out in ever smaller slices among the isolates that ask; but
+ * all of `need` (verifications waiting on this very call, admitted as soon as it answers) when that
+ * much remains, so a burst is not refused while budget is left, and no part of it sits unspent.
  */
-export const sliceGranted = (wanted: number, remaining: number) => Math.max(0, Math.min(wanted, remaining, Math.max(1, Math.ceil(remaining / 4))));
+export function sliceGranted(wanted: number, remaining: number, need = 0): number {
+  // The authority's count must stay a whole number whatever an RPC caller sends.
+  const waiting = Number.isSafeInteger(need) && need > 0 ? need : 0;
+  const ahead = Math.min(wanted, remaining, Math.max(1, Math.ceil(remaining / 4)));
+  return Math.max(0, Math.min(waiting, remaining), ahead);
+}
 
 /** What an isolate may admit on its own in a window when it cannot reach the authority: 1% of the limit, at least 1. */
 export const graceOf = (limit: RateLimit) => Math.max(1, Math.floor(limit.limit / 100));

@@ -290,10 +290,11 @@ export class KeyAuthority extends SerializedObject {
 
   /**
    * A slice of the key's rate-limit budget for an isolate: up to `wanted` verifications it may admit in
-   * the current windows of `limits`, counted here before they are handed out (so what all isolates admit
-   * never exceeds a window's limit). 0 when a window is spent; the windows say when each resets.
+   * the current windows of `limits` (and all `need` that wait on this call, while the window has them),
+   * counted here before they are handed out (so what all isolates admit never exceeds a window's limit).
+   * 0 when a window is spent; the windows say when each resets.
    */
-  takeRate(limits: RateLimit[], wanted: number): Promise<Outcome<RateGrant>> {
+  takeRate(limits: RateLimit[], wanted: number, need = 0): Promise<Outcome<RateGrant>> {
     return this.serialized(async () => {
       const now = Date.now();
       this.rate ??= new Map(Object.entries((await this.ctx.storage.get<Record<string, { start: number; used: number }>>("rate")) ?? {}).map(([p, c]) => [Number(p), c]));
@@ -302,7 +303,7 @@ export class KeyAuthority extends SerializedObject {
         const held = this.rate!.get(limit.periodSeconds);
         return { limit, window, count: held && held.start === window.start ? held : { start: window.start, used: 0 } };
       });
-      const granted = sliceGranted(wanted, Math.min(...windows.map((w) => w.limit.limit - w.count.used)));
+      const granted = sliceGranted(wanted, Math.min(...windows.map((w) => w.limit.limit - w.count.used)), need);
       for (const w of windows) this.rate.set(w.limit.periodSeconds, { start: w.count.start, used: w.count.used + granted });
       if (granted > 0) await this.ctx.storage.put("rate", Object.fromEntries(this.rate));
       return {
