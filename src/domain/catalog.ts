@@ -8,6 +8,9 @@ export const PERMISSIONS = [
   "org:read", // see the organization and its apps
   "org:admin", // administer the organization: apps, key policy, audit log
   "apiKeyManagement", // create, list, edit, regenerate, reveal and revoke keys
+  // Verify the org's keys as an authenticated verifier (a bearer credential at `POST /v1/keys/verify`):
+  // assert the caller's address, a use's cost and the strict mode for them. Org-wide only: no app role carries it.
+  "keys:verify",
   "app:read", // read an app
   "app:upload", // upload new bundles
   "app:publish", // publish-related app operations
@@ -27,6 +30,8 @@ export const SCOPES = [
   "app:upload",
   "org:read",
   "apiKeyManagement",
+  // A dedicated verifier key for a backend that verifies its own callers' keys: this scope and nothing else.
+  "keys:verify",
 ] as const satisfies readonly Permission[];
 export type Scope = (typeof SCOPES)[number];
 
@@ -54,7 +59,11 @@ export const ORG_ROLE_PERMISSIONS: Record<OrgRole, readonly Permission[]> = {
   admin: PERMISSIONS,
 };
 
-/** Legacy modes, mapped onto the same permissions, org-wide. Each mode contains the one before it. */
+/**
+ * Legacy modes, mapped onto the same permissions, org-wide. Each mode contains the one before it. `all`
+ * holds every permission, `keys:verify` included, as an org admin does; `write` never administered
+ * anything, so it does not verify for others either.
+ */
 export const LEGACY_MODE_PERMISSIONS: Record<LegacyMode, readonly Permission[]> = {
   read: ["org:read", "app:read"],
   upload: ["org:read", "app:read", "app:upload"],

@@ -28,7 +28,13 @@ export function unauthorized(message: string, reason: string): ApiError {
   return new ApiError("UNAUTHORIZED", message, { reason }, { "WWW-Authenticate": WWW_AUTHENTICATE_REALM + error });
 }
 
-async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
+/**
+ * The key presented as the request's credential, verified as management calls verify it (strict,
+ * unmetered, the connecting address judged); a missing or refused one is thrown as 401 (403 from
+ * outside its networks) and counts as a failed authentication.
+ * @example const caller = await verifyPresentedKey(c); // the verify endpoint's verifier credential
+ */
+export async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
   const key = presentedKey(c.req.raw.headers);
   if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
   const ip = clientIp(c.req.raw.headers);
