@@ -114,7 +114,9 @@ describe("POST /v1/keys/verify with a verifier credential (a key holding keys:ve
       expectStatus(res, 403);
       expect(res.body.error, res.text).toMatchObject({ code: "FORBIDDEN", details: { required: "keys:verify" }, requestId: expect.any(String) });
     }
+    // A verifier credential in use (its lease held here) stops the moment its revoke returns.
     const revoked = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "old verifier", scopes: ["keys:verify"] });
+    expect((await asVerifier({ key: target.key, ip: "10.1.2.3" }, revoked.key)).body.code).toBe("VALID");
     expectStatus(await call("DELETE", `/v1/orgs/${org.orgId}/keys/${revoked.id}`, { key: org.adminKey }), 204);
     for (const [credential, reason] of [["kgw_not-a-key", "MALFORMED"], [revoked.key, "REVOKED"]] as const) {
       const res = await asVerifier({ key: target.key, ip: "10.1.2.3" }, credential);

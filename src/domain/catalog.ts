@@ -8,9 +8,6 @@ export const PERMISSIONS = [
   "org:read", // see the organization and its apps
   "org:admin", // administer the organization: apps, key policy, audit log
   "apiKeyManagement", // create, list, edit, regenerate, reveal and revoke keys
-  // Verify the org's keys as an authenticated verifier (a bearer credential at `POST /v1/keys/verify`):
-  // assert the caller's address, a use's cost and the strict mode for them. Org-wide only: no app role carries it.
-  "keys:verify",
   "app:read", // read an app
   "app:upload", // upload new bundles
   "app:publish", // publish-related app operations
@@ -18,6 +15,9 @@ export const PERMISSIONS = [
   "app:admin", // full access to the app, including granting roles on it
   "project:read-rc", // read project runtime configuration
   "project:deploy", // trigger or manage deployments
+  // Verify the org's keys as an authenticated verifier (a bearer credential at `POST /v1/keys/verify`):
+  // assert the caller's address, a use's cost and the strict mode for them. Org-wide only: no app role carries it.
+  "keys:verify",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -138,7 +138,8 @@ const route = createRoute({
     "`ip`, `cost` and the strict mode are refused (401). A verifier (a service verifying its own callers' keys) sends " +
     "`Authorization: Bearer` a key of its org holding `keys:verify`: then `ip`, `cost` and `mode` are honoured, for keys of " +
     "that org only (any other key answers NOT_FOUND, with nothing spent), and a refusal also names the key (`keyId`, " +
-    "`orgId`). The credential is verified like a management call's. " +
+    "`orgId`). The credential is verified like a management call's (unmetered, its own networks judged against the " +
+    "connecting address), from its lease: revoking it is in force everywhere when the revoke returns. " +
     "Failures count toward the per-address limit (a verifier's, against the address it judged): past it a failure is " +
     "answered 429 instead of its code, while a valid key is still answered VALID.",
   // A credential is optional: without one the endpoint asserts nothing the caller could lie about.
@@ -209,11 +210,13 @@ export function verdictBody(result: Verification, options: { identifyRefusals?: 
 
 /**
  * The verifier credential, when one is presented: a key verified like a management caller's (a refused
- * one is 401/403 and a failed authentication) that must hold `keys:verify` (403 otherwise).
+ * one is 401/403 and a failed authentication) that must hold `keys:verify` (403 otherwise). From a
+ * lease, not strictly: a revoke of the credential is in force everywhere when it returns all the same,
+ * and a verifier's every verification must not cost an authority call for its own key.
  */
 async function verifierOf(c: Context<AppEnv>): Promise<VerifiedKey | undefined> {
   if (presentedKey(c.req.raw.headers) === undefined) return undefined;
-  const verifier = await verifyPresentedKey(c);
+  const verifier = await verifyPresentedKey(c, "lease");
   if (!allows(verifier.grants, VERIFIER_PERMISSION)) {
     throw new ApiError("FORBIDDEN", `This key lacks the ${VERIFIER_PERMISSION} permission a verifier credential needs.`, {
       required: VERIFIER_PERMISSION,
