@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { call, createOrg, expectStatus } from "./helpers";
+import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { createKeyAs, expireBeforeFirstUse } from "./key-fixtures";
 
 /**
@@ -103,6 +103,15 @@ describe("POST /v1/keys/verify with a verifier credential (a key holding keys:ve
     // Its one credit is intact for its own org's use.
     expect((await anonymous({ key: theirs.key })).body.code).toBe("VALID");
     expect((await anonymous({ key: theirs.key })).body.code).toBe("USAGE_EXCEEDED");
+    // And its usage shows those two uses only (counts reach D1 50 ms after a verification in tests).
+    const usage = async () => {
+      const res = await call("GET", `/v1/orgs/${other.orgId}/keys/${theirs.id}/usage`, { key: other.adminKey });
+      expectStatus(res, 200);
+      return res.body.buckets.at(-1) as { total: number; counts: Record<string, number> };
+    };
+    for (let i = 0; i < 100 && (await usage()).total < 2; i++) await sleep(20);
+    await sleep(200);
+    expect(await usage()).toMatchObject({ total: 2, counts: { VALID: 1, USAGE_EXCEEDED: 1 } });
   });
 
   it("refuses a credential without keys:verify with 403, and a bad one with 401, in the error envelope", async () => {
