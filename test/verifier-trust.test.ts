@@ -1,5 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ConsoleClient } from "./console-helpers";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { createKeyAs, expireBeforeFirstUse } from "./key-fixtures";
 
@@ -174,6 +175,17 @@ describe("a refusal discloses nothing of the key", () => {
       const res = await call("GET", "/gw/demo/whoami", { key, headers: { "cf-connecting-ip": "203.0.113.9" } });
       expect([401, 403], res.text).toContain(res.status);
       expect(res.text).not.toMatch(/Billing export|cus_secret/);
+    }
+  });
+
+  it("console sign-in refuses a disabled key, or one from outside its networks, without naming it", async () => {
+    const office = await newKey({ allowedNetworks: ["10.0.0.0/8"], scopes: ["org:read"] });
+    const disabled = await newKey({ scopes: ["org:read"] });
+    expectStatus(await call("POST", `/v1/orgs/${org.orgId}/keys/${disabled.id}/disable`, { key: org.adminKey }), 200);
+    for (const key of [office.key, disabled.key]) {
+      const res = await new ConsoleClient().request("POST", "/console/sign-in", { form: { key }, headers: { "cf-connecting-ip": "203.0.113.9" } });
+      expect(res.status, res.html.slice(0, 300)).toBe(401);
+      expect(res.html).not.toMatch(/Billing export|cus_secret/);
     }
   });
 });
