@@ -206,6 +206,8 @@ async function load(name: string, spec: { method: string; path: string; headers?
 }
 
 const json = { "content-type": "application/json" };
+/** `ip`, `cost` and the strict mode need a verifier credential (issue 21): the admin key holds keys:verify. */
+const asVerifier = { ...json, authorization: `Bearer ${adminKey}` };
 const verifyBodies = (list: string[]) => list.map((key) => JSON.stringify({ key }));
 const hitPool = () => keys.slice(0, HIT_POOL);
 let missCursor = HIT_POOL; // among the first SMALL keys: the next never verified
@@ -219,7 +221,7 @@ async function warm(list: string[]) {
 /** Verifies each key once, `lanes` at a time, in `mode` (default: none given), through `host`; each must be VALID. */
 async function warmValid(list: string[], options: { mode?: string; host?: string; lanes?: number; extra?: Record<string, unknown> } = {}) {
   let next = 0;
-  const headers = { ...json, ...(options.host ? { host: options.host } : {}) };
+  const headers = { ...(options.extra ? asVerifier : json), ...(options.host ? { host: options.host } : {}) };
   async function lane() {
     for (let i = next++; i < list.length; i = next++) {
       const request = { key: list[i], ...(options.mode ? { mode: options.mode } : {}), ...options.extra };
@@ -302,7 +304,7 @@ await d1
   .run();
 const richExtra = { ip: "203.0.113.77" };
 await warmValid(rich.keys, { extra: richExtra });
-await load("lease-hit-rich", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: rich.keys.map((key) => JSON.stringify({ key, ...richExtra })) }, 200);
+await load("lease-hit-rich", { method: "POST", path: "/v1/keys/verify", headers: asVerifier, bodies: rich.keys.map((key) => JSON.stringify({ key, ...richExtra })) }, 200);
 // ratelimited-hit: keys with a rate limit they stay under (a billion a minute): each isolate admits from
 // a slice of the key's budget, refilled off the response path.
 const limitedKeys = fresh(HIT_POOL);
@@ -313,7 +315,7 @@ await d1
 await warmValid(limitedKeys.keys);
 await load("ratelimited-hit", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: verifyBodies(limitedKeys.keys) }, 200);
 // strict: the same pool, the key's authority asked every time (it is warm: the row is in its memory).
-await load("strict", { method: "POST", path: "/v1/keys/verify", headers: json, bodies: withMode(hitPool(), "strict") }, 200);
+await load("strict", { method: "POST", path: "/v1/keys/verify", headers: asVerifier, bodies: withMode(hitPool(), "strict") }, 200);
 // cached-hit: KV records of the pool written by their authorities (fills, written off the response path:
 // waited for), then read back once so this isolate knows each key's org and reads its policy in the same
 // bulk read.

@@ -28,7 +28,10 @@ describe("spending", () => {
     for (let i = 0; i < 4; i++) codes.push((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code);
     expect(codes).toEqual(["VALID", "VALID", "VALID", "VALID"]);
     const refused = await call("POST", "/v1/keys/verify", { body: { key: key.key } });
-    expect(refused.body).toMatchObject({ valid: false, code: "USAGE_EXCEEDED", keyId: key.id });
+    // A refusal names no key to an anonymous caller (issue 21); a verifier is told which key it was.
+    expect(refused.body).toEqual({ valid: false, code: "USAGE_EXCEEDED", message: expect.any(String) });
+    const told = await call("POST", "/v1/keys/verify", { key: org.adminKey, body: { key: key.key } });
+    expect(told.body).toMatchObject({ valid: false, code: "USAGE_EXCEEDED", keyId: key.id, orgId: org.orgId });
     const gw = await call("GET", "/gw/demo/whoami", { key: key.key });
     expectStatus(gw, 429);
     expect(gw.body.error.details.reason).toBe("USAGE_EXCEEDED");
@@ -42,9 +45,11 @@ describe("spending", () => {
 
   it("spends a use's cost, and refuses one the balance cannot pay without spending any of it", async () => {
     const key = await metered(5);
-    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 3 } })).body.code).toBe("VALID");
-    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 3 } })).body.code).toBe("USAGE_EXCEEDED");
-    expect((await call("POST", "/v1/keys/verify", { body: { key: key.key, cost: 2 } })).body.code).toBe("VALID");
+    // A cost is a verifier's assertion: the org admin key is the verifier credential (issue 21).
+    const spend = (cost: number) => call("POST", "/v1/keys/verify", { key: org.adminKey, body: { key: key.key, cost } });
+    expect((await spend(3)).body.code).toBe("VALID");
+    expect((await spend(3)).body.code).toBe("USAGE_EXCEEDED");
+    expect((await spend(2)).body.code).toBe("VALID");
     expect((await call("POST", "/v1/keys/verify", { body: { key: key.key } })).body.code).toBe("USAGE_EXCEEDED");
     expect(await storedCredits(key.id)).toBe(0);
   });

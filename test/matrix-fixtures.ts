@@ -17,6 +17,7 @@ export const CALLERS = {
   "scope project:read-rc": { kind: "scoped", scopes: ["project:read-rc"] },
   "scope project:deploy": { kind: "scoped", scopes: ["project:deploy"] },
   "scope org:read": { kind: "scoped", scopes: ["org:read"] },
+  "scope keys:verify": { kind: "scoped", scopes: ["keys:verify"] },
   "legacy read": { kind: "legacy", mode: "read" },
   "legacy upload": { kind: "legacy", mode: "upload" },
   "legacy write": { kind: "legacy", mode: "write" },

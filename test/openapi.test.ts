@@ -141,7 +141,8 @@ describe("GET /openapi.json", () => {
     const doc = await document();
     expect(doc.servers?.length).toBeGreaterThan(0);
     expect(doc.paths["/healthz"].get.security).toEqual([]);
-    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([]);
+    // Anonymous, or with a verifier credential (a key holding keys:verify) for `ip`, `cost` and the strict mode.
+    expect(doc.paths["/v1/keys/verify"].post.security).toEqual([{}, { apiKey: [] }]);
     expect(doc.paths["/v1/orgs"].post.security).toEqual([{ bootstrapSecret: [] }]);
     expect(doc.components.securitySchemes.bootstrapSecret).toMatchObject({ type: "http", scheme: "bearer" });
     for (const route of ROUTES.filter((r) => r.includes("{orgId}"))) {

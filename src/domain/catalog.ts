@@ -15,6 +15,9 @@ export const PERMISSIONS = [
   "app:admin", // full access to the app, including granting roles on it
   "project:read-rc", // read project runtime configuration
   "project:deploy", // trigger or manage deployments
+  // Verify the org's keys as an authenticated verifier (a bearer credential at `POST /v1/keys/verify`):
+  // assert the caller's address, a use's cost and the strict mode for them. Org-wide only: no app role carries it.
+  "keys:verify",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -27,6 +30,8 @@ export const SCOPES = [
   "app:upload",
   "org:read",
   "apiKeyManagement",
+  // A dedicated verifier key for a backend that verifies its own callers' keys: this scope and nothing else.
+  "keys:verify",
 ] as const satisfies readonly Permission[];
 export type Scope = (typeof SCOPES)[number];
 
@@ -54,7 +59,11 @@ export const ORG_ROLE_PERMISSIONS: Record<OrgRole, readonly Permission[]> = {
   admin: PERMISSIONS,
 };
 
-/** Legacy modes, mapped onto the same permissions, org-wide. Each mode contains the one before it. */
+/**
+ * Legacy modes, mapped onto the same permissions, org-wide. Each mode contains the one before it. `all`
+ * holds every permission, `keys:verify` included, as an org admin does; `write` never administered
+ * anything, so it does not verify for others either.
+ */
 export const LEGACY_MODE_PERMISSIONS: Record<LegacyMode, readonly Permission[]> = {
   read: ["org:read", "app:read"],
   upload: ["org:read", "app:read", "app:upload"],

@@ -28,7 +28,15 @@ export function unauthorized(message: string, reason: string): ApiError {
   return new ApiError("UNAUTHORIZED", message, { reason }, { "WWW-Authenticate": WWW_AUTHENTICATE_REALM + error });
 }
 
-async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
+/**
+ * The key presented as the request's credential, verified unmetered with the connecting address
+ * judged; a missing or refused one is thrown as 401 (403 from outside its networks) and counts as a
+ * failed authentication. `mode` is strict for management calls; the verify endpoint's verifier
+ * credential passes `lease` (the same guarantee once a change returns, without an authority call per
+ * verification).
+ * @example const verifier = await verifyPresentedKey(c, "lease");
+ */
+export async function verifyPresentedKey(c: Context<AppEnv>, mode: "strict" | "lease" = "strict"): Promise<VerifiedKey> {
   const key = presentedKey(c.req.raw.headers);
   if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
   const ip = clientIp(c.req.raw.headers);
@@ -36,7 +44,7 @@ async function verifyPresentedKey(c: Context<AppEnv>): Promise<VerifiedKey> {
   // Strict: management keys are the keys to the kingdom and their calls are few, so they are judged
   // by their authority, never by a cached record that may be stale at this location.
   const result = await verifyKey(c.env, key, {
-    strict: true,
+    mode,
     unmetered: true,
     ip: c.req.header("cf-connecting-ip"),
     waitUntil: (p) => c.executionCtx.waitUntil(p),

@@ -86,6 +86,11 @@ export interface VerifyOptions {
   unmetered?: boolean;
   /** Credits this verification spends from a metered key (default 1). */
   cost?: number;
+  /**
+   * Only keys of this organization: an authenticated verifier asks about its own org's keys. Any other
+   * key is answered like an unknown one (NOT_FOUND, no identity), with nothing spent or counted on it.
+   */
+  orgId?: string;
   /** Where uses are reported to the key's authority, off the response path. */
   waitUntil?: (promise: Promise<unknown>) => void;
   /** The isolate's state; the location model gives each location its own. */
@@ -319,6 +324,8 @@ export async function verifyHash(env: Env, keyId: string, hash: string, options:
   }
 
   if (record.status === "unknown") return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
+  // Before judging: a verifier of another org learns nothing of the key, and the key loses nothing to it.
+  if (options.orgId !== undefined && record.orgId !== options.orgId) return { valid: false, code: "NOT_FOUND", message: "The key does not exist." };
   if (!knownOrg) Edge.remember(edge.orgOfKey, record.keyId, record.orgId);
   // Every outcome of a key that exists is counted (usage analytics), in memory, flushed later.
   const verdict = await judge(env, edge, record, hash, options, mode, now, policy, appRecord);
@@ -349,7 +356,8 @@ async function judge(
 
   if (disabled) return { valid: false, code: "DISABLED", message: "The key is disabled.", key };
   if (record.notBefore != null && record.notBefore > now) {
-    return { valid: false, code: "NOT_YET_VALID", message: `The key is valid from ${new Date(record.notBefore).toISOString()}.`, key };
+    // No date: a refusal tells whoever presents the key nothing of it (its start is the key's like its expiry).
+    return { valid: false, code: "NOT_YET_VALID", message: "The key is not valid yet.", key };
   }
   if (record.expiresAt !== null && record.expiresAt <= now) {
     return { valid: false, code: "EXPIRED", message: "The key has expired.", key };

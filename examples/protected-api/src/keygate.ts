@@ -5,7 +5,11 @@ import type { Permission } from "../../../src/domain/catalog";
 import type { VerifyMode } from "../../../src/domain/lease";
 import type { KeyVerifier } from "../../../src/index";
 
-/** What `KEYGATE.verify` answers: the same verdict as `POST /v1/keys/verify`. */
+/**
+ * What `KEYGATE.verify` answers: the verdict of `POST /v1/keys/verify` as an authenticated verifier gets it
+ * (the binding is the credential). Only VALID describes the key; a refusal has its code, message, and the
+ * `keyId`/`orgId` of a key that exists, for your logs.
+ */
 export type Verdict = Awaited<ReturnType<KeyVerifier["verify"]>>;
 /**
  * The verified key, on the context as `c.get("keygate")`: who called (`keyId`, `orgId`, `name`, `kind`),
@@ -49,7 +53,11 @@ export function requireKey(options: RequireKeyOptions) {
       // The caller's address, which Cloudflare sets: keys limited to allowed networks are checked against it.
       const ip = c.req.header("cf-connecting-ip");
       verdict = await c.env.KEYGATE.verify(key, { permission: options.permission, app, mode: options.mode, ip });
-    } catch {
+    } catch (err) {
+      // Options the gateway refuses (`INVALID_REQUEST: …`) are this Worker's bug: retrying will not help.
+      if (err instanceof Error && err.message.startsWith("INVALID_REQUEST:")) {
+        return c.json({ error: { code: "MISCONFIGURED", message: "This route's key check is misconfigured." } }, 500);
+      }
       // The gateway could not answer (its storage is down, say): fail closed, and say it is worth retrying.
       return c.json({ error: { code: "UNAVAILABLE", message: "Key verification is unavailable; retry shortly." } }, 503, { "Retry-After": "1" });
     }
