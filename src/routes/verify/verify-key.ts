@@ -4,7 +4,7 @@ import type { AppEnv } from "../../context";
 import { PERMISSIONS } from "../../domain/catalog";
 import { parseAddress } from "../../domain/cidr";
 import { VERIFY_MODES } from "../../domain/lease";
-import { clientIp, recordFailure } from "../../verification/abuse-limit";
+import { clientIp, recordFailure, refuseLimited } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type Verification } from "../../verification/verify-key";
 import { AppRoleSchema, nullableMetadata, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
@@ -106,15 +106,17 @@ const route = createRoute({
     "Tells whether the presented key is valid and, optionally, holds a permission (on an app). Always 200 with a " +
     `\`code\`: ${VERIFY_CODES.join(", ")}. It tells only ` +
     "about the presented key: MALFORMED and NOT_FOUND carry no identity (a key this deployment never minted is NOT_FOUND). " +
-    "Failures count toward the per-address limit: past it a failure is answered 429 instead of its code, while a valid " +
-    "key is still answered VALID.",
+    "Failures count toward the per-address limit: past it the address is answered 429 before any storage is read, " +
+    "whatever it presents, until the window ends. One exception keeps clients behind a shared address working: in the " +
+    "`lease` mode, a key whose live lease this location already holds (a secret in use right now) is still answered " +
+    "from that lease.",
   // Public: the key to verify travels in the body, and no credential is needed to ask.
   security: [],
   request: { body: { content: { "application/json": { schema: VerifyBody } }, required: true } },
   responses: {
     200: json(VerifyResult, "The verdict."),
     ...errorResponses,
-    429: rateLimitedResponse("Too many failed verifications from this address: this key is not valid, and its code is withheld."),
+    429: rateLimitedResponse("Too many failed verifications from this address: nothing it presents is looked up until the window ends."),
   },
 });
 
@@ -150,7 +152,9 @@ export function verdictBody(result: Verification) {
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
   const ip = clientIp(c.req.raw.headers);
-  // Verified whatever the address: a valid key is served even from a limited address.
+  // A limited address is answered 429 before any storage, unless this isolate leases the very secret.
+  const leaseMode = (body.mode ?? (body.strict ? "strict" : "lease")) === "lease";
+  await refuseLimited(ip, "verify", leaseMode ? body.key : undefined);
   const result = await verifyKey(c.env, body.key, {
     ip: body.ip ?? c.req.header("cf-connecting-ip"),
     cost: body.cost,
