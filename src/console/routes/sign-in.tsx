@@ -21,7 +21,9 @@ export const ENDED: Record<string, string> = {
   NOT_FOUND: "Your session ended because its key no longer exists.",
 };
 
-export const COOKIE_OPTIONS = { path: "/console", httpOnly: true, secure: true, sameSite: "Strict" } as const;
+// `__Host-` (SESSION_COOKIE) requires Secure, Path=/ and no Domain: no subdomain or sibling path can set
+// or shadow the session cookie. http://localhost is a secure context, so local development keeps it.
+export const COOKIE_OPTIONS = { path: "/", httpOnly: true, secure: true, sameSite: "Strict" } as const;
 
 function SignInPage(props: { error?: string; ended?: string }) {
   return (
