@@ -61,6 +61,8 @@ export function misconfigured(secret: string): ApiError {
 export interface FieldIssue {
   field: string;
   message: string;
+  /** A stable code for programs, where the field's rule has several ways to fail. */
+  reason?: string;
 }
 
 /**

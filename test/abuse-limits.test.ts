@@ -16,7 +16,7 @@ const from = (ip: string, key: string) => call("GET", `/v1/orgs/${org.orgId}/key
 const LIMIT = 30;
 
 describe("failed management authentications are limited per client address", () => {
-  it("answers 429 with Retry-After past the limit, and still serves a valid key from that address", async () => {
+  it("answers 429 with Retry-After past the limit, to a valid management key from that address too", async () => {
     const statuses: number[] = [];
     for (let i = 0; i < 35; i++) statuses.push((await from("203.0.113.7", WRONG_KEY)).status);
     expect(statuses.slice(0, LIMIT).every((s) => s === 401), statuses.join(",")).toBe(true);
@@ -25,8 +25,10 @@ describe("failed management authentications are limited per client address", () 
     expectStatus(limited, 429);
     expect(limited.body.error.code).toBe("RATE_LIMITED");
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
-    // Failures are limited, not the address: a CI runner behind the same egress keeps working.
-    expectStatus(await from("203.0.113.7", org.adminKey), 200);
+    // Management keys are checked by their authority, never from a lease: a limited address is refused
+    // before that authority is asked (issue 21, point 9), whatever it presents.
+    expectStatus(await from("203.0.113.7", org.adminKey), 429);
+    expectStatus(await from("203.0.113.8", org.adminKey), 200);
     // And the limited client learns nothing more from its guesses.
     expectStatus(await from("203.0.113.7", WRONG_KEY), 429);
   });
@@ -37,7 +39,7 @@ describe("failed management authentications are limited per client address", () 
   });
 });
 
-describe("a limited address still has its valid keys served; its failures are answered 429", () => {
+describe("a limited address has a key this location leases served; everything else is answered 429", () => {
   it("at the verify endpoint, through the gateway and for management calls", async () => {
     const appId = await seedApp(org.orgId, "limits-app");
     const reader = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "ci", orgRole: "none", appRoles: [{ appId, role: "reader" }] });
@@ -50,13 +52,15 @@ describe("a limited address still has its valid keys served; its failures are an
     for (const [name, send, ok] of [
       ["verify", verify, 200],
       ["gateway", gateway, 200],
-      ["management", manage, 200],
+      ["management", manage, 429], // strict: never from a lease
     ] as const) {
       for (let i = 0; i < LIMIT; i++) expect((await send(unknown)).status, name).not.toBe(429);
       const refused = await send(unknown);
       expect(refused.status, `${name}: ${refused.text}`).toBe(429);
       expect(refused.body.error.code, refused.text).toBe("RATE_LIMITED");
       expect(refused.text).not.toContain("NOT_FOUND"); // the code is withheld past the limit
+      // The key in use behind this address is leased here (another client verified it just now).
+      if (name !== "management") await call("POST", "/v1/keys/verify", { body: { key: reader.key }, headers: { "cf-connecting-ip": "198.51.100.78" } });
       const served = await send(name === "management" ? org.adminKey : reader.key);
       expect(served.status, `${name}: ${served.text}`).toBe(ok);
       if (name === "verify") expect(served.body.code, served.text).toBe("VALID");

@@ -1,6 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import worker from "../src/index";
+import { SESSION_COOKIE } from "../src/console/session";
 import { fromThisFile, gatewayFetch } from "./helpers";
 
 /**
@@ -35,9 +36,9 @@ export class ConsoleClient {
       res = await gatewayFetch(request);
     }
     const setCookie = res.headers.get("set-cookie");
-    if (setCookie?.startsWith("keygate_session=")) {
+    if (setCookie?.startsWith(`${SESSION_COOKIE}=`)) {
       const value = setCookie.split(";")[0]!;
-      this.cookie = value === "keygate_session=" ? undefined : value;
+      this.cookie = value === `${SESSION_COOKIE}=` ? undefined : value;
     }
     const html = await res.text();
     const token = /name="_csrf" value="([^"]+)"/.exec(html);

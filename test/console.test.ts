@@ -21,12 +21,12 @@ beforeAll(async () => {
 const verify = async (key: string) => (await call("POST", "/v1/keys/verify", { body: { key } })).body.code as string;
 
 describe("console sign-in and sessions", () => {
-  it("exchanges a valid key for an HttpOnly, Secure, SameSite=Strict session cookie and keeps no key anywhere", async () => {
+  it("exchanges a valid key for a __Host-, HttpOnly, Secure, SameSite=Strict session cookie on Path=/ and keeps no key anywhere", async () => {
     const client = new ConsoleClient();
     const res = await client.request("POST", "/console/sign-in", { form: { key: org.adminKey } });
     expect(res.status).toBe(303);
     expect(res.location).toBe("/console/keys");
-    expect(res.setCookie).toMatch(/^keygate_session=[A-Za-z0-9_-]{43}; Max-Age=1800; Path=\/console; HttpOnly; Secure; SameSite=Strict$/);
+    expect(res.setCookie).toMatch(/^__Host-keygate_session=[A-Za-z0-9_-]{43}; Max-Age=1800; Path=\/; HttpOnly; Secure; SameSite=Strict$/);
     expect(res.setCookie).not.toContain(org.adminKey);
     const page = await client.get("/console/keys");
     expect(page.status).toBe(200);
@@ -70,7 +70,7 @@ describe("console sign-in and sessions", () => {
     const page = await new ConsoleClient().get("/console/sign-in");
     expect(page.html).not.toMatch(/session has ended|signed out|expired/i);
     const forged = new ConsoleClient();
-    forged.cookie = "keygate_session=" + "A".repeat(43);
+    forged.cookie = "__Host-keygate_session=" + "A".repeat(43);
     expect((await forged.get("/console/keys")).location).toBe("/console/sign-in?ended=expired");
   });
 
@@ -82,7 +82,7 @@ describe("console sign-in and sessions", () => {
     const res = await client.get("/console/keys");
     expect(res.status).toBe(303);
     expect(res.location).toBe("/console/sign-in?ended=REVOKED");
-    expect(res.setCookie).toMatch(/^keygate_session=;/);
+    expect(res.setCookie).toMatch(/^__Host-keygate_session=;/);
     const page = await new ConsoleClient().get("/console/sign-in?ended=REVOKED");
     expect(page.html).toContain("its key has been revoked");
   });

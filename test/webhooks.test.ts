@@ -159,6 +159,63 @@ describe("POST /v1/orgs/{orgId}/webhooks", () => {
     }
   });
 
+  it("refuses link-local and cloud metadata addresses and names in every mode, with a stable reason beside url", async () => {
+    const metadata = [
+      "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+      "https://169.254.169.254/latest/meta-data",
+      "http://169.254.170.2/v2/credentials",
+      "http://[fe80::1]/x",
+      "http://[fd00:ec2::254]/latest/meta-data",
+      "http://[::ffff:169.254.169.254]/x",
+      "http://metadata.google.internal/computeMetadata/v1/",
+      "http://metadata.google.internal./computeMetadata/v1/",
+      "https://metadata.goog/computeMetadata/v1/",
+      "http://instance-data/latest/",
+      "http://100.100.100.200/latest/meta-data",
+    ];
+    for (const mode of [PRODUCTION, { WEBHOOKS_ALLOW_INSECURE_URLS: "true" }]) {
+      for (const url of metadata) {
+        const res = await callWith(mode, "POST", hooks(org.orgId), org.adminKey, { ...VALID, url });
+        expect(res.status, `${mode.WEBHOOKS_ALLOW_INSECURE_URLS} ${url}: ${res.text}`).toBe(400);
+        expect(res.body.error.details.issues[0], res.text).toMatchObject({ field: "url", reason: "LINK_LOCAL_OR_METADATA" });
+      }
+    }
+  });
+
+  it("in local development, admits loopback receivers only: other internal hosts and http to public hosts are refused", async () => {
+    const DEV = { WEBHOOKS_ALLOW_INSECURE_URLS: "true" };
+    for (const url of ["http://localhost:8787/hook", "http://127.0.0.1:9000/hook", "http://[::1]:8080/hook", "http://receiver.localhost/hook", "https://hooks.example.com/keygate"]) {
+      const res = await callWith(DEV, "POST", hooks(org.orgId), org.adminKey, { ...VALID, url });
+      expect(res.status, `${url}: ${res.text}`).toBe(201);
+      await callWith(DEV, "DELETE", `${hooks(org.orgId)}/${res.body.id}`, org.adminKey);
+    }
+    for (const [url, reason] of [
+      ["http://10.1.2.3/hook", "INSECURE_SCHEME"],
+      ["https://10.1.2.3/hook", "INTERNAL_ADDRESS"],
+      ["https://192.168.1.1/hook", "INTERNAL_ADDRESS"],
+      ["https://[fd12::1]/hook", "INTERNAL_ADDRESS"],
+      ["https://printer.local/hook", "INTERNAL_NAME"],
+      ["http://hooks.example.com/keygate", "INSECURE_SCHEME"],
+    ]) {
+      const res = await callWith(DEV, "POST", hooks(org.orgId), org.adminKey, { ...VALID, url });
+      expect(res.status, `${url}: ${res.text}`).toBe(400);
+      expect(res.body.error.details.issues[0], res.text).toMatchObject({ field: "url", reason });
+    }
+  });
+
+  it("in production, admits ports 443 and 8443 only", async () => {
+    for (const url of ["https://hooks.example.com:443/k", "https://hooks.example.com:8443/k"]) {
+      const res = await callWith(PRODUCTION, "POST", hooks(org.orgId), org.adminKey, { ...VALID, url });
+      expect(res.status, `${url}: ${res.text}`).toBe(201);
+      await callWith(PRODUCTION, "DELETE", `${hooks(org.orgId)}/${res.body.id}`, org.adminKey);
+    }
+    for (const url of ["https://hooks.example.com:8080/k", "https://hooks.example.com:22/k", "https://hooks.example.com:6379/k", "https://93.184.216.34:9200/k"]) {
+      const res = await callWith(PRODUCTION, "POST", hooks(org.orgId), org.adminKey, { ...VALID, url });
+      expect(res.status, `${url}: ${res.text}`).toBe(400);
+      expect(res.body.error.details.issues[0], res.text).toMatchObject({ field: "url", reason: "PORT_NOT_ALLOWED" });
+    }
+  });
+
   it("in local development (WEBHOOKS_ALLOW_INSECURE_URLS), admits the demo receiver on http://localhost", async () => {
     const created = await register({ url: "http://localhost:8787/gw/demo/webhooks", eventTypes: ["*"] });
     expect(created.url).toBe("http://localhost:8787/gw/demo/webhooks");

@@ -1,13 +1,18 @@
 import { hashKey, timingSafeEqual } from "../domain/crypto";
 
 /**
- * Console sessions. The browser holds only a random 256-bit session id in an `HttpOnly`, `Secure`,
- * `SameSite=Strict` cookie; KV holds, under the id's SHA-256, the key's id and hash (never the key)
+ * Console sessions. The browser holds only a random 256-bit session id in a `__Host-`, `HttpOnly`,
+ * `Secure`, `SameSite=Strict` cookie; KV holds, under the id's SHA-256, the key's id and hash (never the key)
  * and the session's CSRF token. Every console request re-verifies the key by its hash through the
  * one verifier, so a revoked, expired or policy-violating key ends its sessions on their next request.
  */
 
-export const SESSION_COOKIE = "keygate_session";
+/**
+ * `__Host-`: the browser accepts it only with Secure, Path=/ and no Domain, so a sibling subdomain or a
+ * response on another path cannot plant or overwrite a session (session fixation). The gateway never
+ * forwards it upstream (it strips `Cookie`), and never lets an upstream set cookies.
+ */
+export const SESSION_COOKIE = "__Host-keygate_session";
 /** Absolute lifetime: a session is never extended; sign in again after it. */
 export const SESSION_TTL_SECONDS = 30 * 60;
 export const SESSION_RECORD_PREFIX = "console-session:";

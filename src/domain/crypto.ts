@@ -1,5 +1,6 @@
 /** Hashing, comparison and encryption of key material, on the runtime's own Web Crypto. */
 
+import { createHash } from "node:crypto";
 import { requireSecret } from "./secrets";
 
 export { MIN_SECRET_BYTES, requireSecret } from "./secrets";
@@ -18,21 +19,26 @@ export async function hashKey(key: string): Promise<string> {
   return toHex(await crypto.subtle.digest("SHA-256", encoder.encode(key)));
 }
 
+/** SHA-256 of `text`, synchronously (Node's crypto, which workerd provides under nodejs_compat). */
+const digestOf = (text: string): Uint8Array => createHash("sha256").update(text, "utf8").digest();
+
 /**
- * Constant-time equality of two strings (hashes, secrets): the time taken does not depend on
- * where they first differ. Strings of different lengths are compared against themselves so the
- * work done is the same.
+ * Constant-time equality of two strings (hashes, secrets): the time taken does not depend on where
+ * they first differ, nor on their lengths. Both sides are hashed (SHA-256) first and the two 32-byte
+ * digests compared, so there is no early return on length and nothing to learn about the secret's
+ * length from how long a comparison takes.
+ * @example timingSafeEqual(presented, env.BOOTSTRAP_SECRET)
  */
 export function timingSafeEqual(a: string, b: string): boolean {
-  const ab = encoder.encode(a);
-  const bb = encoder.encode(b);
-  if (ab.byteLength !== bb.byteLength) {
-    crypto.subtle.timingSafeEqual(ab, ab);
-    return false;
-  }
-  return crypto.subtle.timingSafeEqual(ab, bb);
+  return crypto.subtle.timingSafeEqual(digestOf(a), digestOf(b));
 }
 
+/**
+ * Derived AES keys by secret. Besides KEY_ENCRYPTION_SECRET (one per deployment), the console seals each
+ * one-time secret under its session's cookie, so there is one secret per session: past this many the
+ * cache is cleared (a derivation costs one HKDF), never grown with the number of sessions.
+ */
+export const AES_KEY_CACHE_LIMIT = 8;
 const aesKeys = new Map<string, Promise<CryptoKey>>();
 
 /**
@@ -54,6 +60,7 @@ function encryptionKey(secret: string): Promise<CryptoKey> {
           ["encrypt", "decrypt"],
         ),
       );
+    if (aesKeys.size >= AES_KEY_CACHE_LIMIT) aesKeys.clear();
     aesKeys.set(secret, key);
   }
   return key;

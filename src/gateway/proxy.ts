@@ -3,7 +3,7 @@ import { ApiError, ERROR_STATUS, errorBody, StorageUnavailableError, type ErrorC
 import { KEY_PATTERN_SOURCE } from "../domain/key-format";
 import { encodeMetadataHeader, type Metadata } from "../domain/metadata";
 import { presentedKey, unauthorized } from "../middleware/authenticate";
-import { clientIp, recordFailure } from "../verification/abuse-limit";
+import { clientIp, recordFailure, refuseLimited } from "../verification/abuse-limit";
 import { verifyKey, type VerifiedKey } from "../verification/verify-key";
 import { compileGateway, matchRoute, type CompiledRoute } from "./config";
 import { GATEWAY_ROUTES } from "./routes";
@@ -183,7 +183,8 @@ export async function handleGateway(request: Request, env: Env, ctx: ExecutionCo
       const presented = presentedKey(request.headers);
       if (presented === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
       const ip = clientIp(request.headers);
-      // Verified whatever the address: a valid key is forwarded even from a limited address.
+      // A limited address is answered 429 before any storage, unless this isolate leases the very secret.
+      await refuseLimited(ip, "gateway", (route.mode ?? (route.strict ? "strict" : "lease")) === "lease" ? presented : undefined);
       const result = await verifyKey(env, presented, {
         ip: request.headers.get("cf-connecting-ip") ?? undefined,
         cost: route.cost,

@@ -3,7 +3,7 @@ import type { AppEnv } from "../context";
 import type { Permission } from "../domain/catalog";
 import { allows } from "../domain/permissions";
 import { ApiError } from "../errors";
-import { clientIp, recordFailure } from "../verification/abuse-limit";
+import { clientIp, recordFailure, refuseLimited } from "../verification/abuse-limit";
 import { verifyKey, type VerifiedKey } from "../verification/verify-key";
 import { internalCaller } from "./internal-caller";
 
@@ -40,7 +40,9 @@ export async function verifyPresentedKey(c: Context<AppEnv>, mode: "strict" | "l
   const key = presentedKey(c.req.raw.headers);
   if (key === undefined) throw unauthorized("An API key is required: send Authorization: Bearer <key>.", "MISSING");
   const ip = clientIp(c.req.raw.headers);
-  // Verified whatever the address: a valid key is served even from a limited address.
+  // A limited address is answered 429 before the key's authority is asked: management keys are never
+  // answered from a lease, so no presented key is let through (see abuse-limit.ts).
+  await refuseLimited(ip, "management");
   // Strict: management keys are the keys to the kingdom and their calls are few, so they are judged
   // by their authority, never by a cached record that may be stale at this location.
   const result = await verifyKey(c.env, key, {

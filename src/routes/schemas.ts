@@ -316,8 +316,8 @@ export const errorResponses = {
   413: errorResponse("Request body too large."),
   415: errorResponse("Request body is not JSON."),
   429: rateLimitedResponse(
-    "Too many failed authentications from this address (`RATE_LIMITED`, with `Retry-After`): the presented credential " +
-      "was not accepted. A valid key is still served from a limited address.",
+    "Too many failed authentications from this address (`RATE_LIMITED`, with `Retry-After`): until the window ends the " +
+      "address is refused before any credential it presents is looked up, a valid management key included.",
   ),
   500: errorResponse("`MISCONFIGURED`: a Worker secret this needs is missing or shorter than 32 bytes; nothing was done."),
   503: storageUnavailableResponse,

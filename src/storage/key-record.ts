@@ -194,3 +194,9 @@ export async function loadPolicy(database: Db, orgId: string): Promise<OrgPolicy
       }
     : NO_POLICY;
 }
+
+/** Whether `keyId` is a key of `orgId` in the directory (D1), revoked or not: one indexed read. */
+export async function keyInDirectory(database: Db, keyId: string, orgId: string): Promise<boolean> {
+  const found = await database.select({ id: apiKeys.id }).from(apiKeys).where(and(eq(apiKeys.id, keyId), eq(apiKeys.orgId, orgId))).get();
+  return found !== undefined;
+}

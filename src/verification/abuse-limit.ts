@@ -1,4 +1,7 @@
+import { hashKey } from "../domain/crypto";
+import { parseKey } from "../domain/key-format";
 import { ApiError } from "../errors";
+import { isolateEdge, type Edge } from "./edge";
 import type { VerifyCode } from "./verify-key";
 
 /**
@@ -6,9 +9,13 @@ import type { VerifyCode } from "./verify-key";
  * calls, console sign-in and the bootstrap secret all report failures here. Successful verifications
  * never touch it, so the hot path gains no storage read.
  *
- * Failures are limited, not addresses: once an address is past the limit its failures are answered
- * 429 instead of their code, but a valid key from it is still verified and served (CI runners and
- * offices share egress addresses: one misconfigured job must not lock out every pipeline behind it).
+ * Past the limit, failures cost nothing: every entry point asks {@link refuseLimited} before it
+ * touches D1, KV, an authority or the limiter, and a limited address is answered 429 there. One
+ * exception keeps clients behind a shared egress address (CI runners, offices, NAT) working at no
+ * cost: a secret whose key this isolate holds a live lease on, as active, for that very hash, in the
+ * lease mode. Only a genuine, live secret can match such a lease, so a guesser gains nothing from it,
+ * and its answer comes from the lease. Management keys are verified strictly (by their authority,
+ * never from a lease), so a limited address gets 429 for management calls and console sign-in.
  * A limited client learns nothing more: every answer it could learn from is a 429.
  *
  * Every failure is counted synchronously by this isolate, in the request that failed, so a burst of
@@ -100,14 +107,35 @@ function blockedFor(key: string, now: number): number {
 }
 
 /**
- * Throws 429 when the address is limited in this isolate. Only for a credential that must not be
- * tried at all from a limited address (the bootstrap secret); keys are verified anyway, see
- * {@link recordFailure}.
+ * Throws 429 when the address is limited in this isolate, for a credential that is not a key (the
+ * bootstrap secret, a reporter's signature). Keys go through {@link refuseLimited}.
  * @example assertNotBlocked(clientIp(c.req.raw.headers), "bootstrap")
  */
 export function assertNotBlocked(ip: string, scope: LimitScope, now = Date.now()): void {
   const wait = blockedFor(`${scope}:${addressBucket(ip)}`, now);
   if (wait) throw limited(wait);
+}
+
+/** Whether this isolate holds a live lease on this exact secret's hash, for an active key: no storage is read to tell. */
+async function holdsActiveLease(edge: Edge, presented: string, now: number): Promise<boolean> {
+  const parsed = parseKey(presented);
+  if (!parsed || !edge.leasedKeyIds.has(parsed.keyId)) return false;
+  return edge.heldKey(await hashKey(presented), now)?.status === "active";
+}
+
+/**
+ * Throws 429 (`RATE_LIMITED`, with `Retry-After`) when `ip` is past its failure limit in this
+ * isolate; call it before anything reads storage, asks an authority or calls the limiter, so a
+ * limited address costs nothing. `leased`: the presented key, when it is about to be verified in the
+ * lease mode: a secret this isolate holds a live lease on, as an active key, is let through (it is
+ * answered from that lease; see the module's comment). Strict and cached verifications pass nothing.
+ * @example await refuseLimited(clientIp(headers), "verify", mode === "lease" ? body.key : undefined);
+ */
+export async function refuseLimited(ip: string, scope: LimitScope, leased?: string, edge: Edge = isolateEdge, now = Date.now()): Promise<void> {
+  const wait = blockedFor(`${scope}:${addressBucket(ip)}`, now);
+  if (!wait) return;
+  if (leased !== undefined && (await holdsActiveLease(edge, leased, now))) return;
+  throw limited(wait);
 }
 
 function block(key: string, now: number): void {
@@ -135,7 +163,7 @@ function countFailure(env: Env, key: string, now: number): boolean {
 /**
  * Counts a failed authentication from `ip`, and throws 429 (`RATE_LIMITED`, with `Retry-After`)
  * when the address is past the limit: the caller then answers the 429 instead of the failure's own
- * code. Call it only for failures, after verifying: a valid key is served whatever its address.
+ * code. Call it only for failures, after verifying (and after {@link refuseLimited}, before it).
  *
  * Counted here first, synchronously; a failure that reached storage is also sent to the location's
  * limiter off the response path (`waitUntil`), and when the limiter says the address is over, it is

@@ -29,7 +29,7 @@ afterAll(async () => {
 const keysOf = async () => (await api(world, "GET", `/v1/orgs/${orgId}/keys?limit=100`, adminKey)).body.keys as { id: string; name: string }[];
 
 describe("console in the browser", () => {
-  it("signs in with an admin key into an HttpOnly, Secure, SameSite=Strict cookie; a wrong key is refused", async () => {
+  it("signs in with an admin key into a __Host-, HttpOnly, Secure, SameSite=Strict cookie on Path=/; a wrong key is refused", async () => {
     const context = await world.browser.newContext({ baseURL: world.url });
     const page = await context.newPage();
     await page.goto("/console/keys");
@@ -42,7 +42,7 @@ describe("console in the browser", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL("**/console/keys");
     const [cookie] = await context.cookies();
-    expect(cookie).toMatchObject({ name: "keygate_session", httpOnly: true, secure: true, sameSite: "Strict", path: "/console" });
+    expect(cookie).toMatchObject({ name: "__Host-keygate_session", httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
     expect(cookie!.value).not.toContain(adminKey.slice(26));
     expect(await page.evaluate(() => JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie)).toBe("{}{}");
     await expect.poll(() => page.locator(".who").textContent()).toContain("Admin key");

@@ -3,7 +3,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { App } from "../../app";
 import { ApiError } from "../../errors";
 import { hashKey } from "../../domain/crypto";
-import { clientIp, recordFailure } from "../../verification/abuse-limit";
+import { clientIp, recordFailure, refuseLimited } from "../../verification/abuse-limit";
 import { verifyKey } from "../../verification/verify-key";
 import { FAVICON_SVG } from "../assets";
 import { parseForm } from "../context";
@@ -21,7 +21,9 @@ export const ENDED: Record<string, string> = {
   NOT_FOUND: "Your session ended because its key no longer exists.",
 };
 
-export const COOKIE_OPTIONS = { path: "/console", httpOnly: true, secure: true, sameSite: "Strict" } as const;
+// `__Host-` (SESSION_COOKIE) requires Secure, Path=/ and no Domain: no subdomain or sibling path can set
+// or shadow the session cookie. http://localhost is a secure context, so local development keeps it.
+export const COOKIE_OPTIONS = { path: "/", httpOnly: true, secure: true, sameSite: "Strict" } as const;
 
 function SignInPage(props: { error?: string; ended?: string }) {
   return (
@@ -74,7 +76,8 @@ export function registerConsoleSignIn(app: App) {
     // No session yet, so no token: a cross-site form must not sign a victim in as the attacker's key.
     if (!isSameOriginRequest(c.req.raw.headers, c.req.url)) throw new ApiError("FORBIDDEN", "Sign-in must come from the console's own page.");
     const ip = clientIp(c.req.raw.headers);
-    // Verified whatever the address: a valid key signs in even from a limited address.
+    // A limited address is answered 429 before the key's authority is asked (sign-in is strict).
+    await refuseLimited(ip, "management");
     const key = first(await parseForm(c), "key").trim();
     const result = await verifyKey(c.env, key, { strict: true, unmetered: true, ip: c.req.header("cf-connecting-ip"), waitUntil: (p) => c.executionCtx.waitUntil(p) });
     if (!result.valid) {

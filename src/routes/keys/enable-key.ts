@@ -1,11 +1,11 @@
 import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponses, json, KeyIdParams, KeyObject } from "../schemas";
 import { actorOf } from "./access-input";
+import { askKeyOfOrg } from "./key-directory";
 
 const route = createRoute({
   method: "post",
@@ -27,7 +27,7 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
-  const row = await askAuthority(c.env, keyId, (a) => a.setDisabled(keyId, orgId, actorOf(c.var.caller, c.var.requestId), false));
+  const row = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.setDisabled(keyId, orgId, actorOf(c.var.caller, c.var.requestId), false));
   return c.json(toKeyObject(row), 200);
 };
 

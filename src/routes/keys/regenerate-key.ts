@@ -1,7 +1,7 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { askAuthority, MAX_OVERLAP_MS } from "../../durable-objects/key-authority";
+import { MAX_OVERLAP_MS } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -9,6 +9,7 @@ import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
 import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
+import { askKeyOfOrg } from "./key-directory";
 
 const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
 
@@ -73,7 +74,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     assertWithinCallerLifetime(caller, expiresAt, body);
   }
   const overlapMs = (body.overlapSeconds ?? 0) * 1000;
-  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt, overlapMs));
+  const result = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt, overlapMs));
   return c.json({ ...toKeyObject(result.row), key: result.key }, 200);
 };
 

@@ -2,10 +2,10 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { requireSecret } from "../../domain/crypto";
-import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
 import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
 import { actorOf } from "./access-input";
+import { askKeyOfOrg } from "./key-directory";
 
 const RevealedKey = z
   .object({
@@ -43,7 +43,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET);
   // Rights, decryption (never under a missing or short KEY_ENCRYPTION_SECRET: 500 MISCONFIGURED) and
   // the audit entry happen in the key's serialized operation, on the key as it is (KeyAuthority.reveal).
-  const { key } = await askAuthority(c.env, keyId, (a) => a.reveal(keyId, orgId, actorOf(c.var.caller, c.var.requestId)));
+  const { key } = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.reveal(keyId, orgId, actorOf(c.var.caller, c.var.requestId)));
   return c.json({ id: keyId, key }, 200);
 };
 

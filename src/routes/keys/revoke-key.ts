@@ -1,10 +1,10 @@
 import { createRoute, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { askAuthority } from "../../durable-objects/key-authority";
 import { authenticate } from "../../middleware/authenticate";
 import { ErrorSchema, errorResponses, json, KeyIdParams, noContent } from "../schemas";
 import { actorOf, ForceQuery } from "./access-input";
+import { askKeyOfOrg } from "./key-directory";
 
 const route = createRoute({
   method: "delete",
@@ -33,7 +33,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { force } = c.req.valid("query");
   // The authority reads the key, checks the caller's rights on it and revokes it in one serialized
   // operation: a key raised meanwhile is judged as it now is.
-  await askAuthority(c.env, keyId, (a) => a.revoke(keyId, orgId, actorOf(c.var.caller, c.var.requestId), { force: force === "true" }));
+  await askKeyOfOrg(c.env, orgId, keyId, (a) => a.revoke(keyId, orgId, actorOf(c.var.caller, c.var.requestId), { force: force === "true" }));
   return c.body(null, 204);
 };
 

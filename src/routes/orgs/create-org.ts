@@ -2,6 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { timingSafeEqual } from "../../domain/crypto";
+import { requireBootstrapSecret } from "../../domain/secrets";
 import { NO_POLICY } from "../../domain/policy";
 import { unauthorized } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
@@ -23,7 +24,9 @@ const route = createRoute({
   description:
     "Authenticated with the deployment's bootstrap secret (`Authorization: Bearer <BOOTSTRAP_SECRET>`), not an API key. " +
     "The response carries the organization's first admin key in full, shown only this once. Wrong secrets count toward " +
-    "the per-address failure limit; past it, every call from the address is answered 429 until the window ends.",
+    "the per-address failure limit; past it, every call from the address is answered 429 until the window ends. A " +
+    "`BOOTSTRAP_SECRET` that is missing, or shorter than 32 bytes outside local development (a request to a loopback host " +
+    "such as `localhost`), opens nothing: 500 `MISCONFIGURED`.",
   security: [{ bootstrapSecret: [] }],
   request: {
     body: { content: { "application/json": { schema: z.strictObject({ name: Name.openapi({ example: "Acme Inc" }) }) } }, required: true },
@@ -40,7 +43,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // One secret opens every organization's creation: a limited address may not even try it (429).
   const ip = clientIp(c.req.raw.headers);
   assertNotBlocked(ip, "bootstrap");
-  if (!c.env.BOOTSTRAP_SECRET || !timingSafeEqual(presented, c.env.BOOTSTRAP_SECRET)) {
+  // A missing secret, or one too short to resist guessing outside local development, opens nothing.
+  const secret = requireBootstrapSecret(c.env.BOOTSTRAP_SECRET, c.req.url);
+  if (!timingSafeEqual(presented, secret)) {
     // Counted like every failed authentication (location-wide too); 429 past the limit.
     recordFailure(c.env, ip, "bootstrap", { code: "NOT_FOUND" }, (p) => c.executionCtx.waitUntil(p));
     throw unauthorized("The bootstrap secret is wrong.", "NOT_FOUND");

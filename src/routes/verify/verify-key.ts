@@ -8,7 +8,7 @@ import { VERIFY_MODES } from "../../domain/lease";
 import { allows } from "../../domain/permissions";
 import { ApiError } from "../../errors";
 import { presentedKey, verifyPresentedKey, WWW_AUTHENTICATE_REALM } from "../../middleware/authenticate";
-import { clientIp, recordFailure } from "../../verification/abuse-limit";
+import { clientIp, recordFailure, refuseLimited } from "../../verification/abuse-limit";
 import { VERIFY_CODES, verifyKey, type VerifiedKey, type Verification, type VerifyCode } from "../../verification/verify-key";
 import { AppRoleSchema, nullableMetadata, errorResponses, rateLimitedResponse, Id, json, KindSchema, LegacyModeSchema, OrgRoleSchema, ScopeSchema, Timestamp, iso } from "../schemas";
 
@@ -140,8 +140,10 @@ const route = createRoute({
     "that org only (any other key answers NOT_FOUND, with nothing spent), and a refusal also names the key (`keyId`, " +
     "`orgId`). The credential is verified like a management call's (unmetered, its own networks judged against the " +
     "connecting address), from its lease: revoking it is in force everywhere when the revoke returns. " +
-    "Failures count toward the per-address limit (a verifier's, against the address it judged): past it a failure is " +
-    "answered 429 instead of its code, while a valid key is still answered VALID.",
+    "Failures count toward the per-address limit (a verifier's, against the address it judged): past it the address is " +
+    "answered 429 before any storage is read, whatever it presents, until the window ends. One exception keeps clients " +
+    "behind a shared address working: in the `lease` mode, a key whose live lease this location already holds (a secret " +
+    "in use right now) is still answered from that lease.",
   // A credential is optional: without one the endpoint asserts nothing the caller could lie about.
   security: [{}, { apiKey: [] }] as Record<string, string[]>[],
   request: { body: { content: { "application/json": { schema: VerifyBody } }, required: true } },
@@ -158,7 +160,7 @@ const route = createRoute({
       ...errorResponses[403],
       description: "The verifier credential lacks `keys:verify`, or is used from outside its allowed networks.",
     },
-    429: rateLimitedResponse("Too many failed verifications from this address: this key is not valid, and its code is withheld."),
+    429: rateLimitedResponse("Too many failed verifications from this address: nothing it presents is looked up until the window ends."),
   },
 });
 
@@ -237,6 +239,11 @@ function assertedFields(body: z.infer<typeof VerifyBody>): string[] {
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
+  const ip = clientIp(c.req.raw.headers);
+  // A limited address is answered 429 before any storage (the credential's included), unless this
+  // isolate leases the very secret it presents.
+  const leaseMode = (body.mode ?? (body.strict ? "strict" : "lease")) === "lease";
+  await refuseLimited(ip, "verify", leaseMode ? body.key : undefined);
   const verifier = await verifierOf(c);
   const asserted = assertedFields(body);
   if (!verifier && asserted.length) {
@@ -250,7 +257,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   }
   // The address judged: a verifier's word for its own caller's, otherwise the connecting one.
   const judged = (verifier && body.ip) || c.req.header("cf-connecting-ip");
-  // Verified whatever the address: a valid key is served even from a limited address.
+  // The address a verifier vouches for is limited like a connecting one.
+  if (verifier && body.ip) await refuseLimited(body.ip, "verify", leaseMode ? body.key : undefined);
   const result = await verifyKey(c.env, body.key, {
     ip: judged,
     cost: verifier ? body.cost : undefined,

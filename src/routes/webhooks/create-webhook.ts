@@ -28,8 +28,12 @@ const CreateWebhook = z
       .max(WEBHOOK_URL_MAX_LENGTH, `must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`)
       .openapi({
         description:
-          "Where events are POSTed: an `https` URL of a public host (not a private, loopback, link-local or internal address or name). " +
-          "Local development (`WEBHOOKS_ALLOW_INSECURE_URLS`) also admits `http` and localhost.",
+          "Where events are POSTed: an `https` URL of a public host (not a private, loopback, link-local or internal address or name), " +
+          "on port 443 or 8443. Local development (`WEBHOOKS_ALLOW_INSECURE_URLS`) also admits loopback receivers (`localhost`, " +
+          "127.0.0.0/8, `::1`), over `http` too and on any port, and nothing else. Link-local and cloud metadata addresses and names " +
+          "(169.254.0.0/16, fe80::/10, fd00:ec2::254, metadata.google.internal…) are refused in every mode. A refused URL answers 400 " +
+          "with `details.issues[0]` `{ field: \"url\", reason, message }`; `reason` is one of TOO_LONG, NOT_A_URL, INSECURE_SCHEME, " +
+          "CREDENTIALS_IN_URL, FRAGMENT, LINK_LOCAL_OR_METADATA, INTERNAL_ADDRESS, INTERNAL_NAME, PORT_NOT_ALLOWED.",
         example: "https://hooks.example.com/keygate",
       }),
     eventTypes: EventTypesSchema,
@@ -73,7 +77,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
   const { url, eventTypes, description } = c.req.valid("json");
   const issue = endpointUrlIssue(url, allowsInsecureUrls(c.env));
-  if (issue) throw invalidFields([{ field: "url", message: issue }]);
+  if (issue) throw invalidFields([{ field: "url", ...issue }]);
   const database = db(c.env.DB);
   const existing = await database.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId)).get();
   if ((existing?.n ?? 0) >= MAX_WEBHOOKS_PER_ORG) {

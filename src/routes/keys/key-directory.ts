@@ -1,0 +1,21 @@
+import { askAuthority, type KeyAuthority, type Outcome } from "../../durable-objects/key-authority";
+import { ApiError } from "../../errors";
+import { db } from "../../storage/db";
+import { keyInDirectory } from "../../storage/key-record";
+
+/**
+ * Asks `keyId`'s authority, once the directory (D1) says the key is one of `orgId`'s: a made-up id in
+ * a path answers 404 without creating a Durable Object for it (each would be an object that exists
+ * forever, one per guess). A key that exists, revoked included, goes to its authority, which judges
+ * it and answers as a change does (waiting out its leases).
+ * @example const row = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.setDisabled(keyId, orgId, actor, false));
+ */
+export async function askKeyOfOrg<T>(
+  env: Env,
+  orgId: string,
+  keyId: string,
+  call: (authority: DurableObjectStub<KeyAuthority>) => Promise<Outcome<T>>,
+): Promise<T> {
+  if (!(await keyInDirectory(db(env.DB), keyId, orgId))) throw new ApiError("NOT_FOUND", "No such key.");
+  return askAuthority(env, keyId, call);
+}
