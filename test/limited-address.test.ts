@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { mintKey, newId } from "../src/domain/key-format";
+import { leaseMs } from "../src/domain/lease";
 import { createOrg } from "./helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 import { untouchable, untouchableStorage } from "./fault-bindings";
@@ -111,12 +112,20 @@ describe("an address past its failure limit is answered 429 before any storage o
   it("still answers a key whose live lease this isolate holds from that lease, VALID, and refuses the next guess 429", async () => {
     const ip = "192.0.2.203";
     await exhaust(ip);
-    // A colleague behind another address verifies the key: this isolate now leases its secret.
-    const first = await fetchWith({}, verifyRequest("192.0.2.204", { key: reader.key }));
-    expect(first.body.code, first.text).toBe("VALID");
-    const shared = await fetchWith({}, verifyRequest(ip, { key: reader.key }));
-    expect(shared.status, shared.text).toBe(200);
-    expect(shared.body.code, shared.text).toBe("VALID");
+    // A colleague behind another address verifies the key: this isolate now leases its secret. T is
+    // 200 ms in tests, so on a busy machine the lease may end before the next request: such an attempt
+    // proves nothing and is made again; a 429 well within the lease is a real fault.
+    const T = leaseMs(env.LEASE_MS);
+    let shared: Awaited<ReturnType<typeof fetchWith>> | undefined;
+    for (let attempt = 0; attempt < 5 && !shared; attempt++) {
+      const leasedFrom = Date.now();
+      const first = await fetchWith({}, verifyRequest("192.0.2.204", { key: reader.key }));
+      expect(first.body.code, first.text).toBe("VALID");
+      const answer = await fetchWith({}, verifyRequest(ip, { key: reader.key }));
+      if (answer.status === 200 || Date.now() - leasedFrom < T / 2) shared = answer;
+    }
+    expect(shared?.status, shared?.text).toBe(200);
+    expect(shared!.body.code, shared!.text).toBe("VALID");
     const touched: string[] = [];
     const guess = await fetchWith(offline(touched), verifyRequest(ip, { key: await mintKey(newId(), env.KEY_TAG_SECRET) }));
     expect(guess.status, guess.text).toBe(429);
