@@ -1,12 +1,13 @@
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashKey } from "../src/domain/crypto";
-import { authorityFor } from "../src/durable-objects/key-authority";
+import { authorityFor, type KeyAuthority } from "../src/durable-objects/key-authority";
 import { orgAuthorityFor } from "../src/durable-objects/org-authority";
 import { SerializedObject } from "../src/durable-objects/serialized-object";
 import { Edge } from "../src/verification/edge";
 import { verifyKey, type VerifyOptions } from "../src/verification/verify-key";
+import { faultyD1 } from "./fault-bindings";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { createKeyAs, seedApp, storedRow } from "./key-fixtures";
 import { signReport, REPORTER_KEY_ID, trustedReporterKey } from "./reporter";
@@ -119,6 +120,21 @@ describe("a refusal that describes a state already in force waits like the chang
     expect(report.returned, "the report was answered while the isolate's lease on the live key ran").toBeGreaterThanOrEqual(held);
     expect(await verdict(key.key, edge)).toBe("REVOKED");
     expectStatus(await revoking, 204);
+  });
+
+  it("a storage fault during a change answers 503 only once the lease has ended: the write may have landed", async () => {
+    const key = await scoped("fault during revoke");
+    const { edge, held } = await leased(key.key);
+    const setBindings = (bindings: Env | null) =>
+      runInDurableObject(authorityFor(env, key.id), (instance: KeyAuthority) => {
+        instance.bindings = bindings;
+      });
+    // Reads answer, the commit fails.
+    await setBindings({ ...env, LEASE_MS: String(T), DB: faultyD1("throw", () => false) } as Env);
+    const failed = await timed(() => call("DELETE", keyPath(key.id), { key: org.adminKey })).finally(() => setBindings(null));
+    expectStatus(failed.res, 503);
+    expect(failed.returned, "the 503 came while the isolate's lease ran").toBeGreaterThanOrEqual(held);
+    expect(await verdict(key.key, edge)).toBe("VALID"); // nothing was revoked: a new lease, on the same state
   });
 
   it("a refusal about a key of no org of the caller's answers at once: it says nothing about anyone's leases", async () => {
@@ -265,7 +281,7 @@ describe("lease state survives an authority restart", () => {
   ];
 
   for (const { kind, setup } of cases) {
-    it(`a ${kind} sent after the authority restarted still waits out the lease granted before the restart`, async () => {
+    it(`${/^[aeiou]/.test(kind) ? "an" : "a"} ${kind} sent after the authority restarted still waits out the lease granted before the restart`, async () => {
       const s = await setup();
       const { edge, held } = await leased(s.key, s.request);
       await s.restart();
