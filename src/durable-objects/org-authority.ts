@@ -107,7 +107,8 @@ export class OrgAuthority extends SerializedObject {
         const holders = await this.reads.select({ keyId: keyAppRoles.keyId }).from(keyAppRoles).where(eq(keyAppRoles.appId, appId)).all();
         const drops = await Promise.allSettled(holders.map(({ keyId }) => askAuthority(this.own, keyId, (a) => a.dropApp(keyId, appId))));
         // Kept before any failure is thrown: even a 503 answers only once the drops that landed are in force.
-        await this.holdFor(Math.max(0, ...drops.map((d) => (d.status === "fulfilled" ? d.value : 0))));
+        // A drop that failed may have landed all the same: its key's leases, all granted before now, end within T.
+        await this.holdFor(Math.max(0, ...drops.map((d) => (d.status === "fulfilled" ? d.value : this.leaseMs))));
         const failed = drops.find((d) => d.status === "rejected");
         if (failed) throw failed.reason;
         keysChanged += holders.length;
@@ -146,7 +147,7 @@ export function orgAuthorityFor(env: Env, orgId: string) {
  * @example await askOrgAuthority(env, orgId, (a) => a.setPolicy(orgId, policy, audit));
  */
 export function askOrgAuthority<T>(env: Env, orgId: string, call: (authority: DurableObjectStub<OrgAuthority>) => Promise<Outcome<T>>, timeoutMs?: number): Promise<T> {
-  // A change may wait out its leases (≤ T) on top of its own work (an app's deletion: see APP_DELETION_TIMEOUT_MS).
+  // A change may wait out its leases (≤ T) on top of its own work (an app's deletion: see appDeletionTimeoutMs).
   return ask(orgAuthorityFor(env, orgId), call, timeoutMs ?? AUTHORITY_TIMEOUT_MS + leaseMs(env.LEASE_MS));
 }
 
