@@ -292,6 +292,22 @@ describe("lease state survives an authority restart", () => {
     });
   }
 
+  it("keeps the lease mark in the authority's storage, written at most once per T/2, not once per lease", async () => {
+    const k = await scoped("steady mark");
+    const mark = () => runInDurableObject(authorityFor(env, k.id), (_instance: KeyAuthority, state) => state.storage.get<number>("leaseMark"));
+    const started = Date.now();
+    const { held } = await leased(k.key);
+    const first = await mark();
+    expect(first, "the mark covers the lease").toBeGreaterThanOrEqual(held);
+    // More isolates, each granted a lease of its own, within T/2 of the first: the mark already covers them.
+    for (let i = 0; i < 4; i++) await leased(k.key);
+    if (Date.now() - started < T / 2) expect(await mark()).toBe(first);
+    // Past T/2 a new lease would end beyond the mark: it is raised first.
+    await sleep(started + T / 2 + 50 - Date.now());
+    const { held: later } = await leased(k.key);
+    expect(await mark()).toBeGreaterThanOrEqual(later);
+  });
+
   it("an authority that granted no lease lately answers a change after a restart at once", async () => {
     const k = await scoped("restart idle");
     const { held } = await leased(k.key);
