@@ -6,7 +6,7 @@ import { defineConfig } from "vitest/config";
 /** The example Worker beside the gateway, two Workers served from Node (see the node project). */
 const EXAMPLE_WORKER_FILE = "test/example-worker.test.ts";
 /** Files whose assertions measure time: run alone (see the workerd-timing project). */
-const TIMING_FILES = ["test/leases.test.ts", "test/location-model.test.ts", "test/slow-storage.test.ts", "test/authority-race.test.ts"];
+const TIMING_FILES = ["test/leases.test.ts", "test/answers-wait.test.ts", "test/location-model.test.ts", "test/slow-storage.test.ts", "test/authority-race.test.ts"];
 /**
  * Files that need storage of their own (see the workerd-own-storage project): those that run the
  * gateway's database-wide jobs (the daily check, the outbox publisher, the webhook sweep, usage pruning)

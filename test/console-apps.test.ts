@@ -1,4 +1,6 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { orgAuthorityFor, type OrgAuthority } from "../src/durable-objects/org-authority";
 import { beforeAll, describe, expect, it } from "vitest";
 import { call, createOrg, expectStatus } from "./helpers";
 import { ConsoleClient, pageText } from "./console-helpers";
@@ -32,7 +34,7 @@ async function signedIn(key: string) {
   return client;
 }
 
-/** A D1 in which no key holds a role on any app: what the delete route sees when a role is given after it read the holders. */
+/** A D1 in which no key holds a role on any app: what the org's authority sees when a role is given after it read the holders. */
 function holdersHidden(): D1Database {
   return new Proxy(env.DB, {
     get(target, prop) {
@@ -123,7 +125,13 @@ describe("console apps page", () => {
     const appId = await seedApp(org.orgId, "busy");
     await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "busy holder", orgRole: "none", appRoles: [{ appId, role: "reader" }] });
     await client.get("/console/apps");
-    const res = await client.request("POST", `/console/apps/${appId}/delete`, { form: { _csrf: client.csrf }, bindings: { DB: holdersHidden() } });
+    // The deletion runs in the org's authority: it reads the holders through its own bindings.
+    const hideHolders = (DB: D1Database | null) =>
+      runInDurableObject(orgAuthorityFor(env, org.orgId), (instance: OrgAuthority) => {
+        instance.bindings = DB && { ...env, DB };
+      });
+    await hideHolders(holdersHidden());
+    const res = await client.request("POST", `/console/apps/${appId}/delete`, { form: { _csrf: client.csrf } }).finally(() => hideHolders(null));
     expect(res.status).toBe(409);
     expect(text(res.html)).toContain("The app was not deleted: keys were given roles on it while it was being deleted, so it is still in use.");
     expect(res.html).toContain('role="alert"');

@@ -25,7 +25,7 @@ import { auditEntry, changesOf, iso, type AuditContext } from "../storage/audit"
 import { changeStatements } from "../storage/events";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
-import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
+import { ask, AUTHORITY_TIMEOUT_MS, ForeignRefusal, SerializedObject, type Outcome } from "./serialized-object";
 
 export { type Outcome };
 
@@ -80,6 +80,8 @@ export interface Fill {
 }
 
 const notFound = () => new ApiError("NOT_FOUND", "No such key.");
+/** No key of the caller's org by this id: nothing of it was leased to the caller's org, so nothing to wait for. */
+const noSuchKey = () => new ForeignRefusal("NOT_FOUND", "No such key.");
 
 /** The audit details of a revoke or disable: the key's name, whether forced, and the caller's own details. */
 const changeDetails = (row: KeyRow, options: ChangeOptions) => ({ name: row.name, ...options.audit?.details, ...(options.force ? { force: true } : {}) });
@@ -106,8 +108,9 @@ export const LAST_USED_WRITE_INTERVAL_MS = 60_000;
 /**
  * One object per key, named by the key id carried in the key itself. It is the key's authority: the
  * edge holds leases on its state (see `src/domain/lease.ts`), and every change (regenerate, revoke,
- * edit, app removal) runs here, serialized, and waits out the leases granted on the old state before
- * it answers. It keeps the key's row in memory (D1 is read when the object starts or after a failure),
+ * edit, app removal) runs here, serialized; every answer to one (refusals too) waits out the leases
+ * granted on the old state, except an app's removal, whose wait the org's authority does for all keys
+ * at once. It keeps the key's row in memory (D1 is read when the object starts or after a failure),
  * writes the key's KV records for the cached mode, and gathers `lastUsedAt` from the edges into at
  * most one D1 write a minute.
  */
@@ -279,7 +282,7 @@ export class KeyAuthority extends SerializedObject {
   lease(keyId: string, hash: string): Promise<Outcome<KeyLease>> {
     return this.serialized(async () => {
       const record = await this.recordFor(keyId, hash);
-      return { record, ms: record.status === "active" ? this.grantLease() : 0 };
+      return { record, ms: record.status === "active" ? await this.grantLease() : 0 };
     });
   }
 
@@ -367,13 +370,14 @@ export class KeyAuthority extends SerializedObject {
   /**
    * Revokes the key, irreversibly: D1 commits, the KV record becomes a tombstone (one write), and the
    * call answers once every lease on the key has ended. Revoking a revoked key writes its tombstone
-   * again and answers 404: whatever an earlier attempt left behind, nothing of the key stays valid.
+   * again and answers 404, once every lease on the key has ended too (an earlier revoke may still be
+   * waiting them out): whatever an earlier attempt left behind, nothing of the key stays valid.
    * The org's last live admin key is refused (409) unless `force`.
    */
   revoke(keyId: string, orgId: string, actor: Actor, options: ChangeOptions = {}): Promise<Outcome<true>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row) throw notFound();
+      if (!row) throw noSuchKey();
       if (row.revokedAt !== null) {
         this.row = row;
         // Whatever a lost write left there.
@@ -421,7 +425,8 @@ export class KeyAuthority extends SerializedObject {
   setDisabled(keyId: string, orgId: string, actor: Actor, disabled: boolean, options: ChangeOptions = {}): Promise<Outcome<KeyRow>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row || row.revokedAt !== null) throw notFound();
+      if (!row) throw noSuchKey();
+      if (row.revokedAt !== null) throw notFound();
       this.assertCanManage(actor, row, false);
       if ((row.disabledAt !== null) === disabled) {
         this.row = row;
@@ -446,12 +451,14 @@ export class KeyAuthority extends SerializedObject {
 
   /**
    * Ends a rotation's overlap now: the previous secret stops verifying, everywhere, before this
-   * returns (the revocation guarantee). 409 when the key has no overlap running.
+   * returns (the revocation guarantee). 409 when the key has no overlap running, answered as late as
+   * a success: an overlap that just ended (or was just ended) may still be leased.
    */
   endOverlap(keyId: string, orgId: string, actor: Actor): Promise<Outcome<KeyRow>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row || row.revokedAt !== null) throw notFound();
+      if (!row) throw noSuchKey();
+      if (row.revokedAt !== null) throw notFound();
       this.assertCanManage(actor, row, false);
       if (!inOverlap(row, Date.now())) {
         this.row = row;
@@ -499,7 +506,8 @@ export class KeyAuthority extends SerializedObject {
   ): Promise<Outcome<{ key: string; row: KeyRow }>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row || row.revokedAt !== null) throw notFound();
+      if (!row) throw noSuchKey();
+      if (row.revokedAt !== null) throw notFound();
       const nextExpiry = expiresAt !== undefined ? expiresAt : row.expiresAt;
       this.assertCanManage(actor, { ...row, expiresAt: nextExpiry }, true);
       const key = await mintKey(keyId, this.env.KEY_TAG_SECRET);
@@ -552,7 +560,8 @@ export class KeyAuthority extends SerializedObject {
   reveal(keyId: string, orgId: string, actor: Actor): Promise<Outcome<{ key: string }>> {
     return this.serialized(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row || row.revokedAt !== null) throw notFound();
+      if (!row) throw noSuchKey();
+      if (row.revokedAt !== null) throw notFound();
       this.assertCanManage(actor, row, true);
       if (row.secure || row.secretCiphertext === null) {
         throw new ApiError("CONFLICT", "This is a secure key: only its hash is stored, so it cannot be revealed. Regenerate it for a new secret.");
@@ -571,7 +580,8 @@ export class KeyAuthority extends SerializedObject {
   update(keyId: string, orgId: string, change: KeyChange, actor: AuditContext, expectedUpdatedAt?: number): Promise<Outcome<KeyRow>> {
     return this.change(async () => {
       const row = await this.load(keyId, orgId);
-      if (!row || row.revokedAt !== null) throw notFound();
+      if (!row) throw noSuchKey();
+      if (row.revokedAt !== null) throw notFound();
       if (expectedUpdatedAt !== undefined && row.updatedAt !== expectedUpdatedAt) {
         throw new ApiError("CONFLICT", "The key changed while this edit was being made: read it again and retry.");
       }
@@ -644,25 +654,38 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /**
-   * Drops app roles on a deleted app from this key and refreshes its record. Called for each key
-   * that held a role on the app, so the app's deletion is a change of access like any other.
+   * Drops the key's role on a deleted app and refreshes its record, for the org's authority, which runs
+   * the app's deletion: it does not wait here, but answers how long (ms) the leases granted before the
+   * drop still run, and the org's authority makes its answer wait that out together with its own
+   * leases. A duration, not a time: the two objects' clocks agree in rate, not in what they read.
    */
-  dropApp(keyId: string, appId: string): Promise<Outcome<void>> {
-    return this.change(async () => {
+  dropApp(keyId: string, appId: string): Promise<Outcome<number>> {
+    return this.serialized(async () => {
       const before = await this.load(keyId);
-      if (!before) return;
-      const version = this.nextVersion(before);
-      this.row = undefined;
-      const { database } = this.writes;
-      await database.batch([
-        database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId))),
-        database.update(apiKeys).set({ updatedAt: version }).where(eq(apiKeys.id, keyId)),
-      ]);
-      this.version = version;
-      const { [appId]: _dropped, ...appRoles } = before.appRoles;
-      this.row = { ...before, appRoles, updatedAt: version };
-      this.writeRecords(before, this.row);
+      if (before) {
+        const version = this.nextVersion(before);
+        this.row = undefined;
+        const { database } = this.writes;
+        await database.batch([
+          database.delete(keyAppRoles).where(and(eq(keyAppRoles.keyId, keyId), eq(keyAppRoles.appId, appId))),
+          database.update(apiKeys).set({ updatedAt: version }).where(eq(apiKeys.id, keyId)),
+        ]);
+        this.version = version;
+        const { [appId]: _dropped, ...appRoles } = before.appRoles;
+        this.row = { ...before, appRoles, updatedAt: version };
+        this.writeRecords(before, this.row);
+      }
+      return this.leasesLeftMs();
     });
+  }
+
+  /**
+   * A change that changes nothing: answers once every lease granted so far has ended. For an answer
+   * that reports a state already in force (a leak report on a key already revoked or disabled), which
+   * is only true everywhere then.
+   */
+  settle(): Promise<Outcome<true>> {
+    return this.change(async () => true as const);
   }
 }
 

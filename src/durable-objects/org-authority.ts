@@ -4,8 +4,9 @@ import { ApiError } from "../errors";
 import { auditEntry, type AuditContext } from "../storage/audit";
 import { changeStatements } from "../storage/events";
 import { appRecordName, loadAppOrg, loadPolicy, policyRecordName } from "../storage/key-record";
-import { apps, auditLog, orgPolicies } from "../storage/schema";
+import { apps, keyAppRoles, orgPolicies } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
+import { askAuthority } from "./key-authority";
 import { ask, AUTHORITY_TIMEOUT_MS, SerializedObject, type Outcome } from "./serialized-object";
 
 /** A lease on an org's state: its policy and, when asked, whether an app is one of its apps. */
@@ -18,6 +19,9 @@ export interface OrgLease {
 
 /** Answers about apps kept in memory: bounded, so a flood of made-up app ids cannot grow it. */
 const APP_ANSWERS_LIMIT = 10_000;
+
+/** An app's deletion re-reads its role holders after each pass: a key given a role meanwhile gets another. */
+const DELETE_PASSES = 3;
 
 /**
  * One object per organization: the authority of what every key of the org depends on, its key
@@ -56,7 +60,7 @@ export class OrgAuthority extends SerializedObject {
   lease(orgId: string, appId?: string): Promise<Outcome<OrgLease>> {
     return this.serialized(async () => {
       const policy = await this.currentPolicy(orgId);
-      const lease: OrgLease = { policy, ms: this.grantLease() };
+      const lease: OrgLease = { policy, ms: await this.grantLease() };
       if (appId !== undefined) lease.ownsApp = await this.ownsApp(orgId, appId);
       return lease;
     });
@@ -86,30 +90,50 @@ export class OrgAuthority extends SerializedObject {
   }
 
   /**
-   * Deletes an app no key holds a role on any more (the route has dropped them through each key's
-   * authority): org-wide grants stop covering it once every lease saying it was the org's has ended.
-   * 409 `APP_IN_USE` when a key was given a role on it meanwhile (the foreign key refuses).
+   * Deletes one of the org's apps: each key holding a role on it loses that role through its own
+   * authority (which answers how long its leases on the role still run, without waiting), then D1
+   * deletes the app and audits it. The answer waits until the keys' leases and the org's own (saying
+   * the app was the org's) have all ended, at once: at most T. What it waits for the keys is kept as the
+   * org's own, so every later answer about the org's changes waits for it too: a second deletion running
+   * meanwhile answers NOT_FOUND only once the first is in force everywhere. 409 `APP_IN_USE` when keys
+   * keep being given roles on it during every pass.
    */
-  deleteApp(orgId: string, appId: string, actor: AuditContext, details: Record<string, unknown>): Promise<Outcome<boolean>> {
+  deleteApp(orgId: string, appId: string, actor: AuditContext): Promise<Outcome<{ keysChanged: number }>> {
     return this.change(async () => {
-      const { database } = this.writes;
-      this.apps.set(appId, false);
-      try {
-        const [deleted] = await database.batch([
-          database.delete(apps).where(and(eq(apps.id, appId), eq(apps.orgId, orgId))).returning({ id: apps.id }),
-          ...changeStatements(database, auditEntry(orgId, actor, "app.delete", appId, details, "app")),
-        ]);
-        if (deleted.length === 0) throw new ApiError("NOT_FOUND", "No such app.");
-      } catch (err) {
-        this.apps.delete(appId);
-        if (err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message)) {
-          throw new ApiError("CONFLICT", "Keys were given roles on this app while it was being deleted; retry.", { reason: "APP_IN_USE" });
-        }
-        throw err;
+      const app = await this.reads.select({ name: apps.name }).from(apps).where(and(eq(apps.id, appId), eq(apps.orgId, orgId))).get();
+      if (!app) throw new ApiError("NOT_FOUND", "No such app.");
+      let keysChanged = 0;
+      for (let pass = 0; pass < DELETE_PASSES; pass++) {
+        const holders = await this.reads.select({ keyId: keyAppRoles.keyId }).from(keyAppRoles).where(eq(keyAppRoles.appId, appId)).all();
+        const drops = await Promise.allSettled(holders.map(({ keyId }) => askAuthority(this.own, keyId, (a) => a.dropApp(keyId, appId))));
+        // Kept before any failure is thrown: even a 503 answers only once the drops that landed are in force.
+        // A drop that failed may have landed all the same: its key's leases, all granted before now, end within T.
+        await this.holdFor(Math.max(0, ...drops.map((d) => (d.status === "fulfilled" ? d.value : this.leaseMs))));
+        const failed = drops.find((d) => d.status === "rejected");
+        if (failed) throw failed.reason;
+        keysChanged += holders.length;
+        if (await this.deleteAppRow(orgId, appId, actor, { name: app.name, keysChanged })) return { keysChanged };
       }
-      this.kvWrite(appRecordName(appId), null);
-      return true;
+      throw new ApiError("CONFLICT", "Keys kept being given roles on this app while it was being deleted; retry.", { reason: "APP_IN_USE" });
     });
+  }
+
+  /** The app's row and its audit entry in one batch: false when a key was given a role on it meanwhile (the foreign key refuses). */
+  private async deleteAppRow(orgId: string, appId: string, actor: AuditContext, details: Record<string, unknown>): Promise<boolean> {
+    const { database } = this.writes;
+    this.apps.set(appId, false);
+    try {
+      await database.batch([
+        database.delete(apps).where(and(eq(apps.id, appId), eq(apps.orgId, orgId))),
+        ...changeStatements(database, auditEntry(orgId, actor, "app.delete", appId, details, "app")),
+      ]);
+    } catch (err) {
+      this.apps.delete(appId);
+      if (err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message)) return false;
+      throw err;
+    }
+    this.kvWrite(appRecordName(appId), null);
+    return true;
   }
 }
 
@@ -123,6 +147,12 @@ export function orgAuthorityFor(env: Env, orgId: string) {
  * @example await askOrgAuthority(env, orgId, (a) => a.setPolicy(orgId, policy, audit));
  */
 export function askOrgAuthority<T>(env: Env, orgId: string, call: (authority: DurableObjectStub<OrgAuthority>) => Promise<Outcome<T>>, timeoutMs?: number): Promise<T> {
-  // A change may wait out its leases (≤ T) on top of its own work.
+  // A change may wait out its leases (≤ T) on top of its own work (an app's deletion: see appDeletionTimeoutMs).
   return ask(orgAuthorityFor(env, orgId), call, timeoutMs ?? AUTHORITY_TIMEOUT_MS + leaseMs(env.LEASE_MS));
 }
+
+/**
+ * How long the route waits for an app's deletion: the org's authority calls the key authorities in
+ * turn (each within its own timeout) before it waits out the leases. A 503 past it is safe to retry.
+ */
+export const appDeletionTimeoutMs = (env: Env) => 2 * AUTHORITY_TIMEOUT_MS + leaseMs(env.LEASE_MS);

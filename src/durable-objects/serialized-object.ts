@@ -40,14 +40,36 @@ interface KvChain {
 }
 
 /**
+ * A refusal about something this object holds nothing of for the caller (a key of another org, or no
+ * key at all): it describes no state a lease was granted on, so it answers at once. Waiting there would
+ * only tell a stranger whether someone else's key is in use.
+ */
+export class ForeignRefusal extends ApiError {}
+
+/** Where the high-water mark of the leases an object granted is kept, in its own storage. */
+const LEASE_MARK = "leaseMark";
+
+/**
  * What the key and org authorities share: one serialized operation at a time, writes that are awaited
  * until they settle (never abandoned on a timeout), KV writes spaced and coalesced per name, and
- * leases that a change waits out before it answers.
+ * leases that every answer to a change waits out, a restart of the object included.
  */
 export abstract class SerializedObject extends DurableObject<Env> {
   private queue: Promise<unknown> = Promise.resolve();
-  /** Until when (this object's clock) a lease it granted on the current state may be held at an edge. */
+  /**
+   * Until when (this object's clock) a lease granted on a state before the current one may be held
+   * at an edge, or a change this object answered for (an app's deletion, for its keys) is not yet in
+   * force everywhere: every answer to a change waits until then.
+   */
   private leasedUntil = 0;
+  /**
+   * The high-water mark of `leasedUntil` kept in the object's storage (undefined until read): a lease
+   * ending past it is handed out only once a higher mark is durable, so an instance that starts after
+   * an eviction, a crash or a deploy knows the leases its predecessor granted.
+   */
+  private storedMark: number | undefined;
+  /** When this instance started: every lease an earlier instance granted was granted before. */
+  private readonly startedAt = Date.now();
   private kvChains = new Map<string, KvChain>();
 
   /** Test seam: bindings used instead of the object's own (slow, failing or modelled storage). */
@@ -73,19 +95,25 @@ export abstract class SerializedObject extends DurableObject<Env> {
     return { database: db(env.DB), kv: env.KEYS_KV };
   }
 
+  /** T, from the object's bindings behind the seam (a test may lengthen it to measure against a busy machine). */
   protected get leaseMs(): number {
-    return leaseMs(this.env.LEASE_MS);
+    return leaseMs(this.own.LEASE_MS);
   }
 
   /**
    * Runs `task` after every earlier one. Refusals (`ApiError`) and storage faults come back as an
-   * {@link Outcome}; after any failure the object forgets its state.
+   * {@link Outcome}; after any failure the object forgets its state. `settle` is called, still inside
+   * the serialized turn, with the task's failure if it failed.
    */
-  protected serialized<T>(task: () => Promise<T>): Promise<Outcome<T>> {
+  protected serialized<T>(task: () => Promise<T>, settle?: (failure?: unknown) => void): Promise<Outcome<T>> {
     const run = this.queue.then(async (): Promise<Outcome<T>> => {
       try {
-        return { ok: true, value: await task() };
+        await this.restoreMark();
+        const value = await task();
+        settle?.();
+        return { ok: true, value };
       } catch (err) {
+        settle?.(err);
         this.forget();
         if (err instanceof ApiError) return { ok: false, code: err.code, message: err.message, details: err.details };
         const fault = storageFault(err);
@@ -98,29 +126,86 @@ export abstract class SerializedObject extends DurableObject<Env> {
     return run;
   }
 
-  /** Grants a lease on the current state: returns T, and remembers that a change must wait it out. */
-  protected grantLease(): number {
+  /**
+   * Before the first operation of an instance: the leases an earlier instance granted. They were all
+   * granted before this one started, so they end by `startedAt + T`; and by the stored mark, a time on
+   * the clock of the instance that wrote it, perhaps on another machine: allowing the two clocks to
+   * differ by up to T, an object that granted nothing lately waits for nothing. When the mark cannot be
+   * read, every lease is taken as outstanding until `startedAt + T`.
+   */
+  private async restoreMark(): Promise<void> {
+    if (this.storedMark !== undefined) return;
     const ms = this.leaseMs;
-    this.leasedUntil = Math.max(this.leasedUntil, Date.now() + ms);
+    let mark: number;
+    try {
+      mark = (await this.ctx.storage.get<number>(LEASE_MARK)) ?? 0;
+    } catch (err) {
+      this.leasedUntil = Math.max(this.leasedUntil, this.startedAt + ms);
+      throw new StorageUnavailableError("authority", err);
+    }
+    this.storedMark = mark;
+    if (mark > 0) this.leasedUntil = Math.max(this.leasedUntil, Math.min(this.startedAt + ms, mark + ms));
+  }
+
+  /**
+   * Makes `until` (this object's clock) part of what every answer to a change waits for, durably: a
+   * mark covering it is in storage before this resolves (the output gate holds the answer that follows
+   * until the write is confirmed). The mark is raised T/2 beyond what is needed, so a key in steady use
+   * writes it at most once per T/2, not once per lease.
+   */
+  private async holdUntil(until: number): Promise<void> {
+    if (until > (this.storedMark ?? 0)) {
+      const mark = until + this.leaseMs / 2;
+      try {
+        await this.ctx.storage.put(LEASE_MARK, mark);
+      } catch (err) {
+        throw new StorageUnavailableError("authority", err);
+      }
+      this.storedMark = mark;
+    }
+    this.leasedUntil = Math.max(this.leasedUntil, until);
+  }
+
+  /** Grants a lease on the current state: returns T, once a change is sure to wait it out (restarts included). */
+  protected async grantLease(): Promise<number> {
+    const ms = this.leaseMs;
+    // Counted from before the mark's write: the edge started its clock before asking, earlier still.
+    await this.holdUntil(Date.now() + ms);
     return ms;
+  }
+
+  /**
+   * Makes every later answer to a change wait `ms` more from now, as for a lease: a change this object
+   * answers for that is still being waited out elsewhere (an app's deletion, for the leases of its
+   * keys). A duration, not a time: two objects' clocks agree in rate, not in what they read.
+   */
+  protected holdFor(ms: number): Promise<void> {
+    return ms > 0 ? this.holdUntil(Date.now() + ms) : Promise.resolve();
+  }
+
+  /** How long (ms) leases granted so far, and changes held for, still run: 0 when none does. */
+  protected leasesLeftMs(): number {
+    return Math.max(0, this.leasedUntil - Date.now());
   }
 
   /**
    * A change: `task` runs serialized (no lease is granted on the old state while it runs, and the
    * leases granted after it carry the new state), then the call waits until every lease granted
-   * before it has ended, then answers. No wait at all when no lease is outstanding.
+   * before it has ended, then answers. Every answer waits so, a refusal or a storage fault too: a
+   * refusal describes the state in force ("already revoked", "no overlap running"), which is only true
+   * everywhere once the leases granted on the state before it have ended; and a fault may come after a
+   * write that did land. No wait at all when no lease is outstanding, and none for a
+   * {@link ForeignRefusal}.
    */
   protected async change<T>(task: () => Promise<T>): Promise<Outcome<T>> {
     let until = 0;
-    const outcome = await this.serialized(async () => {
-      const value = await task();
-      until = this.leasedUntil;
-      return value;
+    const outcome = await this.serialized(task, (failure) => {
+      if (!(failure instanceof ForeignRefusal)) until = this.leasedUntil;
     });
     // The change's event is in the outbox (same batch): send it now, off the caller's path.
     if (outcome.ok) publishSoon(this.own, (p) => this.ctx.waitUntil(p));
     const wait = until - Date.now();
-    if (outcome.ok && wait > 0) await sleep(wait);
+    if (wait > 0) await sleep(wait);
     return outcome;
   }
 

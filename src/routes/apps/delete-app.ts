@@ -1,17 +1,9 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
-import { and, eq } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { askAuthority } from "../../durable-objects/key-authority";
-import { askOrgAuthority } from "../../durable-objects/org-authority";
-import { ApiError } from "../../errors";
+import { appDeletionTimeoutMs, askOrgAuthority } from "../../durable-objects/org-authority";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
-import { apps, keyAppRoles } from "../../storage/schema";
 import { errorResponses, Id, noContent, OrgIdParam } from "../schemas";
-
-/** Keys are re-read after each pass: a key given a role on the app meanwhile gets another pass. */
-const DELETE_PASSES = 3;
 
 const route = createRoute({
   method: "delete",
@@ -20,8 +12,12 @@ const route = createRoute({
   tags: ["Apps"],
   summary: "Delete an app",
   description:
-    "Deletes the app. Every key holding a role on it loses that role through its key authority first, so the change " +
-    "of access is in force for those keys before this call returns. Needs `org:admin`.",
+    "Deletes the app. Every key holding a role on it loses that role through its key authority first, and the call " +
+    "returns once no verification anywhere can still use that role or count the app as the organization's: the keys' " +
+    "leases and the organization's are waited out together (at most the lease duration T). Every other answer waits " +
+    "the same way: 404 for an app that does not exist or was already deleted (a deletion still in progress included) " +
+    "comes only once that earlier deletion is in force everywhere, so a retry's 404 means the app is gone. " +
+    "409 (`details.reason` APP_IN_USE) when keys kept being given roles on it while it was being deleted. Needs `org:admin`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "org:admin" })] as const,
   request: { params: OrgIdParam.extend({ appId: Id.openapi({ param: { name: "appId", in: "path" }, example: "01jd8x9b2c3d4e5f6g7h" }) }) },
@@ -33,24 +29,11 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, appId } = c.req.valid("param");
-  const database = db(c.env.DB);
-  const app = await database.select().from(apps).where(and(eq(apps.id, appId), eq(apps.orgId, orgId))).get();
-  if (!app) throw new ApiError("NOT_FOUND", "No such app.");
-  for (let pass = 0; pass < DELETE_PASSES; pass++) {
-    const holders = await database.select({ keyId: keyAppRoles.keyId }).from(keyAppRoles).where(eq(keyAppRoles.appId, appId)).all();
-    await Promise.all(holders.map(({ keyId }) => askAuthority(c.env, keyId, (a) => a.dropApp(keyId, appId))));
-    try {
-      // The org's authority deletes the app and answers once no location can still count it as the org's.
-      await askOrgAuthority(c.env, orgId, (a) =>
-        a.deleteApp(orgId, appId, { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId }, { name: app.name, keysChanged: holders.length }),
-      );
-      return c.body(null, 204);
-    } catch (err) {
-      // A key was given a role on the app after we read the holders: another pass drops it.
-      if (!(err instanceof ApiError && err.code === "CONFLICT")) throw err;
-    }
-  }
-  throw new ApiError("CONFLICT", "Keys kept being given roles on this app while it was being deleted; retry.", { reason: "APP_IN_USE" });
+  // Every answer comes from the org's authority, "not found" included: it describes the org's apps as
+  // they are everywhere only once an earlier deletion's leases have ended, which the authority waits for.
+  const actor = { actorKeyId: c.var.caller.keyId, requestId: c.var.requestId };
+  await askOrgAuthority(c.env, orgId, (a) => a.deleteApp(orgId, appId, actor), appDeletionTimeoutMs(c.env));
+  return c.body(null, 204);
 };
 
 export const registerDeleteApp = (app: App) => app.openapi(route, handler);

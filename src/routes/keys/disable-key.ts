@@ -15,7 +15,8 @@ const route = createRoute({
   summary: "Disable (pause) a key",
   description:
     "Pauses the key, reversibly: when this call returns, every verification of it answers DISABLED, at every location " +
-    "(the same guarantee as a revoke), until it is enabled again. Disabling a disabled key changes nothing. Needs " +
+    "(the same guarantee as a revoke), until it is enabled again. Disabling a disabled key changes nothing, and answers " +
+    "once no lease on the key's earlier state is live, as every answer of this call does (refusals included). Needs " +
     "`apiKeyManagement` and at least the key's own access. The organization's last live admin key is refused with 409 " +
     "(`details.reason` LAST_ADMIN_KEY) unless `force=true`.",
   security: [{ apiKey: [] }],

@@ -17,7 +17,8 @@ const route = createRoute({
     "After a regeneration with `overlapSeconds`, the previous secret keeps verifying (as rotating) until the overlap " +
     "ends. This ends it now: when the call returns, the previous secret no longer verifies, at any location (the " +
     "revocation guarantee). Needs `apiKeyManagement` and at least the key's own access. 409 `NO_OVERLAP` when no " +
-    "overlap is running.",
+    "overlap is running, answered only once no lease on the key's earlier state is live: an overlap that just ended, " +
+    "or that another call just ended, no longer verifies anywhere when the 409 comes.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
   request: { params: KeyIdParams },

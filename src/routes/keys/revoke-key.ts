@@ -16,7 +16,9 @@ const route = createRoute({
     "Revokes the key irreversibly. When this call returns, the key no longer verifies: its cached record " +
     "has been replaced by its key authority. Needs `apiKeyManagement` and at least the key's own access, judged " +
     "on the key as it is when the revocation runs. Revoking a revoked key answers 404 and invalidates its cached " +
-    "records again (safe to retry after a 503). The organization's last live admin key is refused with 409 " +
+    "records again (safe to retry after a 503); that 404 comes only once no lease on the key's earlier state is live " +
+    "(an earlier revoke may still be waiting them out), so a retry's 404 means the key no longer verifies anywhere. " +
+    "Every other answer (403, 409, 503) waits the same way. The organization's last live admin key is refused with 409 " +
     "(`details.reason` LAST_ADMIN_KEY) unless `force=true`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,

@@ -96,7 +96,8 @@ const route = createRoute({
     "of the reporter's published list (`Github-Public-Key-Identifier`, `Github-Public-Key-Signature`, base64 DER); " +
     "anything else is refused (401) before any token is looked at, and a report already acted on is refused (409 " +
     "`REPLAYED`). Each of our keys in it is revoked (or disabled, per the org's `leakedKeyAction`) before this answers, " +
-    "everywhere (the revocation guarantee), with an audit entry `key.leaked` naming the URL; the answer labels every token.",
+    "everywhere (the revocation guarantee), with an audit entry `key.leaked` naming the URL; the answer labels every token. " +
+    "A key already revoked or disabled is answered for once no lease on its earlier state is live either.",
   security: [{ reporterSignature: [] }],
   middleware: [signedByReporter] as const,
   request: { body: { content: { "application/json": { schema: Report } }, required: true } },
@@ -125,13 +126,17 @@ async function actOn(env: Env, report: Reported, requestId: string): Promise<boo
   const found = { url: report.url, source: report.source, type: report.type, ...(record.status === "active" && record.rotatingUntil !== undefined ? { previousSecret: true } : {}) };
   const database = db(env.DB);
   const note = (outcome: string) => database.batch(changeStatements(database, auditEntry(record.orgId, actor, "key.leaked", keyId, { ...found, outcome })));
+  // "Already revoked" (or disabled) is true everywhere only once the leases on the state before it have
+  // ended: a revoke may still be waiting them out.
+  const settled = () => askAuthority(env, keyId, (a) => a.settle());
   if (record.status === "revoked") {
+    await settled();
     await note("already revoked");
     return true;
   }
   const { leakedKeyAction } = await loadPolicy(db(env.DB), record.orgId);
   if (leakedKeyAction === "disable") {
-    if (record.disabled) await note("already disabled");
+    if (record.disabled) await settled().then(() => note("already disabled"));
     else await askAuthority(env, keyId, (a) => a.setDisabled(keyId, record.orgId, actor, true, { force: true, audit: { action: "key.leaked", details: { ...found, outcome: "disabled" } } }));
   } else {
     await askAuthority(env, keyId, (a) => a.revoke(keyId, record.orgId, actor, { force: true, audit: { action: "key.leaked", details: { ...found, outcome: "revoked" } } }));
