@@ -429,12 +429,23 @@ export class KeyAuthority extends SerializedObject {
       const now = Date.now();
       if (disabled && !options.force) await this.assertNotLastAdmin(row, now, "disabling");
       const version = this.nextVersion(row);
-      const next: KeyRow = { ...row, disabledAt: disabled ? now : null, updatedAt: version };
+      // A key is disabled for cause (a leak report, an incident): its previous secret, if a rotation
+      // kept one, never comes back with it. Enabling ends the overlap, so a leaked previous secret, or
+      // one kept by a rotation made while the key was paused, stays dead.
+      const endsOverlap = !disabled && row.previousKeyHash !== null;
+      const next: KeyRow = { ...row, ...(endsOverlap ? NO_PREVIOUS : {}), disabledAt: disabled ? now : null, updatedAt: version };
       this.row = undefined;
       const { database } = this.writes;
       await database.batch([
-        database.update(apiKeys).set({ disabledAt: next.disabledAt, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, changeDetails(row, options))),
+        database
+          .update(apiKeys)
+          .set({ ...(endsOverlap ? NO_PREVIOUS : {}), disabledAt: next.disabledAt, updatedAt: version })
+          .where(eq(apiKeys.id, keyId)),
+        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, {
+            ...changeDetails(row, options),
+            ...(endsOverlap ? { overlapEnded: true, previousPrefix: row.previousKeyPrefix } : {}),
+          }),
+        ),
       ]);
       this.version = version;
       this.row = next;
@@ -501,6 +512,16 @@ export class KeyAuthority extends SerializedObject {
       if (!row || row.revokedAt !== null) throw notFound();
       const nextExpiry = expiresAt !== undefined ? expiresAt : row.expiresAt;
       this.assertCanManage(actor, { ...row, expiresAt: nextExpiry }, true);
+      // A disabled key is usually disabled for cause (a leak report): keeping its secret working beside
+      // the new one would bring that secret back when the key is enabled. Refused, not silently ignored.
+      if (row.disabledAt !== null && overlapMs > 0) {
+        this.row = row;
+        throw new ApiError(
+          "CONFLICT",
+          "This key is disabled: regenerating it never keeps its current secret working. Regenerate without overlapSeconds, then enable the key.",
+          { reason: "KEY_DISABLED" },
+        );
+      }
       const key = await mintKey(keyId, this.env.KEY_TAG_SECRET);
       const now = Date.now();
       const version = this.nextVersion(row);

@@ -7,7 +7,7 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
+import { errorResponse, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
 import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
 
 const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
@@ -25,7 +25,8 @@ const RegenerateBody = z
         description:
           "Rotation with overlap: the old secret keeps verifying for this many seconds (at most 7 days, never past the key's " +
           "expiry), reported as rotating (`rotating: true` in verify, `x-keygate-key-rotating: true` upstream), so running " +
-          "clients can switch without an outage. 0 or absent: the old secret stops verifying before this call returns.",
+          "clients can switch without an outage. 0 or absent: the old secret stops verifying before this call returns. " +
+          "Refused (409 `KEY_DISABLED`) on a disabled key: a key disabled after a leak must never get its leaked secret back.",
         example: 86400,
       }),
   })
@@ -56,6 +57,7 @@ const route = createRoute({
   responses: {
     200: json(KeyWithSecret, "The key with its new secret, shown only in this response."),
     ...errorResponses,
+    409: errorResponse("`KEY_DISABLED`: `overlapSeconds` on a disabled key, whose current secret is never kept (regenerate without it)."),
   },
 });
 
