@@ -5,6 +5,7 @@ import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
 import { balanceAt, creditsGranted, type CreditRefill } from "../domain/credits";
 import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
+import { meteringShortfall, type MeteringBound } from "../domain/metering";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
 import { ApiError, StorageUnavailableError } from "../errors";
@@ -41,6 +42,8 @@ export interface Actor extends AuditContext {
   expiresAt: number | null;
   /** The caller's own allowed networks (null: anywhere): it never hands out a secret usable beyond them. */
   allowedNetworks?: string[] | null;
+  /** The caller's metering: it never hands out a secret metered less (needed by regenerate and reveal). */
+  metering?: MeteringBound;
 }
 
 /** A change of a key's access or metadata, applied by {@link KeyAuthority.update}. */
@@ -212,6 +215,14 @@ export class KeyAuthority extends SerializedObject {
     }
     if (handsOutSecret && !networksWithin(row.allowedNetworks, actor.allowedNetworks)) {
       throw new ApiError("FORBIDDEN", "This key cannot hand out a secret usable beyond its own allowed networks.", { reason: "NETWORKS_BEYOND_CALLER" });
+    }
+    if (handsOutSecret) {
+      // A caller whose metering is not known hands out nothing (fail closed: a route that forgot it).
+      if (!actor.metering) throw new Error("the caller's metering is needed to hand out a secret");
+      const issues = meteringShortfall(actor.metering, { credits: row.credits, creditsRefill: row.creditsRefill, rateLimits: row.rateLimits });
+      if (issues.length) {
+        throw new ApiError("FORBIDDEN", "This key cannot hand out a secret metered less than itself.", { reason: "METERING_BEYOND_CALLER", issues });
+      }
     }
   }
 

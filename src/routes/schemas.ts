@@ -108,7 +108,9 @@ export const RateLimitsField = z
     description:
       "Verifications allowed per window, e.g. 100 per 10 s and 10,000 per day: over one, verification answers RATE_LIMITED and " +
       "the gateway 429 with Retry-After and RateLimit headers. Windows are fixed, aligned to the epoch. What all locations " +
-      "admit together never exceeds a limit while the key's authority answers (docs/rate-limits.md). Empty: none of its own.",
+      "admit together never exceeds a limit while the key's authority answers (docs/rate-limits.md). Empty: none of its own. " +
+      "Limits are access: each of the calling key's effective limits (its own, or the policy's) must be matched by an equal " +
+      "or stricter one (403 `METERING_BEYOND_CALLER`).",
     example: [
       { limit: 100, periodSeconds: 10 },
       { limit: 10000, periodSeconds: 86400 },
@@ -127,7 +129,8 @@ export const CreditsFields = {
     .openapi({
       description:
         "Uses left: each allowed verification spends one (or its `cost`); at zero the key answers USAGE_EXCEEDED. null: " +
-        "unmetered. Setting it sets the balance.",
+        "unmetered. Setting it sets the balance. A calling key with credits gives keys (itself included) no more than its own " +
+        "balance and never null (403 `METERING_BEYOND_CALLER`).",
       example: 10000,
     }),
   creditsRefill: z

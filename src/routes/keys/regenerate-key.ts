@@ -8,7 +8,7 @@ import { db } from "../../storage/db";
 import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponse, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
-import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
+import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput, meteringBoundOf } from "./access-input";
 
 const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
 
@@ -66,16 +66,18 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
   const caller = c.var.caller;
   const expiresAt = expiryFromInput(body, Date.now());
+  const database = db(c.env.DB);
   if (expiresAt !== undefined) {
     // The policy counts a key's lifetime from its creation, which never changes.
-    const database = db(c.env.DB);
     const [row, policy] = await Promise.all([loadKeyRow(database, keyId, orgId), loadPolicy(database, orgId)]);
     if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
     assertPolicy(policy, { createdAt: row.createdAt, expiresAt }, body);
     assertWithinCallerLifetime(caller, expiresAt, body);
   }
   const overlapMs = (body.overlapSeconds ?? 0) * 1000;
-  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt, overlapMs));
+  // The key's metering is judged against the caller's by the authority, on the key as it is then.
+  const actor = actorOf(caller, c.var.requestId, await meteringBoundOf(database, caller));
+  const result = await askAuthority(c.env, keyId, (a) => a.regenerate(keyId, orgId, actor, expiresAt, overlapMs));
   return c.json({ ...toKeyObject(result.row), key: result.key }, 200);
 };
 
