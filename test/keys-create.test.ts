@@ -276,7 +276,7 @@ describe("POST /v1/orgs/{orgId}/keys — errors write nothing", () => {
 });
 
 describe("POST /v1/orgs/{orgId}/keys — metering is access (issue 21 point 5)", () => {
-  it("a key manager under the org policy's default limit gives no key a looser limit of its own", async () => {
+  it("a key manager under the org policy's default limit gives no key a looser limit of its own; an org admin may", async () => {
     const limited = await createOrg("Default limits Co");
     await setPolicy(limited.orgId, { requireExpiration: false, maxLifetimeDays: null, rateLimits: [{ limit: 10, periodSeconds: 60 }] });
     const manager = await createKeyAs(limited.adminKey, limited.orgId, { kind: "scoped", name: "Manager", scopes: ["apiKeyManagement", "app:read"] });
@@ -289,6 +289,12 @@ describe("POST /v1/orgs/{orgId}/keys — metering is access (issue 21 point 5)",
     expect(await writeCounts()).toEqual(before);
     expectStatus(await create({}), 201); // the policy's limit applies to it as to the caller
     expectStatus(await create({ rateLimits: [{ limit: 5, periodSeconds: 60 }] }), 201);
+    // An org admin could lift the policy's default for every key: for it, a default is a default.
+    const exception = await call("POST", `/v1/orgs/${limited.orgId}/keys`, {
+      key: limited.adminKey,
+      body: { kind: "scoped", name: "exception", scopes: ["app:read"], rateLimits: [{ limit: 1000, periodSeconds: 60 }] },
+    });
+    expectStatus(exception, 201);
   });
 
   it("a key manager with credits creates only keys with no more credits than it has left", async () => {

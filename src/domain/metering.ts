@@ -13,7 +13,9 @@ import type { RateLimit } from "./rate-limit";
  *   matched by an equal or stricter limit among the key's effective ones: one whose windows nest in
  *   or around the caller's (one period a whole multiple of the other; windows are aligned to the
  *   epoch, so the nested windows lie inside one of the larger) and that admits no more per caller
- *   window.
+ *   window. The policy's default binds a caller that cannot change the policy; one that holds
+ *   `org:admin` could lift the default for every key anyway, so for it a default is a default: it
+ *   may give a key its own, looser limits.
  *
  * An unmetered caller (no credits, no effective limits) may give any metering, or none.
  */
@@ -25,9 +27,28 @@ export interface Metering {
   rateLimits: readonly RateLimit[] | null;
 }
 
-/** A caller's metering, with the org policy's default limits (what a key without its own gets). */
-export interface MeteringBound extends Metering {
+/**
+ * A caller's metering: its balance and refill, the limits it is bound by (its own, or the policy's
+ * unless it may change the policy), and the policy's default limits (what a key without its own gets).
+ */
+export interface MeteringBound {
+  credits: number | null;
+  creditsRefill: CreditRefill | null;
+  rateLimits: readonly RateLimit[];
   policyRateLimits: readonly RateLimit[] | null;
+}
+
+/**
+ * The bound of a caller metered as `own`, under a policy whose default limits are `policyRateLimits`.
+ * @example meteringBound({ credits: 5, creditsRefill: null, rateLimits: null }, [{ limit: 10, periodSeconds: 60 }], false)
+ */
+export function meteringBound(own: Metering, policyRateLimits: readonly RateLimit[] | null, mayChangePolicy: boolean): MeteringBound {
+  return {
+    credits: own.credits,
+    creditsRefill: own.credits === null ? null : own.creditsRefill,
+    rateLimits: effectiveLimits(own.rateLimits, mayChangePolicy ? null : policyRateLimits),
+    policyRateLimits,
+  };
 }
 
 /** The field a shortfall is about, and what the caller's metering needs of it. */
@@ -57,7 +78,7 @@ const INTERVAL_RANK = { day: 0, month: 1 } as const;
 /**
  * What `key` lacks of the metering its caller is bound by (empty: nothing): each field the key would
  * be metered less than the caller on.
- * @example meteringShortfall({ credits: 10, creditsRefill: null, rateLimits: null, policyRateLimits: null }, { credits: null, creditsRefill: null, rateLimits: null })
+ * @example meteringShortfall({ credits: 10, creditsRefill: null, rateLimits: [], policyRateLimits: null }, { credits: null, creditsRefill: null, rateLimits: null })
  * // [{ field: "credits", message: "must be set, at most 10 (the calling key's balance)" }]
  */
 export function meteringShortfall(caller: MeteringBound, key: Metering): MeteringShortfall[] {
@@ -78,7 +99,7 @@ export function meteringShortfall(caller: MeteringBound, key: Metering): Meterin
     }
   }
   const keyLimits = effectiveLimits(key.rateLimits, caller.policyRateLimits);
-  const unmatched = effectiveLimits(caller.rateLimits, caller.policyRateLimits).filter((bound) => !keyLimits.some((l) => stricterOrEqual(l, bound)));
+  const unmatched = caller.rateLimits.filter((bound) => !keyLimits.some((l) => stricterOrEqual(l, bound)));
   if (unmatched.length) {
     const list = unmatched.map((l) => `${l.limit} per ${l.periodSeconds} s`).join(", ");
     issues.push({ field: "rateLimits", message: `must include a limit as strict as each of the calling key's: ${list}` });

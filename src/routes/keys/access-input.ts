@@ -2,8 +2,8 @@ import { z } from "@hono/zod-openapi";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
 import { networksWithin, normalizeNetworks } from "../../domain/allowed-networks";
-import { grantLabel, grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
-import { meteringShortfall, type Metering, type MeteringBound } from "../../domain/metering";
+import { allows, grantLabel, grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
+import { meteringBound, meteringShortfall, type Metering, type MeteringBound } from "../../domain/metering";
 import { outlives, policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
 import type { Actor } from "../../durable-objects/key-authority";
 import { ApiError, invalidFields, type FieldIssue } from "../../errors";
@@ -285,11 +285,12 @@ export function actorOf(
  * The calling key's metering as stored now (its balance, refill and own limits) with its org's default
  * limits: what it may not hand out less of (see src/domain/metering.ts). One D1 read.
  */
-export async function meteringBoundOf(database: Db, caller: Pick<VerifiedKey, "keyId">): Promise<MeteringBound> {
+export async function meteringBoundOf(database: Db, caller: Pick<VerifiedKey, "keyId" | "grants">): Promise<MeteringBound> {
   const { row, policy } = await loadKeyRowAndPolicy(database, caller.keyId);
   // The caller verified a moment ago: a row gone since is a key revoked meanwhile, which hands out nothing.
   if (!row) throw new ApiError("FORBIDDEN", "The calling key no longer exists.");
-  return { credits: row.credits, creditsRefill: row.creditsRefill, rateLimits: row.rateLimits, policyRateLimits: policy.rateLimits ?? null };
+  // `org:admin` is what changing the policy needs (PUT .../policy).
+  return meteringBound(row, policy.rateLimits ?? null, allows(caller.grants, "org:admin"));
 }
 
 /**
