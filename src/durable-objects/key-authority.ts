@@ -3,7 +3,14 @@ import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domai
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
-import { balanceAt, creditsGranted, type CreditRefill } from "../domain/credits";
+import {
+  balanceAt,
+  creditsGranted,
+  MAX_OUTSTANDING_SLICES,
+  SLICE_RETURN_WINDOW_MS,
+  type CreditRefill,
+  type SliceReturn,
+} from "../domain/credits";
 import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
 import { meteringShortfall, type MeteringBound } from "../domain/metering";
 import { missingToManage, type Grant } from "../domain/permissions";
@@ -135,6 +142,16 @@ export class KeyAuthority extends SerializedObject {
    * Kept in the object's own storage too, so a restart does not hand out a window's budget twice.
    */
   private rate: Map<number, { start: number; used: number }> | undefined;
+
+  /**
+   * The credit slices handed out and not yet given back: id → size and lease end. Only these are
+   * taken back; setting the balance forgets them all (what they held no longer exists). In memory: a
+   * restart forgets them too, and their unspent parts count as spent.
+   */
+  private slices = new Map<string, { amount: number; until: number }>();
+  /** Slice ids are unique to this instance: a return to a restarted object names nothing it granted. */
+  private readonly sliceEpoch = crypto.randomUUID().slice(0, 8);
+  private sliceCount = 0;
 
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
@@ -331,23 +348,54 @@ export class KeyAuthority extends SerializedObject {
   /**
    * A slice of the key's credits for an isolate: at least `need` uses (none when the balance cannot pay
    * them), up to `wanted`, taken from the balance in D1 before they are handed out, after the refill
-   * due as of `now`. An unmetered key (no credits) is granted what is asked.
+   * due as of `now`. The slice is a lease: the isolate spends from it for `ms` at most, and a change
+   * waits it out. `returned` gives back the unspent part of the isolate's earlier slices, first: a
+   * part of a slice this object did not grant, or granted before the balance was last set, is ignored
+   * (counted as spent). An unmetered key (no credits) is granted what is asked.
    */
-  takeCredits(keyId: string, need: number, wanted: number, now = Date.now()): Promise<Outcome<{ granted: number; remaining: number | null }>> {
+  takeCredits(
+    keyId: string,
+    need: number,
+    wanted: number,
+    now = Date.now(),
+    returned: readonly SliceReturn[] = [],
+  ): Promise<Outcome<{ granted: number; remaining: number | null; id: string; ms: number }>> {
     return this.serialized(async () => {
+      const back = this.takeBack(returned);
       const row = await this.currentRow(keyId);
-      if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0 };
-      if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null };
+      if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0, id: "", ms: 0 };
+      if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null, id: "", ms: this.grantLease() };
       const balance = balanceAt({ credits: row.credits, refill: row.creditsRefill, refilledAt: row.creditsRefilledAt }, now);
-      const granted = creditsGranted(need, wanted, balance.credits);
-      if (granted > 0 || balance.refilled) {
-        const credits = balance.credits - granted;
+      // A refill sets the balance to its amount: what was handed out before it does not come back on top.
+      const available = balance.credits + (balance.refilled ? 0 : back);
+      const granted = creditsGranted(need, wanted, available);
+      const credits = available - granted;
+      if (credits !== row.credits || balance.refilled) {
         this.row = undefined;
         await this.writes.database.update(apiKeys).set({ credits, creditsRefilledAt: balance.refilledAt }).where(eq(apiKeys.id, keyId));
         this.row = { ...row, credits, creditsRefilledAt: balance.refilledAt };
       }
-      return { granted, remaining: this.row?.credits ?? balance.credits };
+      if (granted === 0) return { granted, remaining: credits, id: "", ms: 0 };
+      const ms = this.grantLease();
+      const id = `${this.sliceEpoch}-${++this.sliceCount}`;
+      if (this.slices.size >= MAX_OUTSTANDING_SLICES) this.slices.delete(this.slices.keys().next().value!);
+      this.slices.set(id, { amount: granted, until: Date.now() + ms });
+      return { granted, remaining: credits, id, ms };
     });
+  }
+
+  /** The sum of the valid returns among `returned`, each slice taken back once; expired records dropped. */
+  private takeBack(returned: readonly SliceReturn[]): number {
+    let back = 0;
+    const now = Date.now();
+    for (const r of Array.isArray(returned) ? returned.slice(0, MAX_OUTSTANDING_SLICES) : []) {
+      const slice = typeof r?.id === "string" ? this.slices.get(r.id) : undefined;
+      if (!slice) continue;
+      this.slices.delete(r.id);
+      if (Number.isSafeInteger(r.unspent) && r.unspent >= 0 && r.unspent <= slice.amount) back += r.unspent;
+    }
+    for (const [id, slice] of this.slices) if (slice.until + SLICE_RETURN_WINDOW_MS < now) this.slices.delete(id);
+    return back;
   }
 
   /**
@@ -669,6 +717,9 @@ export class KeyAuthority extends SerializedObject {
       }
       this.version = version;
       this.row = next;
+      // A balance set now replaces whatever slices were handed out of the old one: their unspent parts
+      // are not added to it. (This change waits out their leases: no isolate spends from them after.)
+      if (change.credits !== undefined) this.slices.clear();
       this.writeRecords(row, next);
       return next;
     });
