@@ -705,6 +705,10 @@ export class KeyAuthority extends SerializedObject {
             ]
           : [];
       this.row = undefined;
+      // A balance set now replaces whatever slices were handed out of the old one: their unspent parts
+      // are not added to it (this change waits out their leases: no isolate spends from them after).
+      // Forgotten before the write, so a write that fails but may have landed never lets them back.
+      if (change.credits !== undefined) this.slices.clear();
       try {
         await database.batch([...statements, ...roleStatements]);
       } catch (err) {
@@ -717,9 +721,6 @@ export class KeyAuthority extends SerializedObject {
       }
       this.version = version;
       this.row = next;
-      // A balance set now replaces whatever slices were handed out of the old one: their unspent parts
-      // are not added to it. (This change waits out their leases: no isolate spends from them after.)
-      if (change.credits !== undefined) this.slices.clear();
       this.writeRecords(row, next);
       return next;
     });
