@@ -10,8 +10,8 @@
  * everywhere when the edit returns. Slices are sized by demand: an isolate's first is one use, and it
  * doubles while the isolate spends a whole slice within its lease (at most `MAX_CREDIT_SLICE`). The
  * isolate gives back what it did not spend when it next asks; what is never given back within
- * `SLICE_RETURN_WINDOW_MS` of the slice's end counts as spent (at most one slice per isolate: the
- * documented shortfall, docs/rate-limits.md).
+ * `SLICE_RETURN_WINDOW_MS` of the slice's end counts as spent (at most two slices per isolate, the one
+ * it spends and the next: the documented shortfall, docs/rate-limits.md).
  */
 export interface CreditRefill {
   amount: number;

@@ -229,7 +229,7 @@ export const KeyObject = z
             "Uses neither spent nor reserved. An isolate serving the key reserves a slice of its credits for T (the lease " +
             "time): one use at first, more as its rate grows (at most 100), so a key used once shows exactly one spent. " +
             "What a slice did not spend comes back when its isolate next asks (within a minute of the slice's end), else it " +
-            "counts as spent: `remaining` is low by at most one slice per isolate that served the key. Setting the balance " +
+            "counts as spent: `remaining` is low by at most two slices (the one spent from and the next) per isolate that served the key. Setting the balance " +
             "voids every slice: no use beyond the new balance is admitted once the edit returns.",
         }),
         refill: z.object({ amount: z.number().int(), interval: z.enum(["day", "month"]) }).nullable(),

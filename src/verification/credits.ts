@@ -18,6 +18,8 @@ interface Grant {
   amount: number;
   left: number;
   until: number;
+  /** The lease it was granted for: a busy isolate asks for the next slice in its last quarter. */
+  ms: number;
 }
 
 export interface CreditSlice {
@@ -60,7 +62,7 @@ function refill(env: Env, edge: Edge, keyId: string, slice: CreditSlice, need: n
     const returned: SliceReturn[] = back.filter((g) => g.left > 0).map((g) => ({ id: g.id, unspent: g.left }));
     const started = Date.now(); // before asking: the slice ends here no later than at the authority
     const grant = await askAuthority(env, keyId, (a) => a.takeCredits(keyId, need, Math.max(need, slice.wanted, slice.waiting), now, returned));
-    if (grant.granted > 0) slice.grants.push({ id: grant.id, amount: grant.granted, left: grant.granted, until: started + grant.ms - SLICE_CLOCK_GUARD_MS });
+    if (grant.granted > 0) slice.grants.push({ id: grant.id, amount: grant.granted, left: grant.granted, until: started + grant.ms - SLICE_CLOCK_GUARD_MS, ms: grant.ms });
     return grant.granted;
   });
 }
@@ -84,9 +86,12 @@ export async function spend(
       const grant = slice.grants.find((g) => live(g, at) && g.left >= cost);
       if (grant) {
         grant.left -= cost;
-        const left = slice.grants.reduce((sum, g) => sum + (live(g, at) ? g.left : 0), 0);
-        // Only an isolate whose demand outran a slice fetches ahead: a key used now and then holds nothing.
-        if (waitUntil && slice.wanted > FIRST_CREDIT_SLICE && left < slice.wanted / 4) {
+        const held = slice.grants.filter((g) => live(g, at) && g.left > 0);
+        const left = held.reduce((sum, g) => sum + g.left, 0);
+        const ending = held.every((g) => g.until - at < g.ms / 4);
+        // Only an isolate whose demand outran a slice fetches ahead (when a quarter of its uses or of its
+        // lease is left): a key used now and then holds nothing, and a busy one never waits on the path.
+        if (waitUntil && slice.wanted > FIRST_CREDIT_SLICE && (left < slice.wanted / 4 || ending)) {
           waitUntil(refill(env, edge, keyId, slice, 1, now, false).catch(() => undefined));
         }
         return true;
