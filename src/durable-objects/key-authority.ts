@@ -500,7 +500,9 @@ export class KeyAuthority extends SerializedObject {
           .update(apiKeys)
           .set({ ...(endsOverlap ? NO_PREVIOUS : {}), disabledAt: next.disabledAt, updatedAt: version })
           .where(eq(apiKeys.id, keyId)),
-        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, {
+        ...changeStatements(
+          database,
+          auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, {
             ...changeDetails(row, options),
             ...(endsOverlap ? { overlapEnded: true, previousPrefix: row.previousKeyPrefix } : {}),
           }),
