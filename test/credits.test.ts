@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { MAX_CREDIT_SLICE } from "../src/domain/credits";
+import { isolateEdge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus, prng } from "./helpers";
 import { createKeyAs, writeCounts } from "./key-fixtures";
@@ -76,6 +78,94 @@ describe("spending", () => {
     expect(total).toBe(CREDITS);
     expect(await storedCredits(key.id)).toBe(0);
     expect((await call("GET", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey })).body.credits.remaining).toBe(0);
+  });
+});
+
+/** The uses this isolate holds of `keyId`'s credits in live slices (reserved at the authority). */
+function heldHere(keyId: string, edge = isolateEdge): number {
+  const slice = edge.creditSlices.get(keyId);
+  return (slice?.grants ?? []).reduce((sum, g) => sum + (Date.now() < g.until ? g.left : 0), 0);
+}
+const shownRemaining = async (keyId: string) => {
+  const res = await call("GET", `/v1/orgs/${org.orgId}/keys/${keyId}`, { key: org.adminKey });
+  expectStatus(res, 200);
+  return res.body.credits.remaining as number;
+};
+
+describe("what the API shows (issue 21 point 6)", () => {
+  it("a 100-credit key used once shows 99 remaining", async () => {
+    const key = await metered(100);
+    expect((await verifyKey(env, key.key)).code).toBe("VALID");
+    expect(await shownRemaining(key.id)).toBe(99);
+  });
+
+  it("after a burst, remaining is what was neither spent nor reserved by an isolate, and the reserved part is at most one slice", async () => {
+    const key = await metered(100);
+    let used = 0;
+    for (let round = 0; round < 4; round++) {
+      const codes = await Promise.all(Array.from({ length: 8 }, () => verifyKey(env, key.key).then((v) => v.code)));
+      used += codes.filter((c) => c === "VALID").length;
+    }
+    expect(used).toBe(32);
+    const held = heldHere(key.id);
+    expect(held).toBeLessThanOrEqual(MAX_CREDIT_SLICE);
+    expect(await shownRemaining(key.id)).toBe(100 - used - held);
+  });
+
+  it("a refused use whose cost exceeds the balance leaves the balance as it was, read at once (issue 21 point 13)", async () => {
+    const key = await metered(10);
+    for (let i = 0; i < 3; i++) expect((await verifyKey(env, key.key)).code).toBe("VALID");
+    expect(await shownRemaining(key.id)).toBe(10 - 3 - heldHere(key.id));
+    const refused = await verifyKey(env, key.key, { cost: 8 });
+    expect(refused.code).toBe("USAGE_EXCEEDED");
+    // Nothing moved into this isolate's slice: what it held went back, and the balance shows every unspent use.
+    expect(heldHere(key.id)).toBe(0);
+    expect(await shownRemaining(key.id)).toBe(7);
+    expect(await storedCredits(key.id)).toBe(7);
+    expect((await verifyKey(env, key.key, { cost: 7 })).code).toBe("VALID");
+    expect(await shownRemaining(key.id)).toBe(0);
+  });
+});
+
+describe("lowering a balance takes effect when the call returns (issue 21 point 6)", () => {
+  it("a key set to 0 credits is refused at once, here, at the gateway and at another location, whatever slices were handed out", async () => {
+    const key = await metered(100);
+    const model = makeLocations(1, { reportUses: false });
+    const [elsewhere] = model.locations;
+    // Uses here and elsewhere, in bursts, so that both hold slices when the balance is lowered.
+    for (let round = 0; round < 3; round++) {
+      const codes = await Promise.all([
+        ...Array.from({ length: 6 }, () => verifyKey(env, key.key).then((v) => v.code)),
+        ...Array.from({ length: 6 }, () => verifyKey(elsewhere!.env, key.key, { edge: elsewhere!.edge }).then((v) => v.code)),
+      ]);
+      expect(codes.every((c) => c === "VALID"), codes.join()).toBe(true);
+    }
+    expectStatus(await call("GET", "/gw/demo/whoami", { key: key.key }), 200);
+    const heldBefore = heldHere(key.id) + heldHere(key.id, elsewhere!.edge);
+    const lowered = await call("PATCH", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey, body: { credits: 0 } });
+    expectStatus(lowered, 200);
+    expect(lowered.body.credits.remaining).toBe(0);
+    const after = [
+      ...(await Promise.all(Array.from({ length: 4 }, () => verifyKey(env, key.key).then((v) => v.code)))),
+      ...(await Promise.all(Array.from({ length: 4 }, () => verifyKey(elsewhere!.env, key.key, { edge: elsewhere!.edge }).then((v) => v.code)))),
+    ];
+    expect(after, after.join()).toEqual(Array(8).fill("USAGE_EXCEEDED"));
+    const gw = await call("GET", "/gw/demo/whoami", { key: key.key });
+    expectStatus(gw, 429);
+    expect(await storedCredits(key.id)).toBe(0);
+    // The case the test is about: slices were out, with uses left in them, when the balance was lowered.
+    expect(heldBefore).toBeGreaterThan(0);
+  });
+
+  it("a balance lowered to 2 admits exactly 2 more, however many slices were out", async () => {
+    const key = await metered(100);
+    for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: 8 }, () => verifyKey(env, key.key)));
+    const heldBefore = heldHere(key.id);
+    expectStatus(await call("PATCH", `/v1/orgs/${org.orgId}/keys/${key.id}`, { key: org.adminKey, body: { credits: 2 } }), 200);
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await verifyKey(env, key.key)).code);
+    expect(codes).toEqual(["VALID", "VALID", "USAGE_EXCEEDED", "USAGE_EXCEEDED", "USAGE_EXCEEDED"]);
+    expect(heldBefore).toBeGreaterThan(0);
   });
 });
 

@@ -1,6 +1,8 @@
+import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { verifyKey } from "../src/verification/verify-key";
 import { call } from "./helpers";
-import { writeCounts } from "./key-fixtures";
+import { createKeyAs, writeCounts } from "./key-fixtures";
 import { matrixOrg, type Caller } from "./matrix-fixtures";
 import { storageSnapshot } from "./fuzz-helpers";
 
@@ -96,6 +98,90 @@ describe("escalation matrix: touching keys more powerful than the caller", () =>
     const res = await call("PATCH", `/v1/orgs/${org.orgId}/keys/${self.id}`, { key: self.key, body: { scopes: ["apiKeyManagement", "app:read", "project:deploy"] } });
     expect(res.status, res.text).toBe(403);
     expect(res.body.error.details.missing).toEqual(["project:deploy@*"]);
+  });
+});
+
+describe("escalation matrix: metering is access (issue 21 point 5)", () => {
+  /** A key manager with 100 credits refilled to 100 a month, limited to 60 a minute. */
+  const METERED = {
+    kind: "scoped",
+    scopes: ["apiKeyManagement", "app:read"],
+    credits: 100,
+    creditsRefill: { amount: 100, interval: "month" },
+    rateLimits: [{ limit: 60, periodSeconds: 60 }],
+  };
+  const minute = (limit: number) => [{ limit, periodSeconds: 60 }];
+  let manager: { id: string; key: string };
+  beforeAll(async () => {
+    manager = await createKeyAs(org.adminKey, org.orgId, { name: "metered manager", ...METERED });
+    // Its record is filled (a fill is not a change a refused request makes), spending none of its credits.
+    await verifyKey(env, manager.key, { unmetered: true });
+  });
+
+  // prettier-ignore
+  const CREATE: [description: string, body: Record<string, unknown>, expected: 201 | 403][] = [
+    ["an unmetered key",                                   {}, 403],
+    ["credits but no rate limit",                          { credits: 50 }, 403],
+    ["its own limit but no credits",                       { rateLimits: minute(60) }, 403],
+    ["50 credits, 60 a minute",                            { credits: 50, rateLimits: minute(60) }, 201],
+    ["all 100 of its credits, 60 a minute",                { credits: 100, rateLimits: minute(60) }, 201],
+    ["101 credits",                                        { credits: 101, rateLimits: minute(60) }, 403],
+    ["61 a minute",                                        { credits: 50, rateLimits: minute(61) }, 403],
+    ["60 an hour (a longer window, nesting the minute)",   { credits: 50, rateLimits: [{ limit: 60, periodSeconds: 3600 }] }, 201],
+    ["10 per 10 s (60 a minute at most)",                  { credits: 50, rateLimits: [{ limit: 10, periodSeconds: 10 }] }, 201],
+    ["11 per 10 s (66 a minute)",                          { credits: 50, rateLimits: [{ limit: 11, periodSeconds: 10 }] }, 403],
+    ["60 per 90 s (windows that do not nest)",             { credits: 50, rateLimits: [{ limit: 60, periodSeconds: 90 }] }, 403],
+    ["a loose limit beside a strict one",                  { credits: 50, rateLimits: [{ limit: 1000, periodSeconds: 1 }, { limit: 30, periodSeconds: 60 }] }, 201],
+    ["its own refill, 100 a month",                        { credits: 50, creditsRefill: { amount: 100, interval: "month" }, rateLimits: minute(60) }, 201],
+    ["a daily refill (more often than its own)",           { credits: 50, creditsRefill: { amount: 10, interval: "day" }, rateLimits: minute(60) }, 403],
+    ["a larger monthly refill",                            { credits: 50, creditsRefill: { amount: 101, interval: "month" }, rateLimits: minute(60) }, 403],
+  ];
+  for (const [description, body, expected] of CREATE) {
+    it(`a metered key manager creating ${description}: ${expected}`, async () => {
+      const before = await storageSnapshot();
+      const res = await call("POST", `/v1/orgs/${org.orgId}/keys`, { key: manager.key, body: { name: description, kind: "scoped", scopes: ["app:read"], ...body } });
+      expect(res.status, res.text).toBe(expected);
+      if (expected === 403) {
+        expect(res.body.error).toMatchObject({ code: "FORBIDDEN", details: { reason: "METERING_BEYOND_CALLER" } });
+        expect(await storageSnapshot()).toBe(before);
+      }
+    });
+  }
+
+  it("a metered key manager cannot take its own metering off, nor raise it; it may lower it", async () => {
+    const self = `/v1/orgs/${org.orgId}/keys/${manager.id}`;
+    for (const body of [{ credits: null }, { rateLimits: [] }, { credits: 1000 }, { rateLimits: minute(600) }, { creditsRefill: null, credits: null }, { creditsRefill: { amount: 100, interval: "day" } }]) {
+      const before = await storageSnapshot();
+      const res = await call("PATCH", self, { key: manager.key, body });
+      expect(res.status, `${JSON.stringify(body)}: ${res.text}`).toBe(403);
+      expect(res.body.error.details.reason).toBe("METERING_BEYOND_CALLER");
+      expect(await storageSnapshot()).toBe(before);
+    }
+    const lowered = await call("PATCH", self, { key: manager.key, body: { rateLimits: minute(50) } });
+    expect(lowered.status, lowered.text).toBe(200);
+    expect(lowered.body.rateLimits).toEqual(minute(50));
+  });
+
+  it("a metered key manager cannot edit, regenerate or reveal another key into less metering than its own", async () => {
+    const unmetered = await createKeyAs(org.adminKey, org.orgId, { name: "unmetered", kind: "scoped", scopes: ["app:read"], secure: false });
+    const within = await createKeyAs(manager.key, org.orgId, { name: "within", kind: "scoped", scopes: ["app:read"], secure: false, credits: 10, rateLimits: minute(10) });
+    const as = { key: manager.key };
+    const before = await storageSnapshot();
+    for (const [what, res] of [
+      ["regenerate an unmetered key", await call("POST", `/v1/orgs/${org.orgId}/keys/${unmetered.id}/regenerate`, as)],
+      ["reveal an unmetered key", await call("POST", `/v1/orgs/${org.orgId}/keys/${unmetered.id}/reveal`, as)],
+      ["edit a key's credits off", await call("PATCH", `/v1/orgs/${org.orgId}/keys/${within.id}`, { ...as, body: { credits: null } })],
+      ["edit a key's limits off", await call("PATCH", `/v1/orgs/${org.orgId}/keys/${within.id}`, { ...as, body: { rateLimits: [] } })],
+    ] as const) {
+      expect(res.status, `${what}: ${res.text}`).toBe(403);
+      expect(res.body.error.details.reason, what).toBe("METERING_BEYOND_CALLER");
+    }
+    expect(await storageSnapshot()).toBe(before);
+    expect((await call("PATCH", `/v1/orgs/${org.orgId}/keys/${unmetered.id}`, { ...as, body: { name: "renamed, metering untouched" } })).status).toBe(200);
+    for (const action of ["regenerate", "reveal"]) {
+      const res = await call("POST", `/v1/orgs/${org.orgId}/keys/${within.id}/${action}`, as);
+      expect(res.status, `${action}: ${res.text}`).toBe(200);
+    }
   });
 });
 

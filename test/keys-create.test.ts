@@ -275,6 +275,43 @@ describe("POST /v1/orgs/{orgId}/keys — errors write nothing", () => {
   });
 });
 
+describe("POST /v1/orgs/{orgId}/keys — metering is access (issue 21 point 5)", () => {
+  it("a key manager under the org policy's default limit gives no key a looser limit of its own; an org admin may", async () => {
+    const limited = await createOrg("Default limits Co");
+    await setPolicy(limited.orgId, { requireExpiration: false, maxLifetimeDays: null, rateLimits: [{ limit: 10, periodSeconds: 60 }] });
+    const manager = await createKeyAs(limited.adminKey, limited.orgId, { kind: "scoped", name: "Manager", scopes: ["apiKeyManagement", "app:read"] });
+    const create = (body: Record<string, unknown>) =>
+      call("POST", `/v1/orgs/${limited.orgId}/keys`, { key: manager.key, body: { kind: "scoped", name: "k", scopes: ["app:read"], ...body } });
+    const before = await writeCounts();
+    const looser = await create({ rateLimits: [{ limit: 1000, periodSeconds: 60 }] });
+    expectStatus(looser, 403);
+    expect(looser.body.error.details).toMatchObject({ reason: "METERING_BEYOND_CALLER", issues: [{ field: "rateLimits" }] });
+    expect(await writeCounts()).toEqual(before);
+    expectStatus(await create({}), 201); // the policy's limit applies to it as to the caller
+    expectStatus(await create({ rateLimits: [{ limit: 5, periodSeconds: 60 }] }), 201);
+    // An org admin could lift the policy's default for every key: for it, a default is a default.
+    const exception = await call("POST", `/v1/orgs/${limited.orgId}/keys`, {
+      key: limited.adminKey,
+      body: { kind: "scoped", name: "exception", scopes: ["app:read"], rateLimits: [{ limit: 1000, periodSeconds: 60 }] },
+    });
+    expectStatus(exception, 201);
+  });
+
+  it("a key manager with credits creates only keys with no more credits than it has left", async () => {
+    const manager = await createKeyAs(org.adminKey, org.orgId, { kind: "scoped", name: "Prepaid manager", scopes: ["apiKeyManagement", "app:read"], credits: 5 });
+    const before = await writeCounts();
+    for (const credits of [null, 6]) {
+      const res = await call("POST", keysPath(), { key: manager.key, body: { kind: "scoped", name: "k", scopes: ["app:read"], credits } });
+      expectStatus(res, 403);
+      expect(res.body.error.details.reason).toBe("METERING_BEYOND_CALLER");
+    }
+    expect(await writeCounts()).toEqual(before);
+    const ok = await call("POST", keysPath(), { key: manager.key, body: { kind: "scoped", name: "k", scopes: ["app:read"], credits: 5 } });
+    expectStatus(ok, 201);
+    expect(ok.body.credits.remaining).toBe(5);
+  });
+});
+
 describe("POST /v1/orgs/{orgId}/keys — security", () => {
   it("answers 401 without a key, with a malformed key, and with an unknown key", async () => {
     const body = { kind: "legacy", name: "k", mode: "read" };

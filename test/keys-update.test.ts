@@ -256,6 +256,26 @@ describe("PATCH /v1/orgs/{orgId}/keys/{keyId} — security", () => {
       });
     }
 
+    it("with credits and a rate limit, cannot take them off itself, but can lower them (METERING_BEYOND_CALLER)", async () => {
+      const metered = await createKeyAs(org.adminKey, org.orgId, {
+        kind: "scoped",
+        name: "Metered manager",
+        scopes: ["apiKeyManagement", "app:publish"],
+        credits: 50,
+        rateLimits: [{ limit: 20, periodSeconds: 60 }],
+      });
+      const before = await writeCounts();
+      for (const body of [{ credits: null, rateLimits: [] }, { credits: null }, { rateLimits: [] }, { credits: 51 }]) {
+        const res = await patch(metered.id, body, metered.key);
+        expectStatus(res, 403);
+        expect(res.body.error.details.reason, res.text).toBe("METERING_BEYOND_CALLER");
+      }
+      expect(await writeCounts()).toEqual(before);
+      const lowered = await patch(metered.id, { credits: 40, rateLimits: [{ limit: 10, periodSeconds: 60 }] }, metered.key);
+      expectStatus(lowered, 200);
+      expect(lowered.body).toMatchObject({ credits: { remaining: 40 }, rateLimits: [{ limit: 10, periodSeconds: 60 }] });
+    });
+
     it("cannot give an RBAC key roles on an app it cannot administer", async () => {
       const rbac = await createKeyAs(org.adminKey, org.orgId, { kind: "rbac", name: "Member", orgRole: "member" });
       const before = await writeCounts();

@@ -149,6 +149,75 @@ describe("acting on a report", () => {
     for (const key of [rotated.key, regen.body.key]) expect((await verifyKey(env, key, { mode: "lease" })).valid).toBe(false);
   });
 
+  describe("a leaked secret never verifies again (issue 21 point 4)", () => {
+    let careful: Awaited<ReturnType<typeof createOrg>>;
+    beforeAll(async () => {
+      careful = await createOrg("Careful rotations");
+      await setPolicy(careful.orgId, { requireExpiration: false, maxLifetimeDays: null, leakedKeyAction: "disable" });
+    });
+    const keyOf = (name: string) => createKeyAs(careful.adminKey, careful.orgId, { kind: "scoped", name, scopes: ["app:read"] });
+    const manage = (keyId: string, action: string, body?: unknown) =>
+      call("POST", `/v1/orgs/${careful.orgId}/keys/${keyId}/${action}`, { key: careful.adminKey, ...(body === undefined ? {} : { body }) });
+    /** What `secret` gets now: from a lease of this isolate, and at the gateway (200 or 401). */
+    const verdicts = async (secret: string) => ({
+      verify: (await verifyKey(env, secret, { mode: "lease" })).code,
+      gateway: (await call("GET", "/gw/demo/whoami", { key: secret })).status,
+    });
+    const DEAD = { verify: expect.not.stringMatching(/^VALID$/), gateway: 401 };
+    const LIVE = { verify: "VALID", gateway: 200 };
+
+    it("a disabled key is not regenerated with an overlap (409 KEY_DISABLED), and after regenerate and enable only the new secret verifies", async () => {
+      const leaked = await keyOf("leaked, then rotated");
+      expect(await verdicts(leaked.key)).toEqual(LIVE); // a lease on the leaked secret is held here
+      expectStatus(await report(JSON.stringify([found(leaked.key, 41)])), 200);
+      expect((await verifyKey(env, leaked.key, { mode: "lease" })).code).toBe("DISABLED");
+
+      const week = await manage(leaked.id, "regenerate", { overlapSeconds: 7 * 86_400 });
+      expect(week.status, week.text).toBe(409);
+      expect(week.body.error).toMatchObject({ code: "CONFLICT", details: { reason: "KEY_DISABLED" } });
+      expect(week.text).not.toContain(leaked.key);
+      const rotated = await manage(leaked.id, "regenerate", {});
+      expectStatus(rotated, 200);
+      expect(rotated.body.rotation ?? null).toBeNull();
+      expectStatus(await manage(leaked.id, "enable"), 200);
+
+      expect(await verdicts(leaked.key)).toEqual(DEAD);
+      expect(await verdicts(rotated.body.key)).toEqual(LIVE);
+    });
+
+    it("a rotation's previous secret, found leaked while its overlap runs, does not come back when the key is enabled", async () => {
+      const key = await keyOf("previous secret leaked");
+      const regen = await manage(key.id, "regenerate", { overlapSeconds: 7 * 86_400 });
+      expectStatus(regen, 200);
+      expect(await verdicts(key.key)).toEqual(LIVE); // the previous secret, rotating
+      expectStatus(await report(JSON.stringify([found(key.key, 42)])), 200);
+      expect((await verifyKey(env, key.key, { mode: "lease" })).code).toBe("DISABLED");
+
+      const enabled = await manage(key.id, "enable");
+      expectStatus(enabled, 200);
+      expect(enabled.body.rotation ?? null).toBeNull();
+      expect(await verdicts(key.key)).toEqual(DEAD);
+      expect(await verdicts(regen.body.key)).toEqual(LIVE); // the current secret was not the leaked one
+      const [entry] = (await call("GET", `/v1/orgs/${careful.orgId}/audit-log?action=key.enable&limit=1`, { key: careful.adminKey })).body.entries;
+      expect(entry).toMatchObject({ targetId: key.id, details: { overlapEnded: true } });
+    });
+
+    it("a rotation's current secret, found leaked while its overlap runs: after regenerate and enable neither old secret verifies", async () => {
+      const key = await keyOf("current secret leaked");
+      const regen = await manage(key.id, "regenerate", { overlapSeconds: 7 * 86_400 });
+      expectStatus(regen, 200);
+      for (const secret of [key.key, regen.body.key]) expect(await verdicts(secret)).toEqual(LIVE);
+      expectStatus(await report(JSON.stringify([found(regen.body.key, 43)])), 200);
+
+      expect((await manage(key.id, "regenerate", { overlapSeconds: 3600 })).status).toBe(409);
+      const fresh = await manage(key.id, "regenerate", {});
+      expectStatus(fresh, 200);
+      expectStatus(await manage(key.id, "enable"), 200);
+      for (const secret of [key.key, regen.body.key]) expect(await verdicts(secret)).toEqual(DEAD);
+      expect(await verdicts(fresh.body.key)).toEqual(LIVE);
+    });
+  });
+
   it("is documented, with its signature scheme, in the OpenAPI document", async () => {
     const doc = (await (await gatewayFetch(new Request("https://gateway.test/openapi.json"))).json()) as Record<string, any>;
     expect(doc.paths[PATH].post.operationId).toBe("reportLeakedKeys");

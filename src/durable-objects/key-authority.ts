@@ -3,8 +3,16 @@ import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domai
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
-import { balanceAt, creditsGranted, type CreditRefill } from "../domain/credits";
+import {
+  balanceAt,
+  creditsGranted,
+  MAX_OUTSTANDING_SLICES,
+  SLICE_RETURN_WINDOW_MS,
+  type CreditRefill,
+  type SliceReturn,
+} from "../domain/credits";
 import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
+import { meteringShortfall, type MeteringBound } from "../domain/metering";
 import { missingToManage, type Grant } from "../domain/permissions";
 import { outlives, type OrgPolicy } from "../domain/policy";
 import { ApiError, StorageUnavailableError } from "../errors";
@@ -41,6 +49,8 @@ export interface Actor extends AuditContext {
   expiresAt: number | null;
   /** The caller's own allowed networks (null: anywhere): it never hands out a secret usable beyond them. */
   allowedNetworks?: string[] | null;
+  /** The caller's metering: it never hands out a secret metered less (needed by regenerate and reveal). */
+  metering?: MeteringBound;
 }
 
 /** A change of a key's access or metadata, applied by {@link KeyAuthority.update}. */
@@ -136,6 +146,16 @@ export class KeyAuthority extends SerializedObject {
    */
   private rate: Map<number, { start: number; used: number }> | undefined;
 
+  /**
+   * The credit slices handed out and not yet given back: id → size and lease end. Only these are
+   * taken back; setting the balance forgets them all (what they held no longer exists). In memory: a
+   * restart forgets them too, and their unspent parts count as spent.
+   */
+  private slices = new Map<string, { amount: number; until: number }>();
+  /** Slice ids are unique to this instance: a return to a restarted object names nothing it granted. */
+  private readonly sliceEpoch = crypto.randomUUID().slice(0, 8);
+  private sliceCount = 0;
+
   /** Test seam: awaited between the D1 read and the KV write of a fill (see test/authority-race.test.ts). */
   fillPause: (() => Promise<void>) | null = null;
   /** Test seam: the same pause for every object (the randomized stress test varies it per fill). */
@@ -215,6 +235,14 @@ export class KeyAuthority extends SerializedObject {
     }
     if (handsOutSecret && !networksWithin(row.allowedNetworks, actor.allowedNetworks)) {
       throw new ApiError("FORBIDDEN", "This key cannot hand out a secret usable beyond its own allowed networks.", { reason: "NETWORKS_BEYOND_CALLER" });
+    }
+    if (handsOutSecret) {
+      // A caller whose metering is not known hands out nothing (fail closed: a route that forgot it).
+      if (!actor.metering) throw new Error("the caller's metering is needed to hand out a secret");
+      const issues = meteringShortfall(actor.metering, { credits: row.credits, creditsRefill: row.creditsRefill, rateLimits: row.rateLimits });
+      if (issues.length) {
+        throw new ApiError("FORBIDDEN", "This key cannot hand out a secret metered less than itself.", { reason: "METERING_BEYOND_CALLER", issues });
+      }
     }
   }
 
@@ -324,23 +352,54 @@ export class KeyAuthority extends SerializedObject {
   /**
    * A slice of the key's credits for an isolate: at least `need` uses (none when the balance cannot pay
    * them), up to `wanted`, taken from the balance in D1 before they are handed out, after the refill
-   * due as of `now`. An unmetered key (no credits) is granted what is asked.
+   * due as of `now`. The slice is a lease: the isolate spends from it for `ms` at most, and a change
+   * waits it out. `returned` gives back the unspent part of the isolate's earlier slices, first: a
+   * part of a slice this object did not grant, or granted before the balance was last set, is ignored
+   * (counted as spent). An unmetered key (no credits) is granted what is asked.
    */
-  takeCredits(keyId: string, need: number, wanted: number, now = Date.now()): Promise<Outcome<{ granted: number; remaining: number | null }>> {
+  takeCredits(
+    keyId: string,
+    need: number,
+    wanted: number,
+    now = Date.now(),
+    returned: readonly SliceReturn[] = [],
+  ): Promise<Outcome<{ granted: number; remaining: number | null; id: string; ms: number }>> {
     return this.serialized(async () => {
+      const back = this.takeBack(returned);
       const row = await this.currentRow(keyId);
-      if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0 };
-      if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null };
+      if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0, id: "", ms: 0 };
+      if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null, id: "", ms: await this.grantLease() };
       const balance = balanceAt({ credits: row.credits, refill: row.creditsRefill, refilledAt: row.creditsRefilledAt }, now);
-      const granted = creditsGranted(need, wanted, balance.credits);
-      if (granted > 0 || balance.refilled) {
-        const credits = balance.credits - granted;
+      // A refill sets the balance to its amount: what was handed out before it does not come back on top.
+      const available = balance.credits + (balance.refilled ? 0 : back);
+      const granted = creditsGranted(need, wanted, available);
+      const credits = available - granted;
+      if (credits !== row.credits || balance.refilled) {
         this.row = undefined;
         await this.writes.database.update(apiKeys).set({ credits, creditsRefilledAt: balance.refilledAt }).where(eq(apiKeys.id, keyId));
         this.row = { ...row, credits, creditsRefilledAt: balance.refilledAt };
       }
-      return { granted, remaining: this.row?.credits ?? balance.credits };
+      if (granted === 0) return { granted, remaining: credits, id: "", ms: 0 };
+      const ms = await this.grantLease();
+      const id = `${this.sliceEpoch}-${++this.sliceCount}`;
+      if (this.slices.size >= MAX_OUTSTANDING_SLICES) this.slices.delete(this.slices.keys().next().value!);
+      this.slices.set(id, { amount: granted, until: Date.now() + ms });
+      return { granted, remaining: credits, id, ms };
     });
+  }
+
+  /** The sum of the valid returns among `returned`, each slice taken back once; expired records dropped. */
+  private takeBack(returned: readonly SliceReturn[]): number {
+    let back = 0;
+    const now = Date.now();
+    for (const r of Array.isArray(returned) ? returned.slice(0, MAX_OUTSTANDING_SLICES) : []) {
+      const slice = typeof r?.id === "string" ? this.slices.get(r.id) : undefined;
+      if (!slice) continue;
+      this.slices.delete(r.id);
+      if (Number.isSafeInteger(r.unspent) && r.unspent >= 0 && r.unspent <= slice.amount) back += r.unspent;
+    }
+    for (const [id, slice] of this.slices) if (slice.until + SLICE_RETURN_WINDOW_MS < now) this.slices.delete(id);
+    return back;
   }
 
   /**
@@ -435,12 +494,25 @@ export class KeyAuthority extends SerializedObject {
       const now = Date.now();
       if (disabled && !options.force) await this.assertNotLastAdmin(row, now, "disabling");
       const version = this.nextVersion(row);
-      const next: KeyRow = { ...row, disabledAt: disabled ? now : null, updatedAt: version };
+      // A key is disabled for cause (a leak report, an incident): its previous secret, if a rotation
+      // kept one, never comes back with it. Enabling ends the overlap, so a leaked previous secret, or
+      // one kept by a rotation made while the key was paused, stays dead.
+      const endsOverlap = !disabled && row.previousKeyHash !== null;
+      const next: KeyRow = { ...row, ...(endsOverlap ? NO_PREVIOUS : {}), disabledAt: disabled ? now : null, updatedAt: version };
       this.row = undefined;
       const { database } = this.writes;
       await database.batch([
-        database.update(apiKeys).set({ disabledAt: next.disabledAt, updatedAt: version }).where(eq(apiKeys.id, keyId)),
-        ...changeStatements(database, auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, changeDetails(row, options))),
+        database
+          .update(apiKeys)
+          .set({ ...(endsOverlap ? NO_PREVIOUS : {}), disabledAt: next.disabledAt, updatedAt: version })
+          .where(eq(apiKeys.id, keyId)),
+        ...changeStatements(
+          database,
+          auditEntry(orgId, actor, options.audit?.action ?? (disabled ? "key.disable" : "key.enable"), keyId, {
+            ...changeDetails(row, options),
+            ...(endsOverlap ? { overlapEnded: true, previousPrefix: row.previousKeyPrefix } : {}),
+          }),
+        ),
       ]);
       this.version = version;
       this.row = next;
@@ -510,6 +582,16 @@ export class KeyAuthority extends SerializedObject {
       if (row.revokedAt !== null) throw notFound();
       const nextExpiry = expiresAt !== undefined ? expiresAt : row.expiresAt;
       this.assertCanManage(actor, { ...row, expiresAt: nextExpiry }, true);
+      // A disabled key is usually disabled for cause (a leak report): keeping its secret working beside
+      // the new one would bring that secret back when the key is enabled. Refused, not silently ignored.
+      if (row.disabledAt !== null && overlapMs > 0) {
+        this.row = row;
+        throw new ApiError(
+          "CONFLICT",
+          "This key is disabled: regenerating it never keeps its current secret working. Regenerate without overlapSeconds, then enable the key.",
+          { reason: "KEY_DISABLED" },
+        );
+      }
       const key = await mintKey(keyId, this.env.KEY_TAG_SECRET);
       const now = Date.now();
       const version = this.nextVersion(row);
@@ -636,6 +718,10 @@ export class KeyAuthority extends SerializedObject {
             ]
           : [];
       this.row = undefined;
+      // A balance set now replaces whatever slices were handed out of the old one: their unspent parts
+      // are not added to it (this change waits out their leases: no isolate spends from them after).
+      // Forgotten before the write, so a write that fails but may have landed never lets them back.
+      if (change.credits !== undefined) this.slices.clear();
       try {
         await database.batch([...statements, ...roleStatements]);
       } catch (err) {

@@ -108,7 +108,9 @@ export const RateLimitsField = z
     description:
       "Verifications allowed per window, e.g. 100 per 10 s and 10,000 per day: over one, verification answers RATE_LIMITED and " +
       "the gateway 429 with Retry-After and RateLimit headers. Windows are fixed, aligned to the epoch. What all locations " +
-      "admit together never exceeds a limit while the key's authority answers (docs/rate-limits.md). Empty: none of its own.",
+      "admit together never exceeds a limit while the key's authority answers (docs/rate-limits.md). Empty: none of its own. " +
+      "Limits are access: each of the calling key's effective limits (its own, or the policy's) must be matched by an equal " +
+      "or stricter one (403 `METERING_BEYOND_CALLER`).",
     example: [
       { limit: 100, periodSeconds: 10 },
       { limit: 10000, periodSeconds: 86400 },
@@ -127,7 +129,8 @@ export const CreditsFields = {
     .openapi({
       description:
         "Uses left: each allowed verification spends one (or its `cost`); at zero the key answers USAGE_EXCEEDED. null: " +
-        "unmetered. Setting it sets the balance.",
+        "unmetered. Setting it sets the balance. A calling key with credits gives keys (itself included) no more than its own " +
+        "balance and never null (403 `METERING_BEYOND_CALLER`).",
       example: 10000,
     }),
   creditsRefill: z
@@ -221,7 +224,14 @@ export const KeyObject = z
     disabledAt: Timestamp.nullable().openapi({ description: "When the key was disabled; null when it is not." }),
     credits: z
       .object({
-        remaining: z.number().int().openapi({ description: "Uses left (slices handed to locations already taken out)." }),
+        remaining: z.number().int().openapi({
+          description:
+            "Uses neither spent nor reserved. An isolate serving the key reserves a slice of its credits for T (the lease " +
+            "time): one use at first, more as its rate grows (at most 100), so a key used once shows exactly one spent. " +
+            "What a slice did not spend comes back when its isolate next asks (within a minute of the slice's end), else it " +
+            "counts as spent: `remaining` is low by at most two slices (the one spent from and the next) per isolate that served the key. Setting the balance " +
+            "voids every slice: no use beyond the new balance is admitted once the edit returns.",
+        }),
         refill: z.object({ amount: z.number().int(), interval: z.enum(["day", "month"]) }).nullable(),
         nextRefillAt: Timestamp.nullable(),
       })

@@ -164,16 +164,25 @@ function RegenerateDialog(props: { k: Key; viewer: Viewer }) {
           A new secret replaces the current one and is shown once. Its name and access stay the same. Unless you keep
           the current secret working for a while, every integration still using it stops working immediately.
         </p>
-        <label for={`${id}-overlap`}>Keep the current secret working</label>
-        <select id={`${id}-overlap`} name="overlapSeconds" aria-describedby={`${id}-overlap-hint`}>
-          {OVERLAP_CHOICES.map((o) => (
-            <option value={String(o.seconds)}>{o.label}</option>
-          ))}
-        </select>
-        <p class="hint" id={`${id}-overlap-hint`}>
-          During the overlap both secrets work, the old one reported as rotating, so running clients can switch without
-          an outage. It never lasts past the key's expiry, and you can end it early from the key's page.
-        </p>
+        {k.status === "disabled" ? (
+          // The API refuses an overlap on a disabled key (409 KEY_DISABLED): a leaked secret must not come back.
+          <p class="hint">
+            This key is disabled, so its current secret is not kept: it never verifies again, even once you enable the key.
+          </p>
+        ) : (
+          <>
+            <label for={`${id}-overlap`}>Keep the current secret working</label>
+            <select id={`${id}-overlap`} name="overlapSeconds" aria-describedby={`${id}-overlap-hint`}>
+              {OVERLAP_CHOICES.map((o) => (
+                <option value={String(o.seconds)}>{o.label}</option>
+              ))}
+            </select>
+            <p class="hint" id={`${id}-overlap-hint`}>
+              During the overlap both secrets work, the old one reported as rotating, so running clients can switch without
+              an outage. It never lasts past the key's expiry, and you can end it early from the key's page.
+            </p>
+          </>
+        )}
         <DialogActions submit="Regenerate" tone="primary" />
       </form>
     </dialog>

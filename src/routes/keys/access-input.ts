@@ -2,12 +2,13 @@ import { z } from "@hono/zod-openapi";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { AppRole, LegacyMode, OrgRole, Scope } from "../../domain/catalog";
 import { networksWithin, normalizeNetworks } from "../../domain/allowed-networks";
-import { grantLabel, grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
+import { allows, grantLabel, grantsOf, hasNoAccess, missingGrants, type Grant, type KeyAccess } from "../../domain/permissions";
+import { meteringBound, meteringShortfall, type Metering, type MeteringBound } from "../../domain/metering";
 import { outlives, policyViolation, resolveExpiry, type OrgPolicy } from "../../domain/policy";
 import type { Actor } from "../../durable-objects/key-authority";
 import { ApiError, invalidFields, type FieldIssue } from "../../errors";
 import type { Db } from "../../storage/db";
-import { accessOf, type KeyRow } from "../../storage/key-record";
+import { accessOf, loadKeyRowAndPolicy, type KeyRow } from "../../storage/key-record";
 import { apps } from "../../storage/schema";
 import type { VerifiedKey } from "../../verification/verify-key";
 import { AppRoleAssignment, ScopeSchema, Timestamp } from "../schemas";
@@ -265,8 +266,45 @@ export { grantLabel };
  * The authority's view of the calling key: who it is (for the audit log) and what it holds, which
  * the authority checks against the key as it is when the operation runs.
  */
-export function actorOf(caller: Pick<VerifiedKey, "keyId" | "grants" | "expiresAt" | "allowedNetworks">, requestId: string): Actor {
-  return { actorKeyId: caller.keyId, requestId, grants: caller.grants, expiresAt: caller.expiresAt, allowedNetworks: caller.allowedNetworks ?? null };
+export function actorOf(
+  caller: Pick<VerifiedKey, "keyId" | "grants" | "expiresAt" | "allowedNetworks">,
+  requestId: string,
+  metering?: MeteringBound,
+): Actor {
+  return {
+    actorKeyId: caller.keyId,
+    requestId,
+    grants: caller.grants,
+    expiresAt: caller.expiresAt,
+    allowedNetworks: caller.allowedNetworks ?? null,
+    ...(metering ? { metering } : {}),
+  };
+}
+
+/**
+ * The calling key's metering as stored now (its balance, refill and own limits) with its org's default
+ * limits: what it may not hand out less of (see src/domain/metering.ts). One D1 read.
+ */
+export async function meteringBoundOf(database: Db, caller: Pick<VerifiedKey, "keyId" | "grants">): Promise<MeteringBound> {
+  const { row, policy } = await loadKeyRowAndPolicy(database, caller.keyId);
+  // The caller verified a moment ago: a row gone since is a key revoked meanwhile, which hands out nothing.
+  if (!row) throw new ApiError("FORBIDDEN", "The calling key no longer exists.");
+  // `org:admin` is what changing the policy needs (PUT .../policy).
+  return meteringBound(row, policy.rateLimits ?? null, allows(caller.grants, "org:admin"));
+}
+
+/**
+ * 403 `METERING_BEYOND_CALLER` when a key metered as `key` would be metered less than the calling key:
+ * credits and rate limits are access, never handed out (or taken off oneself) beyond one's own.
+ * @example assertMeteringWithinCaller(await meteringBoundOf(database, caller), { credits: null, creditsRefill: null, rateLimits: null })
+ */
+export function assertMeteringWithinCaller(caller: MeteringBound, key: Metering): void {
+  const issues = meteringShortfall(caller, key);
+  if (!issues.length) return;
+  throw new ApiError("FORBIDDEN", "This key is metered: it cannot give a key, or itself, fewer credits or looser rate limits than its own.", {
+    reason: "METERING_BEYOND_CALLER",
+    issues,
+  });
 }
 
 /**

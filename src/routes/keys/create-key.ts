@@ -28,6 +28,7 @@ import {
   assertAppsOfOrg,
   assertCanGrant,
   assertCreditsInput,
+  assertMeteringWithinCaller,
   assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
@@ -35,6 +36,7 @@ import {
   invalidFields,
   isMissingAppError,
   legacyAccess,
+  meteringBoundOf,
   networksFromInput,
   NotBeforeField,
   notBeforeFromInput,
@@ -109,7 +111,8 @@ const route = createRoute({
     "Needs `apiKeyManagement`; the new key can never have access the calling key lacks (403 with `details.missing`). " +
     "The organization's key policy applies (400 with `details.code` EXPIRATION_REQUIRED, LIFETIME_TOO_LONG or " +
     "NETWORKS_REQUIRED). A calling key limited to allowed networks gives only keys limited within them (403 " +
-    "`NETWORKS_BEYOND_CALLER`). `notBefore` schedules the key's start; `allowedNetworks` limits where it works; " +
+    "`NETWORKS_BEYOND_CALLER`), and a metered calling key (credits or rate limits, its own or the policy's) gives only keys " +
+    "metered at least as strictly (403 `METERING_BEYOND_CALLER`, see `credits` and `rateLimits`). `notBefore` schedules the key's start; `allowedNetworks` limits where it works; " +
     "`metadata` travels with every verification. " +
     "500 `MISCONFIGURED` when the deployment's `KEY_TAG_SECRET` (or, for a non-secure key, `KEY_ENCRYPTION_SECRET`) " +
     "is missing or shorter than 32 bytes: nothing is written.",
@@ -152,10 +155,11 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const notBefore = notBeforeFromInput(body.notBefore, expiresAt, now) ?? null;
   assertCreditsInput(body.credits, body.creditsRefill);
   const allowedNetworks = networksFromInput(body.allowedNetworks) ?? [];
-  const [policy] = await Promise.all([loadPolicy(database, orgId), assertAppsOfOrg(database, orgId, appRoles)]);
+  const [policy, metering] = await Promise.all([loadPolicy(database, orgId), meteringBoundOf(database, caller), assertAppsOfOrg(database, orgId, appRoles)]);
   assertPolicy(policy, { createdAt: now, expiresAt, grants: grantsOf(access), allowedNetworks }, body);
   assertWithinCallerLifetime(caller, expiresAt, body);
   assertNetworksWithinCaller(caller, allowedNetworks);
+  assertMeteringWithinCaller(metering, { credits: body.credits ?? null, creditsRefill: body.creditsRefill ?? null, rateLimits: body.rateLimits ?? null });
   assertCanGrant(caller, access);
 
   let created;

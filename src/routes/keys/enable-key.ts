@@ -15,7 +15,9 @@ const route = createRoute({
   summary: "Enable a disabled key",
   description:
     "Ends a pause: the key verifies again as before it was disabled (its expiry, start, networks and the organization's " +
-    "policy still apply). Enabling an enabled key changes nothing. Needs `apiKeyManagement` and at least the key's own access.",
+    "policy still apply). A rotation overlap does not survive a pause: enabling ends it, so the key's previous secret " +
+    "(for instance one a leak report found) never verifies again; only the current secret does. " +
+    "Enabling an enabled key changes nothing. Needs `apiKeyManagement` and at least the key's own access.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
   request: { params: KeyIdParams },

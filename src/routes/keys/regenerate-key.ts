@@ -7,8 +7,8 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
-import { errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
-import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput } from "./access-input";
+import { errorResponse, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
+import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput, meteringBoundOf } from "./access-input";
 import { askKeyOfOrg } from "./key-directory";
 
 const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
@@ -26,7 +26,8 @@ const RegenerateBody = z
         description:
           "Rotation with overlap: the old secret keeps verifying for this many seconds (at most 7 days, never past the key's " +
           "expiry), reported as rotating (`rotating: true` in verify, `x-keygate-key-rotating: true` upstream), so running " +
-          "clients can switch without an outage. 0 or absent: the old secret stops verifying before this call returns.",
+          "clients can switch without an outage. 0 or absent: the old secret stops verifying before this call returns. " +
+          "Refused (409 `KEY_DISABLED`) on a disabled key: a key disabled after a leak must never get its leaked secret back.",
         example: 86400,
       }),
   })
@@ -57,6 +58,7 @@ const route = createRoute({
   responses: {
     200: json(KeyWithSecret, "The key with its new secret, shown only in this response."),
     ...errorResponses,
+    409: errorResponse("`KEY_DISABLED`: `overlapSeconds` on a disabled key, whose current secret is never kept (regenerate without it)."),
   },
 });
 
@@ -65,16 +67,18 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
   const caller = c.var.caller;
   const expiresAt = expiryFromInput(body, Date.now());
+  const database = db(c.env.DB);
   if (expiresAt !== undefined) {
     // The policy counts a key's lifetime from its creation, which never changes.
-    const database = db(c.env.DB);
     const [row, policy] = await Promise.all([loadKeyRow(database, keyId, orgId), loadPolicy(database, orgId)]);
     if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
     assertPolicy(policy, { createdAt: row.createdAt, expiresAt }, body);
     assertWithinCallerLifetime(caller, expiresAt, body);
   }
   const overlapMs = (body.overlapSeconds ?? 0) * 1000;
-  const result = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.regenerate(keyId, orgId, actorOf(caller, c.var.requestId), expiresAt, overlapMs));
+  // The key's metering is judged against the caller's by the authority, on the key as it is then.
+  const actor = actorOf(caller, c.var.requestId, await meteringBoundOf(database, caller));
+  const result = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.regenerate(keyId, orgId, actor, expiresAt, overlapMs));
   return c.json({ ...toKeyObject(result.row), key: result.key }, 200);
 };
 

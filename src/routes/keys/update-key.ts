@@ -29,11 +29,13 @@ import {
   assertCanGrant,
   assertCanManage,
   assertCreditsInput,
+  assertMeteringWithinCaller,
   assertNetworksWithinCaller,
   assertPolicy,
   assertWithinCallerLifetime,
   editedAccess,
   expiryFromInput,
+  meteringBoundOf,
   networksFromInput,
   NotBeforeField,
   notBeforeFromInput,
@@ -75,6 +77,8 @@ const route = createRoute({
     "or scoped key; legacy keys cannot be edited (409). " +
     "The calling key must hold all of the key's current access and all of its new access (403 with `details.missing`). " +
     "The change is in force when this returns: the key's very next request is judged by its new access. " +
+    "Credits and rate limits are access too: a metered calling key cannot leave a key, itself included, metered less than " +
+    "itself (403 `METERING_BEYOND_CALLER`). " +
     "A new expiration must meet the organization's key policy. Needs `apiKeyManagement`.",
   security: [{ apiKey: [] }],
   middleware: [authenticate({ permission: "apiKeyManagement" })] as const,
@@ -146,6 +150,14 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (body.credits !== undefined) change.credits = body.credits;
   if (body.creditsRefill !== undefined) change.creditsRefill = body.creditsRefill;
   assertCreditsInput(body.credits === undefined ? row.credits : body.credits, body.creditsRefill);
+  if (body.credits !== undefined || body.creditsRefill !== undefined || body.rateLimits !== undefined) {
+    // Judged on the key as it will be; the version check below keeps the authority from applying it to another.
+    assertMeteringWithinCaller(await meteringBoundOf(database, caller), {
+      credits: body.credits !== undefined ? body.credits : row.credits,
+      creditsRefill: body.credits === null ? null : body.creditsRefill !== undefined ? body.creditsRefill : row.creditsRefill,
+      rateLimits: body.rateLimits !== undefined ? body.rateLimits : row.rateLimits,
+    });
+  }
 
   // The authority commits D1 and replaces the KV record before answering, and applies the change
   // only to the version of the key the checks above judged (409 when it changed meanwhile).
