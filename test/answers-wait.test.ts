@@ -90,6 +90,24 @@ describe("a refusal that describes a state already in force waits like the chang
     expect(await verdict(key.key, edge)).toBe("REVOKED");
   });
 
+  it("an edit or a regenerate of a key whose revoke is still waiting answers 404 only once the lease on the live key has ended", async () => {
+    const key = await scoped("edited while revoked");
+    const { edge, held } = await leased(key.key);
+    const first = timed(() => call("DELETE", keyPath(key.id), { key: org.adminKey }));
+    await until("the revoke committed", async () => (await storedRow(key.id))?.revoked_at != null);
+    // Both routes read the directory first, where the key is already revoked.
+    const [edit, regenerate] = await Promise.all([
+      timed(() => call("PATCH", keyPath(key.id), { key: otherAdmin, body: { name: "renamed" } })),
+      timed(() => call("POST", `${keyPath(key.id)}/regenerate`, { key: otherAdmin, body: { expiresInDays: 30 } })),
+    ]);
+    for (const answer of [edit, regenerate]) {
+      expectStatus(answer.res, 404);
+      expect(answer.returned, `the 404 came while the isolate's lease on the live key ran: ${answer.res.text}`).toBeGreaterThanOrEqual(held);
+    }
+    expect(await verdict(key.key, edge)).toBe("REVOKED");
+    expectStatus((await first).res, 204);
+  });
+
   it("a second end-overlap answers 409 NO_OVERLAP only once the lease on the previous secret has ended", async () => {
     const key = await scoped("overlap ended twice");
     const rotated = await call("POST", `${keyPath(key.id)}/regenerate`, { key: org.adminKey, body: { overlapSeconds: 3600 } });

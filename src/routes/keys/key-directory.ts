@@ -19,3 +19,15 @@ export async function askKeyOfOrg<T>(
   if (!(await keyInDirectory(db(env.DB), keyId, orgId))) throw new ApiError("NOT_FOUND", "No such key.");
   return askAuthority(env, keyId, call);
 }
+
+/**
+ * The 404 for a key of `orgId` that the directory shows revoked, answered only once its authority has
+ * waited out the leases granted before the revoke: a revoke may still be waiting on them, and a client
+ * that reads this 404 as "revoked" must be right everywhere. A row missing from the directory is
+ * answered at once (no lease was ever granted on it here).
+ * @example if (!row || row.revokedAt !== null) throw await noSuchKey(c.env, keyId, row);
+ */
+export async function noSuchKey(env: Env, keyId: string, row: { revokedAt: number | null } | undefined | null): Promise<ApiError> {
+  if (row) await askAuthority(env, keyId, (a) => a.settle());
+  return new ApiError("NOT_FOUND", "No such key.");
+}

@@ -9,7 +9,7 @@ import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponse, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
 import { actorOf, assertPolicy, assertWithinCallerLifetime, expiryFromInput, meteringBoundOf } from "./access-input";
-import { askKeyOfOrg } from "./key-directory";
+import { askKeyOfOrg, noSuchKey } from "./key-directory";
 
 const MAX_OVERLAP_SECONDS = MAX_OVERLAP_MS / 1000;
 
@@ -71,7 +71,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (expiresAt !== undefined) {
     // The policy counts a key's lifetime from its creation, which never changes.
     const [row, policy] = await Promise.all([loadKeyRow(database, keyId, orgId), loadPolicy(database, orgId)]);
-    if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+    if (!row || row.revokedAt !== null) throw await noSuchKey(c.env, keyId, row);
     assertPolicy(policy, { createdAt: row.createdAt, expiresAt }, body);
     assertWithinCallerLifetime(caller, expiresAt, body);
   }

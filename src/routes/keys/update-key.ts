@@ -7,6 +7,7 @@ import { authenticate } from "../../middleware/authenticate";
 import { db } from "../../storage/db";
 import { accessOf, loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
+import { noSuchKey } from "./key-directory";
 import { grantsOf } from "../../domain/permissions";
 import {
   AllowedNetworksField,
@@ -100,7 +101,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const database = db(c.env.DB);
 
   const row = await loadKeyRow(database, keyId, orgId);
-  if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
+  if (!row || row.revokedAt !== null) throw await noSuchKey(c.env, keyId, row);
   if (row.kind === "legacy") {
     throw new ApiError("CONFLICT", "Legacy keys cannot be edited: create an RBAC or scoped key instead, then revoke this one.");
   }
