@@ -76,3 +76,23 @@ export function unreachableAuthorities(): Env["KEY_AUTHORITY"] {
     },
   });
 }
+
+/**
+ * The key authorities with one RPC method of each stub replaced by `replace(stub)` (to count, delay or
+ * refuse its calls); every other member is the stub's own.
+ * @example const KEY_AUTHORITY = keyAuthoritiesWith("touch", (stub) => (...args) => (count++, stub.touch(...args)));
+ */
+export function keyAuthoritiesWith(method: string, replace: (stub: any) => (...args: any[]) => unknown): Env["KEY_AUTHORITY"] {
+  return new Proxy(env.KEY_AUTHORITY, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
+      return (id: DurableObjectId) => {
+        const stub = target.get(id);
+        const replaced = replace(stub);
+        // An RPC stub answers every property with a remote method: hand its members on as they are.
+        return new Proxy(stub, { get: (s, name) => (name === method ? replaced : Reflect.get(s, name)) });
+      };
+    },
+  });
+}

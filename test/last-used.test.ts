@@ -7,6 +7,7 @@ import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg } from "./helpers";
 import { createKeyAs } from "./key-fixtures";
+import { keyAuthoritiesWith } from "./fault-bindings";
 
 let org: Awaited<ReturnType<typeof createOrg>>;
 beforeAll(async () => {
@@ -19,22 +20,10 @@ beforeAll(async () => {
  */
 function countingTouches() {
   const touches: number[] = [];
-  const KEY_AUTHORITY = new Proxy(env.KEY_AUTHORITY, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
-      return (id: DurableObjectId) => {
-        const stub = target.get(id);
-        // An RPC stub answers every property with a remote method: hand its members on as they are.
-        return new Proxy(stub, {
-          get(s, p) {
-            if (p === "touch") return (keyId: string, usedAt: number, previous?: string) => (touches.push(usedAt), stub.touch(keyId, usedAt, previous));
-            return Reflect.get(s, p);
-          },
-        });
-      };
-    },
-  });
+  const KEY_AUTHORITY = keyAuthoritiesWith(
+    "touch",
+    (stub) => (keyId: string, usedAt: number, previous?: string) => (touches.push(usedAt), stub.touch(keyId, usedAt, previous)),
+  );
   return { env: { ...env, KEY_AUTHORITY }, touches };
 }
 

@@ -1,10 +1,9 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import worker from "../src/index";
 import { mintKey, newId } from "../src/domain/key-format";
 import { leaseMs } from "../src/domain/lease";
 import { createOrg } from "./helpers";
+import { fetchWithBindings } from "./with-bindings";
 import { createKeyAs, seedApp } from "./key-fixtures";
 import { untouchable, untouchableStorage } from "./fault-bindings";
 
@@ -17,20 +16,6 @@ import { untouchable, untouchableStorage } from "./fault-bindings";
 
 const LIMIT = 30;
 const MALFORMED = "kgw_01m81rkhmrykrft34d2v_notAValidKeyAtAllXXXXXXXXXXXXXXXXXXXXXX";
-
-async function fetchWith(bindings: Partial<Env>, request: Request) {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, ...bindings }, ctx);
-  await waitOnExecutionContext(ctx);
-  const text = await res.text();
-  let body: any;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, text: `${res.status} ${text}`, body, headers: res.headers };
-}
 
 const offline = (touched: string[]): Partial<Env> => ({
   ...untouchableStorage(touched),
@@ -47,8 +32,8 @@ const verifyRequest = (ip: string, body: unknown) =>
 /** Makes `ip` limited in this isolate, with failures that themselves read no storage (malformed keys). */
 async function exhaust(ip: string) {
   const touched: string[] = [];
-  for (let i = 0; i <= LIMIT; i++) await fetchWith(offline(touched), verifyRequest(ip, { key: MALFORMED }));
-  const last = await fetchWith(offline(touched), verifyRequest(ip, { key: MALFORMED }));
+  for (let i = 0; i <= LIMIT; i++) await fetchWithBindings(offline(touched), verifyRequest(ip, { key: MALFORMED }));
+  const last = await fetchWithBindings(offline(touched), verifyRequest(ip, { key: MALFORMED }));
   expect(last.status, last.text).toBe(429);
   expect(touched).toEqual([]);
 }
@@ -69,7 +54,7 @@ describe("an address past its failure limit is answered 429 before any storage o
     const touched: string[] = [];
     const unknown = await mintKey(newId(), env.KEY_TAG_SECRET);
     for (const body of [{ key: unknown }, { key: reader.key }, { key: org.adminKey }]) {
-      const res = await fetchWith(offline(touched), verifyRequest(ip, body));
+      const res = await fetchWithBindings(offline(touched), verifyRequest(ip, body));
       expect(res.status, res.text).toBe(429);
       expect(res.body.error.code, res.text).toBe("RATE_LIMITED");
       expect(Number(res.headers.get("retry-after")), res.text).toBeGreaterThan(0);
@@ -83,21 +68,21 @@ describe("an address past its failure limit is answered 429 before any storage o
     const headers = (key: string) => ({ authorization: `Bearer ${key}`, "cf-connecting-ip": ip });
     const unknown = await mintKey(newId(), env.KEY_TAG_SECRET);
     for (let i = 0; i <= LIMIT; i++) {
-      await fetchWith({}, new Request(`https://gateway.test/gw/demo/apps/${appId}/info`, { headers: headers(MALFORMED) }));
-      await fetchWith({}, new Request(`https://gateway.test/v1/orgs/${org.orgId}/keys`, { headers: headers(MALFORMED) }));
+      await fetchWithBindings({}, new Request(`https://gateway.test/gw/demo/apps/${appId}/info`, { headers: headers(MALFORMED) }));
+      await fetchWithBindings({}, new Request(`https://gateway.test/v1/orgs/${org.orgId}/keys`, { headers: headers(MALFORMED) }));
     }
     const touched: string[] = [];
     for (const key of [unknown, reader.key]) {
-      const gateway = await fetchWith(offline(touched), new Request(`https://gateway.test/gw/demo/apps/${appId}/info`, { headers: headers(key) }));
+      const gateway = await fetchWithBindings(offline(touched), new Request(`https://gateway.test/gw/demo/apps/${appId}/info`, { headers: headers(key) }));
       expect(gateway.status, gateway.text).toBe(429);
       expect(gateway.headers.get("x-demo-upstream")).toBeNull();
     }
     for (const key of [unknown, org.adminKey]) {
-      const management = await fetchWith(offline(touched), new Request(`https://gateway.test/v1/orgs/${org.orgId}/keys`, { headers: headers(key) }));
+      const management = await fetchWithBindings(offline(touched), new Request(`https://gateway.test/v1/orgs/${org.orgId}/keys`, { headers: headers(key) }));
       expect(management.status, management.text).toBe(429);
       expect(management.body.error.code, management.text).toBe("RATE_LIMITED");
     }
-    const signIn = await fetchWith(
+    const signIn = await fetchWithBindings(
       offline(touched),
       new Request("https://gateway.test/console/sign-in", {
         method: "POST",
@@ -116,18 +101,18 @@ describe("an address past its failure limit is answered 429 before any storage o
     // 200 ms in tests, so on a busy machine the lease may end before the next request: such an attempt
     // proves nothing and is made again; a 429 well within the lease is a real fault.
     const T = leaseMs(env.LEASE_MS);
-    let shared: Awaited<ReturnType<typeof fetchWith>> | undefined;
+    let shared: Awaited<ReturnType<typeof fetchWithBindings>> | undefined;
     for (let attempt = 0; attempt < 5 && !shared; attempt++) {
       const leasedFrom = Date.now();
-      const first = await fetchWith({}, verifyRequest("192.0.2.204", { key: reader.key }));
+      const first = await fetchWithBindings({}, verifyRequest("192.0.2.204", { key: reader.key }));
       expect(first.body.code, first.text).toBe("VALID");
-      const answer = await fetchWith({}, verifyRequest(ip, { key: reader.key }));
+      const answer = await fetchWithBindings({}, verifyRequest(ip, { key: reader.key }));
       if (answer.status === 200 || Date.now() - leasedFrom < T / 2) shared = answer;
     }
     expect(shared?.status, shared?.text).toBe(200);
     expect(shared!.body.code, shared!.text).toBe("VALID");
     const touched: string[] = [];
-    const guess = await fetchWith(offline(touched), verifyRequest(ip, { key: await mintKey(newId(), env.KEY_TAG_SECRET) }));
+    const guess = await fetchWithBindings(offline(touched), verifyRequest(ip, { key: await mintKey(newId(), env.KEY_TAG_SECRET) }));
     expect(guess.status, guess.text).toBe(429);
     expect(touched).toEqual([]);
   });

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
-import { unreachableAuthorities } from "./fault-bindings";
+import { keyAuthoritiesWith, unreachableAuthorities } from "./fault-bindings";
 import { call, createOrg, expectStatus, prng, sleep } from "./helpers";
 import { createKeyAs, setPolicy, writeCounts } from "./key-fixtures";
 import { makeLocations } from "./location-model";
@@ -172,23 +172,9 @@ describe("across locations", () => {
     let gate: Promise<void> = Promise.resolve();
     const held = {
       ...env,
-      KEY_AUTHORITY: new Proxy(env.KEY_AUTHORITY, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop, target);
-          if (prop !== "get") return typeof value === "function" ? value.bind(target) : value;
-          return (id: DurableObjectId) => {
-            const stub = target.get(id);
-            return new Proxy(stub, {
-              get(s: any, name) {
-                if (name !== "takeRate") return s[name];
-                return async (...args: unknown[]) => {
-                  await gate;
-                  return s.takeRate(...args);
-                };
-              },
-            });
-          };
-        },
+      KEY_AUTHORITY: keyAuthoritiesWith("takeRate", (stub) => async (...args: unknown[]) => {
+        await gate;
+        return stub.takeRate(...args);
       }),
     } as Env;
     /** Null: the machine was too slow to start the refill within the window (retry). */

@@ -1,28 +1,13 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import worker from "../src/index";
 import { decryptSecret, encryptSecret } from "../src/domain/crypto";
+import { fetchWithBindings } from "./with-bindings";
 
 /**
  * Issue 21, point 11: the smaller trust-boundary items. The bootstrap secret's minimum length, a
  * comparison of secrets whose time does not depend on their lengths, a reporter key list whose failed
  * fetches unsigned requests cannot repeat, and a bounded cache of derived AES keys.
  */
-
-async function send(bindings: Partial<Env>, request: Request) {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], { ...env, ...bindings } as Env, ctx);
-  await waitOnExecutionContext(ctx);
-  const text = await res.text();
-  let body: any;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  return { status: res.status, body, headers: res.headers, text: `${res.status} ${text}` };
-}
 
 const bootstrap = (origin: string, secret: string, ip: string) =>
   new Request(`${origin}/v1/orgs`, {
@@ -39,7 +24,7 @@ describe("the bootstrap secret has a minimum length outside local development", 
   it("a missing or short BOOTSTRAP_SECRET opens nothing on a deployment: 500 MISCONFIGURED, even to the right secret", async () => {
     const orgsBefore = await env.DB.prepare("select count(*) as n from orgs").first<{ n: number }>();
     for (const secret of ["", "short-bootstrap", "x".repeat(31)]) {
-      const res = await send({ BOOTSTRAP_SECRET: secret }, bootstrap("https://keygate.example.com", secret || "anything", "192.0.2.210"));
+      const res = await fetchWithBindings({ BOOTSTRAP_SECRET: secret }, bootstrap("https://keygate.example.com", secret || "anything", "192.0.2.210"));
       expect(res.status, res.text).toBe(500);
       expect(res.body.error, res.text).toMatchObject({ code: "MISCONFIGURED", details: { secret: "BOOTSTRAP_SECRET" } });
     }
@@ -48,16 +33,16 @@ describe("the bootstrap secret has a minimum length outside local development", 
 
   it("local development (a request to a loopback host) still takes the short secret .dev.vars ships", async () => {
     for (const origin of ["http://localhost:8787", "http://127.0.0.1:8787"]) {
-      const res = await send({ BOOTSTRAP_SECRET: "local-bootstrap-secret" }, bootstrap(origin, "local-bootstrap-secret", "192.0.2.211"));
+      const res = await fetchWithBindings({ BOOTSTRAP_SECRET: "local-bootstrap-secret" }, bootstrap(origin, "local-bootstrap-secret", "192.0.2.211"));
       expect(res.status, res.text).toBe(201);
     }
-    const wrong = await send({ BOOTSTRAP_SECRET: "local-bootstrap-secret" }, bootstrap("http://localhost:8787", "local-bootstrap-secreT", "192.0.2.211"));
+    const wrong = await fetchWithBindings({ BOOTSTRAP_SECRET: "local-bootstrap-secret" }, bootstrap("http://localhost:8787", "local-bootstrap-secreT", "192.0.2.211"));
     expect(wrong.status, wrong.text).toBe(401);
   });
 
   it("a full-length secret works on a deployment", async () => {
     const secret = "a-deployment-bootstrap-secret-of-40-bytes";
-    const res = await send({ BOOTSTRAP_SECRET: secret }, bootstrap("https://keygate.example.com", secret, "192.0.2.212"));
+    const res = await fetchWithBindings({ BOOTSTRAP_SECRET: secret }, bootstrap("https://keygate.example.com", secret, "192.0.2.212"));
     expect(res.status, res.text).toBe(201);
   });
 });
@@ -72,7 +57,7 @@ describe("secrets are compared as fixed-length digests", () => {
     });
     const answers: number[] = [];
     for (const presented of ["x", "test-bootstrap-secret-012345678", env.BOOTSTRAP_SECRET + "9", "y".repeat(200), env.BOOTSTRAP_SECRET]) {
-      answers.push((await send({}, bootstrap("https://gateway.test", presented, "192.0.2.213"))).status);
+      answers.push((await fetchWithBindings({}, bootstrap("https://gateway.test", presented, "192.0.2.213"))).status);
     }
     expect(answers).toEqual([401, 401, 401, 401, 201]);
     expect(compared.length).toBeGreaterThanOrEqual(5);
@@ -99,9 +84,9 @@ describe("the secret scanning reporter's key list: failed fetches are remembered
       return new Response("upstream down", { status: 502 });
     });
     const bindings = { SECRET_SCANNING_PUBLIC_KEYS: "", SECRET_SCANNING_KEYS_URL: url } as Partial<Env>;
-    const concurrent = await Promise.all(Array.from({ length: 10 }, (_, i) => send(bindings, report(`192.0.2.${220 + i}`, `made-up-${i}`))));
+    const concurrent = await Promise.all(Array.from({ length: 10 }, (_, i) => fetchWithBindings(bindings, report(`192.0.2.${220 + i}`, `made-up-${i}`))));
     const sequential = [];
-    for (let i = 0; i < 10; i++) sequential.push(await send(bindings, report(`192.0.2.${230 + i}`, `made-up-${i}`)));
+    for (let i = 0; i < 10; i++) sequential.push(await fetchWithBindings(bindings, report(`192.0.2.${230 + i}`, `made-up-${i}`)));
     for (const res of [...concurrent, ...sequential]) {
       expect(res.status, res.text).toBe(503);
       expect(Number(res.headers.get("retry-after")), res.text).toBeGreaterThan(0);
@@ -122,7 +107,7 @@ describe("the secret scanning reporter's key list: failed fetches are remembered
     });
     const bindings = { SECRET_SCANNING_PUBLIC_KEYS: "", SECRET_SCANNING_KEYS_URL: url } as Partial<Env>;
     for (let i = 0; i < 10; i++) {
-      const res = await send(bindings, report(`192.0.2.${240 + i}`, `rotated-away-${i}`));
+      const res = await fetchWithBindings(bindings, report(`192.0.2.${240 + i}`, `rotated-away-${i}`));
       expect(res.status, res.text).toBe(401);
     }
     expect(fetches).toBe(1);
