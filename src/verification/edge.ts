@@ -4,6 +4,12 @@ import type { CreditSlice } from "./credits";
 import type { Slice } from "./rate-limit";
 
 /**
+ * How long (ms) a request waits for a call another request began before it asks itself: longer than
+ * any authority call may take (5 s for a lease, a fill or a strict check; 10 s plus T for the rest).
+ */
+export const COALESCE_PATIENCE_MS = 15_000;
+
+/**
  * What one isolate holds between requests: the leases it was granted, and small facts that never go
  * stale. A worker has one (`isolateEdge`); the location model in `test/` makes one per location, each
  * its own memory, over the same authorities.
@@ -44,10 +50,25 @@ export class Edge {
    */
   coalesce<T>(name: string, ask: () => Promise<T>): Promise<T> {
     const running = this.inflight.get(name) as Promise<T> | undefined;
-    if (running) return running;
+    if (running) return Edge.sharedOrOwn(running, ask);
     const started = ask().finally(() => this.inflight.delete(name));
     this.inflight.set(name, started);
     return started;
+  }
+
+  /**
+   * A call another request began is waited for at most {@link COALESCE_PATIENCE_MS}, then this request
+   * asks itself. The call belongs to the request that began it: if that request is cancelled (its
+   * client went away), the call never settles, and a request waiting on it with nothing of its own
+   * pending would be ended by the runtime as hung. Every authority call times out sooner than this, so
+   * a call that is merely slow is still shared.
+   */
+  private static sharedOrOwn<T>(running: Promise<T>, ask: () => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const own = new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => ask().then(resolve, reject), COALESCE_PATIENCE_MS);
+    });
+    return Promise.race([running.finally(() => clearTimeout(timer)), own]);
   }
 
   /** Sets `value` in `map`, clearing the map first when it is full. */
