@@ -105,8 +105,7 @@ export async function createOrgWithAdminKey(env: Shards & KeySecrets, shard: num
   const now = Date.now();
   const org = { id: newId(now, shard), name, createdAt: now };
   const database = databaseFor(env, org.id);
-  const secrets = env;
-  const prepared = await prepareKey(secrets, {
+  const prepared = await prepareKey(env, {
     orgId: org.id,
     name: "Admin key",
     secure: true,
