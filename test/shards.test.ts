@@ -1,7 +1,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { KEY_PATTERN, newId, parseKey, shardOf } from "../src/domain/key-format";
+import { KEY_PATTERN, mintKey, newId, parseKey, shardOf } from "../src/domain/key-format";
 import { SerializedObject } from "../src/durable-objects/serialized-object";
 import { runDaily } from "../src/lifecycle/daily";
 import { handleScheduled } from "../src/lifecycle/scheduled";
@@ -54,6 +54,12 @@ describe("ids", () => {
     const org = await createOrg("Shard One Format", { shard: 1 });
     expect(org.adminKey).toMatch(KEY_PATTERN);
     expect(shardOf(parseKey(org.adminKey)!.keyId)).toBe(1);
+  });
+
+  it("a key of ours whose id names a database this deployment lacks is simply not found, before any storage read", async () => {
+    const stray = await mintKey(newId(Date.now(), 7), env.KEY_TAG_SECRET);
+    const res = await verify(stray);
+    expect(res.body, res.text).toMatchObject({ valid: false, code: "NOT_FOUND" });
   });
 
   it("new orgs spread over the databases NEW_ORG_SHARDS lists, every one when it lists none", () => {

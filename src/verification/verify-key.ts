@@ -286,7 +286,8 @@ export async function verifyKey(env: Env, presented: string, options: VerifyOpti
   // The keyed tag: a key this deployment never minted (a forgery with a correct public checksum) is
   // refused here, before any storage access, and answered like an unknown key, so the answer is no
   // oracle for the tag. A missing or short KEY_TAG_SECRET throws MISCONFIGURED.
-  if (!(await hasValidTag(presented, env.KEY_TAG_SECRET))) {
+  // A key minted here for a database this deployment no longer has names nothing it holds.
+  if (!(await hasValidTag(presented, env.KEY_TAG_SECRET)) || !hasDatabaseFor(env, parsed.keyId)) {
     return { valid: false, code: "NOT_FOUND", message: "The key does not exist.", beforeStorage: true };
   }
   return verifyHash(env, parsed.keyId, hash ?? (await hashKey(presented)), options);
