@@ -117,7 +117,10 @@ describe("an org on shard 1", () => {
 });
 
 describe("no query of an org touches another org's database", () => {
-  /** Everything an admin does with an org: create an app and a key, verify, list, read usage and the audit log, revoke. */
+  /**
+   * Everything an admin does with an org: create an app and a key, verify, list, read usage, the audit
+   * log and the policy, set the policy (the org's authority), revoke (the key's), delete the app.
+   */
   async function everything(org: Awaited<ReturnType<typeof createOrg>>, bindings: Partial<Env>) {
     const send = (method: string, path: string, body?: unknown, key = org.adminKey) =>
       fetchWithBindings(
@@ -142,10 +145,12 @@ describe("no query of an org touches another org's database", () => {
     statuses.usage = (await send("GET", `/v1/orgs/${org.orgId}/usage`)).status;
     statuses.audit = (await send("GET", `/v1/orgs/${org.orgId}/audit-log`)).status;
     statuses.policy = (await send("GET", `/v1/orgs/${org.orgId}/policy`)).status;
+    statuses.setPolicy = (await send("PUT", `/v1/orgs/${org.orgId}/policy`, { requireExpiration: false, maxLifetimeDays: null, leakedKeyAction: "disable" })).status;
     statuses.revoke = (await send("DELETE", `/v1/orgs/${org.orgId}/keys/${key.body.id}`)).status;
+    statuses.deleteApp = (await send("DELETE", `/v1/orgs/${org.orgId}/apps/${app.body.id}`)).status;
     return { statuses, text: key.text };
   }
-  const ALL_OK = { app: 201, key: 201, "verify VALID": 200, list: 200, usage: 200, audit: 200, policy: 200, revoke: 204 };
+  const ALL_OK = { app: 201, key: 201, "verify VALID": 200, list: 200, usage: 200, audit: 200, policy: 200, setPolicy: 200, revoke: 204, deleteApp: 204 };
 
   for (const [home, other] of [
     [0, 1],
