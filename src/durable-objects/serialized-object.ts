@@ -86,7 +86,8 @@ export abstract class SerializedObject extends DurableObject<Env> {
 
   /**
    * The name the object was addressed by (`idFromName`): a key's id or an org's id, whose first
-   * character names the D1 database the org lives in (src/storage/db.ts).
+   * character names the D1 database the org lives in (src/storage/db.ts). The runtime gives it to the
+   * object itself (`ctx.id.name`, since March 2026), alarms included: no method needs to carry it.
    */
   protected get name(): string {
     const name = this.ctx.id.name;
