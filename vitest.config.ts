@@ -26,14 +26,16 @@ const OWN_STORAGE_FILES = [
   "test/fuzz-management.test.ts",
   "test/cross-org-matrix.test.ts",
   "test/escalation-matrix.test.ts",
+  // Runs the daily check and the outbox over both databases, across every org of its runtime.
+  "test/shards.test.ts",
 ];
 
 export default defineConfig(async () => {
   // The plugin reads wrangler.toml once per test file, and wrangler logs "Using secrets defined in .dev.vars"
   // each time (the tests' bindings override those secrets anyway): keep wrangler's warnings and errors only.
   process.env.WRANGLER_LOG ??= "warn";
-  // The tests run against the real migrations, applied by test/setup.ts before every test file (once per
-  // database: applyD1Migrations skips what a database already has).
+  // The tests run against the real migrations, applied by test/setup.ts to every database (`DB`, `DB_1`)
+  // before every test file (applyD1Migrations skips what a database already has).
   const migrations = await readD1Migrations("migrations");
   // The secret scanning reporter: a key pair made for this run. The worker trusts its public half (in
   // GitHub's published-list format); the tests sign reports with the private half, as GitHub would.
@@ -49,6 +51,10 @@ export default defineConfig(async () => {
           bindings: {
             TEST_MIGRATIONS: migrations,
             BOOTSTRAP_SECRET: "test-bootstrap-secret-0123456789",
+            // New orgs go to shard 0 (`DB`) unless a test asks for another (`createOrg(name, { shard })` in
+            // test/helpers.ts): the tests that replace `DB` with failing storage act on their orgs' database.
+            // Both databases exist (wrangler.toml); test/shards.test.ts puts orgs on each.
+            NEW_ORG_SHARDS: "0",
             // T: short, so that changes made while leases are held wait little.
             LEASE_MS: "200",
             // Usage counts reach D1 50 ms after a verification, not 10 s (src/verification/usage.ts).

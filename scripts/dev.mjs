@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run dev`: everything a newcomer needs for a working local gateway, in one command.
 // 1. creates .dev.vars from .dev.vars.example when absent (local secrets only), or adds the secrets it lacks;
-// 2. applies the D1 migrations to the local database;
+// 2. applies the D1 migrations to every local database (`DB`, `DB_1`, …: each wrangler.toml [[d1_databases]]);
 // 3. starts `wrangler dev` on http://localhost:8787 with local D1, KV and Durable Objects, together
 //    with the demo upstream (demo/) that the gateway's /gw/demo/… routes forward to;
 // 4. starts the example Worker (examples/protected-api) on the next port: it calls the gateway's KeyVerifier
@@ -28,8 +28,12 @@ if (!existsSync(".dev.vars")) {
 }
 const bootstrap = /BOOTSTRAP_SECRET="?([^"\n]+)"?/.exec(readFileSync(".dev.vars", "utf8"))?.[1] ?? "<BOOTSTRAP_SECRET>";
 
-const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local"], { stdio: "inherit" });
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+// Organizations live in one of several databases (src/storage/db.ts): every one gets the schema.
+const databases = [...readFileSync("wrangler.toml", "utf8").matchAll(/^\[\[d1_databases\]\][^[]*?^binding\s*=\s*"([^"]+)"/gm)].map((m) => m[1]);
+for (const binding of databases) {
+  const migrate = spawnSync("npx", ["wrangler", "d1", "migrations", "apply", binding, "--local"], { stdio: "inherit" });
+  if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+}
 
 const port = process.env.PORT ?? "8787";
 const examplePort = process.env.EXAMPLE_PORT ?? String(Number(port) + 1);

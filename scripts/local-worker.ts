@@ -46,8 +46,10 @@ export async function startLocalWorker(options: LocalWorkerOptions) {
           modulesRoot: options.bundle.dir,
           compatibilityDate: "2026-10-01",
           compatibilityFlags: ["nodejs_compat"],
-          bindings: { LEASE_MS: "2000", ...options.bindings, AUTH_FAILURE_LIMIT: String(options.authFailureLimit ?? 30) },
-          d1Databases: { DB: "keygate-local" },
+          // Two databases, as wrangler.toml has; new orgs go to `DB` unless the caller says otherwise, since the
+          // benchmark and the browser tests read and write an org's rows through `d1` (`DB`) directly.
+          bindings: { LEASE_MS: "2000", NEW_ORG_SHARDS: "0", ...options.bindings, AUTH_FAILURE_LIMIT: String(options.authFailureLimit ?? 30) },
+          d1Databases: { DB: "keygate-local", DB_1: "keygate-local-1" },
           kvNamespaces: { KEYS_KV: "keygate-local-kv" },
           durableObjects: { KEY_AUTHORITY: "KeyAuthority", ORG_AUTHORITY: "OrgAuthority" },
           serviceBindings: { DEMO_UPSTREAM: "keygate-demo-upstream" },
@@ -60,9 +62,11 @@ export async function startLocalWorker(options: LocalWorkerOptions) {
   );
   const url = (await mf.ready).toString().replace(/\/$/, "");
   const d1 = await mf.getD1Database("DB");
-  for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
-    for (const statement of readFileSync(join("migrations", file), "utf8").split("--> statement-breakpoint")) {
-      if (statement.trim()) await d1.prepare(statement).run();
+  for (const database of [d1, await mf.getD1Database("DB_1")]) {
+    for (const file of readdirSync("migrations").filter((f) => f.endsWith(".sql")).sort()) {
+      for (const statement of readFileSync(join("migrations", file), "utf8").split("--> statement-breakpoint")) {
+        if (statement.trim()) await database.prepare(statement).run();
+      }
     }
   }
   return { mf, url, d1 };

@@ -6,7 +6,8 @@ import { env } from "cloudflare:workers";
  */
 export type Fault = "throw" | "stall";
 
-export function faultyD1(fault: Fault, on: (sql: string) => boolean = () => true): D1Database {
+/** `binding`: the database that fails (`DB`, shard 0's, unless another is given). */
+export function faultyD1(fault: Fault, on: (sql: string) => boolean = () => true, binding: D1Database = env.DB): D1Database {
   const fail = () => (fault === "throw" ? Promise.reject(new Error("D1_ERROR: Network connection lost.")) : new Promise<never>(() => {}));
   const wrap = (statement: D1PreparedStatement, sql: string): D1PreparedStatement =>
     new Proxy(statement, {
@@ -17,7 +18,7 @@ export function faultyD1(fault: Fault, on: (sql: string) => boolean = () => true
         return typeof value === "function" ? value.bind(target) : value;
       },
     });
-  return new Proxy(env.DB, {
+  return new Proxy(binding, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (prop === "prepare") return (sql: string) => wrap(value.call(target, sql), sql);
@@ -53,10 +54,11 @@ export function untouchable<T>(name: string, touched: string[]): T {
   }) as T;
 }
 
-/** D1, KV, the key authority and the failure limiter, all {@link untouchable}. */
-export function untouchableStorage(touched: string[]): Pick<Env, "DB" | "KEYS_KV" | "KEY_AUTHORITY" | "AUTH_FAILURES"> {
+/** D1 (every database), KV, the key authority and the failure limiter, all {@link untouchable}. */
+export function untouchableStorage(touched: string[]): Pick<Env, "DB" | "DB_1" | "KEYS_KV" | "KEY_AUTHORITY" | "AUTH_FAILURES"> {
   return {
     DB: untouchable("DB", touched),
+    DB_1: untouchable("DB_1", touched),
     KEYS_KV: untouchable("KEYS_KV", touched),
     KEY_AUTHORITY: untouchable("KEY_AUTHORITY", touched),
     AUTH_FAILURES: untouchable("AUTH_FAILURES", touched),

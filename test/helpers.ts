@@ -1,5 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import { shardOf } from "../src/domain/key-format";
+import { fetchWithBindings } from "./with-bindings";
 
 export const BOOTSTRAP = env.BOOTSTRAP_SECRET;
 
@@ -55,10 +57,23 @@ export function expectStatus(res: { status: number; text: string }, status: numb
   expect(res.status, res.text).toBe(status);
 }
 
-/** Creates an organization through the bootstrap endpoint; returns its id and admin key. */
-export async function createOrg(name = "Acme") {
-  const res = await call("POST", "/v1/orgs", { key: BOOTSTRAP, body: { name } });
+/**
+ * Creates an organization through the bootstrap endpoint; returns its id and admin key. It lands in
+ * shard 0's database (`DB`, the tests' `NEW_ORG_SHARDS`), or in `shard`'s: the deployment's own
+ * setting, given to this one request (the public API has no way to choose).
+ */
+export async function createOrg(name = "Acme", options: { shard?: number } = {}) {
+  const request = () => new Request("https://gateway.test/v1/orgs", {
+    method: "POST",
+    headers: { authorization: `Bearer ${BOOTSTRAP}`, "content-type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+  const res =
+    options.shard === undefined
+      ? await call("POST", "/v1/orgs", { key: BOOTSTRAP, body: { name } })
+      : await fetchWithBindings({ NEW_ORG_SHARDS: String(options.shard) } as Partial<Env>, fromThisFile(request()));
   expectStatus(res, 201);
+  if (options.shard !== undefined) expect(shardOf(res.body.org.id), res.text).toBe(options.shard);
   return { orgId: res.body.org.id as string, adminKey: res.body.key.key as string, adminKeyId: res.body.key.id as string };
 }
 

@@ -297,7 +297,8 @@ describe("retries", () => {
     const odd = await runBatch([{ kind: "nonsense" } as unknown as QueueMessage], env, Date.now(), receiver(200).fetch);
     expect(odd.acked).toHaveLength(1);
     const broken = { ...env, DB: { prepare: () => { throw new Error("D1 down"); }, batch: () => Promise.reject(new Error("D1 down")) } } as unknown as Env;
-    const faulted = await runBatch([{ kind: "event", eventId: "evt_x" }], broken, Date.now(), receiver(200).fetch);
+    // An event id of shard 0 (`DB`, the broken one): an id naming no database of this deployment is not understood either.
+    const faulted = await runBatch([{ kind: "event", eventId: `evt_${newId()}` }], broken, Date.now(), receiver(200).fetch);
     expect(faulted.retried).toHaveLength(1);
   });
 });

@@ -5,7 +5,8 @@
  *
  * - `kgw_` — a distinctive prefix so secret scanners can find leaked keys;
  * - the key id (20 chars of lowercase Crockford base32: 10 of creation time, 10 random), so the
- *   verifier can address the key's authority without any lookup;
+ *   verifier can address the key's authority without any lookup; its first character names the D1
+ *   database its org lives in ({@link shardOf});
  * - `_` and 32 base62 characters of secret: 24 random (≈143 bits from `crypto.getRandomValues`), then
  *   an 8-character keyed tag (≈47.6 bits of HMAC-SHA-256 under the `KEY_TAG_SECRET` Worker secret,
  *   over everything before it), so a key this deployment did not mint is refused before any storage
@@ -21,7 +22,7 @@ import { requireSecret } from "./secrets";
 export const KEY_PREFIX = "kgw_";
 const ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lowercase
 const B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const ID_TIME_CHARS = 10; // 50 bits of milliseconds: good until the year 37655
+const ID_TIME_CHARS = 10; // 50 bits of milliseconds, the top 5 of which carry the shard (see newId)
 const ID_RANDOM_CHARS = 10; // 50 random bits: ids minted in the same millisecond do not collide
 const SECRET_CHARS = 32; // the random part and the tag
 const TAG_CHARS = 8; // 62^8 ≈ 2^47.6: the chance that a forged key passes the tag
@@ -48,17 +49,42 @@ function randomChars(alphabet: string, count: number): string {
 }
 
 /**
- * A new time-ordered id (20 chars), used for keys, orgs and apps alike.
- * @example newId() // "01jd8x6w2m9k3v7q4r5t"
+ * How many D1 databases ids can name: one character of the id. The id's first character is the top 5
+ * bits of its 50-bit millisecond time, which are zero until the year 3084: every id minted before
+ * shards existed starts with `0`, which names shard 0, the `DB` binding, where all of them live.
  */
-export function newId(now = Date.now()): string {
+export const MAX_SHARDS = ID_ALPHABET.length;
+/** Ids carry time in their last 9 time characters: 45 bits of milliseconds (until the year 3084). */
+const TIME_LIMIT_MS = 32 ** (ID_TIME_CHARS - 1);
+
+/**
+ * A new time-ordered id (20 chars), used for keys, orgs, apps, webhooks and events alike. Every id of
+ * an org's rows is minted with the org's shard (the D1 database it lives in, chosen when the org is
+ * created), so any of them tells where the org's rows are without a lookup. Ids of one shard (one
+ * database) keep their time order.
+ * @example newId() // "01jd8x6w2m9k3v7q4r5t" (shard 0)
+ * @example newId(Date.now(), shardOf(orgId)) // an id of the org's database
+ */
+export function newId(now = Date.now(), shard = 0): string {
+  if (!Number.isInteger(shard) || shard < 0 || shard >= MAX_SHARDS) throw new RangeError(`no shard ${shard}`);
   let time = "";
-  let t = now;
-  for (let i = 0; i < ID_TIME_CHARS; i++) {
+  let t = now % TIME_LIMIT_MS;
+  for (let i = 1; i < ID_TIME_CHARS; i++) {
     time = ID_ALPHABET[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  return time + randomChars(ID_ALPHABET, ID_RANDOM_CHARS);
+  return ID_ALPHABET[shard] + time + randomChars(ID_ALPHABET, ID_RANDOM_CHARS);
+}
+
+/**
+ * The shard (D1 database number) an id was minted for: its first character, after a type prefix
+ * such as `evt_` or `msg_` when it has one. -1 when that character is not of the id alphabet.
+ * @example shardOf("11jd8x6w2m9k3v7q4r5t") // 1
+ * @example shardOf("evt_01jd8x6w2m9k3v7q4r5t") // 0
+ */
+export function shardOf(id: string): number {
+  const first = id.charAt(id.lastIndexOf("_") + 1);
+  return first ? ID_ALPHABET.indexOf(first) : -1;
 }
 
 const CRC_TABLE = (() => {

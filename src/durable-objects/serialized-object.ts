@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { leaseMs } from "../domain/lease";
 import { ApiError, StorageUnavailableError, type ErrorCode } from "../errors";
-import { db } from "../storage/db";
+import { databaseFor } from "../storage/db";
 import { publishSoon } from "../storage/events";
 import { guardEnv, settledEnv } from "../storage/guarded-bindings";
 
@@ -84,15 +84,26 @@ export abstract class SerializedObject extends DurableObject<Env> {
     return this.bindings ?? SerializedObject.storage?.(this.env) ?? this.env;
   }
 
-  /** Reads: behind the storage seam, with its timeouts (an abandoned read changes nothing). */
-  protected get reads() {
-    return db(guardEnv(this.own).DB);
+  /**
+   * The name the object was addressed by (`idFromName`): a key's id or an org's id, whose first
+   * character names the D1 database the org lives in (src/storage/db.ts). The runtime gives it to the
+   * object itself (`ctx.id.name`, since March 2026), alarms included: no method needs to carry it.
+   */
+  protected get name(): string {
+    const name = this.ctx.id.name;
+    if (name === undefined) throw new Error("an authority is addressed by name (idFromName)");
+    return name;
   }
 
-  /** Writes: faults become `StorageUnavailableError`, but a slow write is waited for, never abandoned. */
+  /** Reads, from the org's database: behind the storage seam, with its timeouts (an abandoned read changes nothing). */
+  protected get reads() {
+    return databaseFor(guardEnv(this.own), this.name);
+  }
+
+  /** Writes, to the org's database: faults become `StorageUnavailableError`, but a slow write is waited for, never abandoned. */
   protected get writes() {
     const env = settledEnv(this.own);
-    return { database: db(env.DB), kv: env.KEYS_KV };
+    return { database: databaseFor(env, this.name), kv: env.KEYS_KV };
   }
 
   /** T, from the object's bindings behind the seam (a test may lengthen it to measure against a busy machine). */
@@ -203,7 +214,7 @@ export abstract class SerializedObject extends DurableObject<Env> {
       if (!(failure instanceof ForeignRefusal)) until = this.leasedUntil;
     });
     // The change's event is in the outbox (same batch): send it now, off the caller's path.
-    if (outcome.ok) publishSoon(this.own, (p) => this.ctx.waitUntil(p));
+    if (outcome.ok) publishSoon(this.own, this.name, (p) => this.ctx.waitUntil(p));
     const wait = until - Date.now();
     if (wait > 0) await sleep(wait);
     return outcome;

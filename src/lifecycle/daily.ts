@@ -1,7 +1,7 @@
 import { and, eq, gt, isNotNull, isNull, lte, sql } from "drizzle-orm";
 import { askAuthority, type Actor } from "../durable-objects/key-authority";
 import { auditEntry, iso } from "../storage/audit";
-import { db, type Db } from "../storage/db";
+import { everyDatabase, type Db } from "../storage/db";
 import { changeStatements } from "../storage/events";
 import { hasOtherAdminKey } from "../storage/key-record";
 import { pruneUsage } from "../storage/usage";
@@ -62,11 +62,19 @@ async function record(database: Db, keys: Due[], action: string, details: (k: Du
   return keys.length;
 }
 
-/** Runs the daily check as of `now`. */
+/**
+ * Runs the daily check as of `now`, in every database (an org and all its keys live in one), one after
+ * another; the report adds them up.
+ */
 export async function runDaily(env: Env, now: number): Promise<DailyReport> {
-  const database = db(env.DB);
-  const requestId = `cron_${new Date(now).toISOString()}`;
   const report: DailyReport = { expiring7: 0, expiring1: 0, expired: 0, unused: 0, expiredUnused: 0 };
+  for (const { database } of everyDatabase(env)) await runDailyIn(env, database, now, report);
+  return report;
+}
+
+/** The daily check of the orgs of one database, counted into `report`. */
+async function runDailyIn(env: Env, database: Db, now: number, report: DailyReport): Promise<void> {
+  const requestId = `cron_${new Date(now).toISOString()}`;
   const live = and(isNull(apiKeys.revokedAt), isNotNull(apiKeys.expiresAt));
 
   // Reminders: within the window, and none yet for this expiry (a reminder made before the window
@@ -141,5 +149,4 @@ export async function runDaily(env: Env, now: number): Promise<DailyReport> {
     report.expired += await record(database, expired, "key.expired", (k) => ({ expiresAt: iso(k.expiresAt) }), requestId, now);
     if (expired.length < PAGE) break;
   }
-  return report;
 }

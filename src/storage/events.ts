@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
-import { newId } from "../domain/key-format";
-import { db, type Db } from "./db";
+import { newId, shardOf } from "../domain/key-format";
+import { databaseFor, everyDatabase, type Db, type Shards } from "./db";
 import { auditLog, events } from "./schema";
 
 /**
@@ -58,7 +58,7 @@ export function eventOf(entry: AuditRow): typeof events.$inferInsert | null {
   if (!type) return null;
   const createdAt = entry.createdAt ?? Date.now();
   return {
-    id: `evt_${newId(createdAt)}`,
+    id: `evt_${newId(createdAt, shardOf(entry.orgId))}`,
     orgId: entry.orgId,
     type,
     subjectType: entry.targetType,
@@ -78,12 +78,13 @@ export function changeStatements(database: Db, entry: AuditRow) {
 }
 
 /**
- * Publishes the outbox off the response path, after a change committed. Never fails the change: what
- * it cannot send now, the minute's cron sends.
- * @example publishSoon(c.env, (p) => c.executionCtx.waitUntil(p))
+ * Publishes the outbox of the database of `orgId` (every database when null) off the response path,
+ * after a change committed. Never fails the change: what it cannot send now, the minute's cron sends.
+ * @example publishSoon(c.env, orgId, (p) => c.executionCtx.waitUntil(p))
  */
-export function publishSoon(env: Pick<Env, "DB" | "EVENTS">, waitUntil: (promise: Promise<unknown>) => void): void {
-  waitUntil(publishPending(db(env.DB), env.EVENTS).catch(() => undefined));
+export function publishSoon(env: Shards & Pick<Env, "EVENTS">, orgId: string | null, waitUntil: (promise: Promise<unknown>) => void): void {
+  const databases = orgId === null ? everyDatabase(env).map((d) => d.database) : [databaseFor(env, orgId)];
+  for (const database of databases) waitUntil(publishPending(database, env.EVENTS).catch(() => undefined));
 }
 
 /** A claim older than this is taken again: its publisher is presumed dead. */

@@ -1,4 +1,5 @@
 import { StorageUnavailableError } from "../errors";
+import { mapDatabases } from "./db";
 
 /**
  * The storage seam: every D1 and KV call the worker and the key authority make goes through these
@@ -110,13 +111,13 @@ export function guardKV(kv: KVNamespace, timeoutMs = KV_TIMEOUT_MS): KVNamespace
 const guardedEnvs = new WeakMap<Env, Env>();
 
 /**
- * The worker's bindings with D1 and KV behind the storage seam. The entry point and the key
+ * The worker's bindings with D1 (every database: `DB`, `DB_1`, …) and KV behind the storage seam. The entry point and the key
  * authority call this once; everything below them sees only guarded storage.
  */
 export function guardEnv(env: Env): Env {
   let guarded = guardedEnvs.get(env);
   if (!guarded) {
-    guarded = { ...env, DB: guardD1(env.DB), KEYS_KV: guardKV(env.KEYS_KV) };
+    guarded = { ...mapDatabases(env, (d1) => guardD1(d1)), KEYS_KV: guardKV(env.KEYS_KV) };
     guardedEnvs.set(env, guarded);
   }
   return guarded;
@@ -133,7 +134,7 @@ const settledEnvs = new WeakMap<Env, Env>();
 export function settledEnv(env: Env): Env {
   let settled = settledEnvs.get(env);
   if (!settled) {
-    settled = { ...env, DB: guardD1(env.DB, NO_TIMEOUT), KEYS_KV: guardKV(env.KEYS_KV, NO_TIMEOUT) };
+    settled = { ...mapDatabases(env, (d1) => guardD1(d1, NO_TIMEOUT)), KEYS_KV: guardKV(env.KEYS_KV, NO_TIMEOUT) };
     settledEnvs.set(env, settled);
   }
   return settled;

@@ -1,12 +1,12 @@
 import type { Scope } from "../domain/catalog";
 import { encryptSecret, hashKey } from "../domain/crypto";
-import { displayPrefix, mintKey, newId } from "../domain/key-format";
+import { displayPrefix, mintKey, newId, shardOf } from "../domain/key-format";
 import type { Metadata } from "../domain/metadata";
 import { nextRefill, type CreditRefill } from "../domain/credits";
 import type { RateLimit } from "../domain/rate-limit";
 import type { KeyAccess } from "../domain/permissions";
 import { accessDetails, auditEntry, iso, type AuditContext } from "./audit";
-import type { Db } from "./db";
+import { databaseFor, type Db, type Shards } from "./db";
 import { changeStatements } from "./events";
 import type { KeyRow } from "./key-record";
 import { apiKeys, auditLog, keyAppRoles, orgs, orgPolicies } from "./schema";
@@ -35,7 +35,8 @@ export type KeySecrets = Pick<Env, "KEY_TAG_SECRET" | "KEY_ENCRYPTION_SECRET">;
  * `KEY_TAG_SECRET` (or, for a non-secure key, `KEY_ENCRYPTION_SECRET`) is missing or short.
  */
 export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.now()) {
-  const id = newId(now);
+  // In the org's database, and its id says so: the key's authority and verification find it from the id.
+  const id = newId(now, shardOf(input.orgId));
   const key = await mintKey(id, secrets.KEY_TAG_SECRET);
   const { access } = input;
   const row: KeyRow = {
@@ -96,12 +97,15 @@ export async function createKey(database: Db, secrets: KeySecrets, input: NewKey
 }
 
 /**
- * Creates an organization with its first admin key, in one batch.
+ * Creates an organization with its first admin key, in one batch, in the database of `shard`: the
+ * org's id (and so every id minted for it) starts with the shard's character, and the org stays there.
+ * @example await createOrgWithAdminKey(c.env, chooseShard(c.env), "Acme", requestId)
  */
-export async function createOrgWithAdminKey(database: Db, secrets: KeySecrets, name: string, requestId: string) {
+export async function createOrgWithAdminKey(env: Shards & KeySecrets, shard: number, name: string, requestId: string) {
   const now = Date.now();
-  const org = { id: newId(now), name, createdAt: now };
-  const prepared = await prepareKey(secrets, {
+  const org = { id: newId(now, shard), name, createdAt: now };
+  const database = databaseFor(env, org.id);
+  const prepared = await prepareKey(env, {
     orgId: org.id,
     name: "Admin key",
     secure: true,

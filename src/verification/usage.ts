@@ -1,4 +1,5 @@
-import { db } from "../storage/db";
+import { shardOf } from "../domain/key-format";
+import { databaseFor } from "../storage/db";
 import { addUsage, HOUR_MS, type UsageCount } from "../storage/usage";
 import { Edge } from "./edge";
 
@@ -43,14 +44,20 @@ export async function flushUsage(env: Pick<Env, "DB">, edge: Edge): Promise<void
     counts.push({ keyId: keyId!, orgId: orgId!, hour: Number(hour), outcome: outcome!, count });
   }
   edge.usage.clear();
-  try {
-    await addUsage(db(env.DB), counts);
-  } catch {
-    for (const c of counts) {
-      const name = `${c.keyId} ${c.orgId} ${c.hour} ${c.outcome}`;
-      Edge.remember(edge.usage, name, (edge.usage.get(name) ?? 0) + c.count);
-    }
-  } finally {
-    edge.usageFlush = null;
-  }
+  // One statement per database: each count goes to its org's (the org id names it).
+  const byDatabase = new Map<number, UsageCount[]>();
+  for (const c of counts) byDatabase.set(shardOf(c.orgId), [...(byDatabase.get(shardOf(c.orgId)) ?? []), c]);
+  await Promise.all(
+    [...byDatabase.values()].map(async (group) => {
+      try {
+        await addUsage(databaseFor(env, group[0]!.orgId), group);
+      } catch {
+        for (const c of group) {
+          const name = `${c.keyId} ${c.orgId} ${c.hour} ${c.outcome}`;
+          Edge.remember(edge.usage, name, (edge.usage.get(name) ?? 0) + c.count);
+        }
+      }
+    }),
+  );
+  edge.usageFlush = null;
 }

@@ -9,7 +9,7 @@ import { policyViolation, type OrgPolicy } from "../domain/policy";
 import { askAuthority, authorityFor, type KeyAuthority } from "../durable-objects/key-authority";
 import { askOrgAuthority } from "../durable-objects/org-authority";
 import { StorageUnavailableError } from "../errors";
-import { db } from "../storage/db";
+import { databaseFor, hasDatabaseFor } from "../storage/db";
 import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName, type AppRecord, type KeyRecord } from "../storage/key-record";
 import { Edge, isolateEdge } from "./edge";
 import { spend } from "./credits";
@@ -122,7 +122,7 @@ export const KV_CACHE_TTL_SECONDS = 60;
 
 async function readPolicy(env: Env, orgId: string): Promise<OrgPolicy> {
   const cached = await env.KEYS_KV.get<OrgPolicy>(policyRecordName(orgId), { type: "json", cacheTtl: KV_CACHE_TTL_SECONDS });
-  return cached ?? (await loadPolicy(db(env.DB), orgId));
+  return cached ?? (await loadPolicy(databaseFor(env, orgId), orgId));
 }
 
 // appId → orgId never changes while the app exists. Kept briefly in the isolate (an app's deletion
@@ -142,7 +142,8 @@ async function orgOfApp(env: Env, edge: Edge, appId: string, prefetched: AppReco
   // An `app:` record is KV's copy, already up to cacheTtl old: remembering it as well would add this
   // TTL to KV's and break the cached mode's bound after an app's deletion. Only D1's answers are kept.
   if (prefetched) return prefetched.orgId;
-  const orgId = await loadAppOrg(db(env.DB), appId);
+  // The app's id names its org's database; an id of no database here is no app.
+  const orgId = hasDatabaseFor(env, appId) ? await loadAppOrg(databaseFor(env, appId), appId) : null;
   Edge.remember(edge.appOrgs, appId, { orgId, until: now + APP_ORG_TTL_MS });
   return orgId;
 }
@@ -285,7 +286,8 @@ export async function verifyKey(env: Env, presented: string, options: VerifyOpti
   // The keyed tag: a key this deployment never minted (a forgery with a correct public checksum) is
   // refused here, before any storage access, and answered like an unknown key, so the answer is no
   // oracle for the tag. A missing or short KEY_TAG_SECRET throws MISCONFIGURED.
-  if (!(await hasValidTag(presented, env.KEY_TAG_SECRET))) {
+  // A key minted here for a database this deployment no longer has names nothing it holds.
+  if (!(await hasValidTag(presented, env.KEY_TAG_SECRET)) || !hasDatabaseFor(env, parsed.keyId)) {
     return { valid: false, code: "NOT_FOUND", message: "The key does not exist.", beforeStorage: true };
   }
   return verifyHash(env, parsed.keyId, hash ?? (await hashKey(presented)), options);

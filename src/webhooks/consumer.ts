@@ -1,8 +1,8 @@
 import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import { decryptSecret } from "../domain/crypto";
-import { newId } from "../domain/key-format";
+import { newId, shardOf } from "../domain/key-format";
 import type { QueueMessage } from "../storage/events";
-import { db, type Db } from "../storage/db";
+import { databaseFor, hasDatabaseFor, type Db } from "../storage/db";
 import { guardEnv } from "../storage/guarded-bindings";
 import { events, webhookDeliveries, webhookEndpoints } from "../storage/schema";
 import { webhookHeaders } from "./signing";
@@ -63,20 +63,20 @@ export const queueHandler = (batch: MessageBatch, env: Env, ctx: ExecutionContex
  * @example export default { queue: (batch, env, ctx) => handleQueue(batch, env, ctx) }
  */
 export async function handleQueue(batch: MessageBatch<QueueMessage>, env: Env, _ctx: ExecutionContext, options: ConsumerOptions = {}): Promise<void> {
-  const database = db(env.DB);
   const now = options.now ?? Date.now;
   const send = options.fetch ?? ((request: Request) => fetch(request));
   await Promise.all(
     batch.messages.map(async (message) => {
       const body = message.body as Partial<Record<string, unknown>> | null;
+      // An event's or delivery's id names its org's database (src/storage/db.ts).
+      const id = body?.kind === "event" ? body.eventId : body?.kind === "delivery" ? body.deliveryId : undefined;
       try {
-        if (body?.kind === "event" && typeof body.eventId === "string") await fanOut(message, database, env, body.eventId, now);
-        else if (body?.kind === "delivery" && typeof body.deliveryId === "string") await deliver(message, database, env, body.deliveryId, now, send);
-        else {
+        if (typeof id !== "string" || !hasDatabaseFor(env, id)) {
           // Retrying what no version of this consumer understands would only fill the dead-letter queue.
           console.error(JSON.stringify({ level: "error", queue: batch.queue, error: "unknown_message", messageId: message.id }));
           message.ack();
-        }
+        } else if (body?.kind === "event") await fanOut(message, databaseFor(env, id), env, id, now);
+        else await deliver(message, databaseFor(env, id), env, id, now, send);
       } catch (err) {
         console.error(JSON.stringify({ level: "error", queue: batch.queue, error: err instanceof Error ? err.name : "unknown", kind: body?.kind, messageId: message.id }));
         message.retry({ delaySeconds: FAULT_RETRY_SECONDS });
@@ -109,7 +109,7 @@ async function fanOut(message: Message<QueueMessage>, database: Db, env: Env, ev
     const inserts = endpoints.map((e) =>
       database
         .insert(webhookDeliveries)
-        .values({ id: `msg_${newId(t)}`, orgId: event.orgId, endpointId: e.id, eventId, status: "pending", attempts: 0, createdAt: t, updatedAt: t })
+        .values({ id: `msg_${newId(t, shardOf(event.orgId))}`, orgId: event.orgId, endpointId: e.id, eventId, status: "pending", attempts: 0, createdAt: t, updatedAt: t })
         .onConflictDoNothing(),
     );
     await database.batch(inserts as [(typeof inserts)[number], ...typeof inserts]);
@@ -260,7 +260,7 @@ const RESUME_BATCH = 100;
  * {@link STALL_MS} ago and was not: nothing waits forever on a message Queues gave up on. Meant for the
  * minute's cron. A delivery whose message is merely late gets two, and the claim makes that one attempt.
  * Returns how many were resumed.
- * @example await resumeStalledDeliveries(db(env.DB), env.EVENTS)
+ * @example for (const { database } of everyDatabase(env)) await resumeStalledDeliveries(database, env.EVENTS)
  */
 export async function resumeStalledDeliveries(database: Db, queue: Queue, now = Date.now()): Promise<number> {
   const d = webhookDeliveries;

@@ -1,12 +1,12 @@
 import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
-import { newId } from "../../domain/key-format";
+import { newId, shardOf } from "../../domain/key-format";
 import { auditEntry } from "../../storage/audit";
 import { changeStatements, publishSoon } from "../../storage/events";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { appRecordName, type AppRecord } from "../../storage/key-record";
 import { apps, auditLog } from "../../storage/schema";
 import { ErrorSchema, errorResponses, json, Name, OrgIdParam } from "../schemas";
@@ -35,9 +35,9 @@ const route = createRoute({
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
   const { name } = c.req.valid("json");
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const now = Date.now();
-  const row = { id: newId(now), orgId, name, createdAt: now };
+  const row = { id: newId(now, shardOf(orgId)), orgId, name, createdAt: now };
   try {
     await database.batch([
       database.insert(apps).values(row),
@@ -54,7 +54,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // Lets the verifier tell this org's apps from others' in the same KV read as the key. Best effort:
   // without it the verifier reads the app's org from D1.
   await c.env.KEYS_KV.put(appRecordName(row.id), JSON.stringify({ orgId } satisfies AppRecord)).catch(() => undefined);
-  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
+  publishSoon(c.env, orgId, (p) => c.executionCtx.waitUntil(p));
   return c.json(toAppObject(row), 201);
 };
 

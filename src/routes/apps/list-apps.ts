@@ -3,7 +3,7 @@ import { and, desc, eq, lt } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { apps } from "../../storage/schema";
 import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, json, OrgIdParam } from "../schemas";
@@ -39,7 +39,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { limit, cursor } = c.req.valid("query");
   const beforeId = cursor === undefined ? undefined : decodeCursor(cursor);
   // Ordered by id within the org: the `apps_org_name` index does not cover it, but an org's apps are few.
-  const rows = await db(c.env.DB)
+  const rows = await databaseFor(c.env, orgId)
     .select()
     .from(apps)
     .where(and(eq(apps.orgId, orgId), beforeId ? lt(apps.id, beforeId) : undefined))

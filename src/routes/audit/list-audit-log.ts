@@ -3,7 +3,7 @@ import { and, desc, eq, lt, or } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { auditLog } from "../../storage/schema";
 import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, Id, json, OrgIdParam, Timestamp } from "../schemas";
@@ -102,7 +102,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const before = cursor === undefined ? undefined : Number(decodeCursor(cursor, /^\d{1,15}$/));
   // Walks the `audit_log_org_id` index from the cursor: a deep page costs what the first one does. A filter
   // is checked on the rows that walk reads, so a rare one reads further; an org's log is the bound.
-  const rows = await db(c.env.DB)
+  const rows = await databaseFor(c.env, orgId)
     .select()
     .from(auditLog)
     .where(

@@ -4,7 +4,7 @@ import type { AppEnv } from "../../context";
 import { requireSecret } from "../../domain/crypto";
 import { grantsOf, type KeyAccess } from "../../domain/permissions";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
 import { publishSoon } from "../../storage/events";
 import { createKey, toKeyObject } from "../../storage/keys";
@@ -150,7 +150,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   if (!body.secure) requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET);
   const access = accessOfBody(body);
   const expiresAt = expiryFromInput(body, now) ?? null;
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const appRoles = body.kind === "rbac" ? body.appRoles : undefined;
   const notBefore = notBeforeFromInput(body.notBefore, expiresAt, now) ?? null;
   assertCreditsInput(body.credits, body.creditsRefill);
@@ -189,7 +189,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     throw err;
   }
   c.header("Cache-Control", "no-store");
-  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
+  publishSoon(c.env, orgId, (p) => c.executionCtx.waitUntil(p));
   return c.json({ ...toKeyObject(created.row), key: created.key }, 201);
 };
 

@@ -3,7 +3,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { loadKeyRow } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponses, json, KeyIdParams, KeyObject } from "../schemas";
@@ -29,7 +29,7 @@ const route = createRoute({
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
   // The org is part of the lookup, so another org's key is exactly as absent as a key that never existed.
-  const row = await loadKeyRow(db(c.env.DB), keyId, orgId);
+  const row = await loadKeyRow(databaseFor(c.env, orgId), keyId, orgId);
   if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
   return c.json(toKeyObject(row), 200);
 };

@@ -1,6 +1,6 @@
 import { askAuthority, type KeyAuthority, type Outcome } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { keyInDirectory } from "../../storage/key-record";
 
 /**
@@ -16,7 +16,7 @@ export async function askKeyOfOrg<T>(
   keyId: string,
   call: (authority: DurableObjectStub<KeyAuthority>) => Promise<Outcome<T>>,
 ): Promise<T> {
-  if (!(await keyInDirectory(db(env.DB), keyId, orgId))) throw new ApiError("NOT_FOUND", "No such key.");
+  if (!(await keyInDirectory(databaseFor(env, orgId), keyId, orgId))) throw new ApiError("NOT_FOUND", "No such key.");
   return askAuthority(env, keyId, call);
 }
 

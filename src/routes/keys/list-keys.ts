@@ -4,7 +4,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import type { AppRole } from "../../domain/catalog";
 import { authenticate } from "../../middleware/authenticate";
-import { db, type Db } from "../../storage/db";
+import { databaseFor, type Db } from "../../storage/db";
 import { toKeyObject } from "../../storage/keys";
 import { apiKeys, keyAppRoles } from "../../storage/schema";
 import { errorResponses, json, KEY_EXAMPLE, KeyObject, OrgIdParam } from "../schemas";
@@ -116,7 +116,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const query = c.req.valid("query");
   const beforeId = query.cursor === undefined ? null : decodeCursor(query.cursor);
   const kinds = query.kind ? [...new Set(query.kind.split(",") as Kind[])] : [...KINDS];
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
 
   // One more row than the page tells whether another page follows. Several kinds (but not all) are
   // one indexed query each, merged here: `kind IN (…)` would make SQLite sort the whole org.

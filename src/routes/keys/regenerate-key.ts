@@ -4,7 +4,7 @@ import type { AppEnv } from "../../context";
 import { MAX_OVERLAP_MS } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponse, errorResponses, EXPIRATION_EXCLUSIVE, ExpirationFields, json, KeyIdParams, KeyWithSecret } from "../schemas";
@@ -67,7 +67,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const body = c.req.valid("json");
   const caller = c.var.caller;
   const expiresAt = expiryFromInput(body, Date.now());
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   if (expiresAt !== undefined) {
     // The policy counts a key's lifetime from its creation, which never changes.
     const [row, policy] = await Promise.all([loadKeyRow(database, keyId, orgId), loadPolicy(database, orgId)]);

@@ -4,7 +4,7 @@ import type { AppEnv } from "../../context";
 import { requireSecret } from "../../domain/crypto";
 import { authenticate } from "../../middleware/authenticate";
 import { ErrorSchema, errorResponses, json, KeyIdParams } from "../schemas";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { actorOf, meteringBoundOf } from "./access-input";
 import { askKeyOfOrg } from "./key-directory";
 
@@ -44,7 +44,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   requireSecret("KEY_ENCRYPTION_SECRET", c.env.KEY_ENCRYPTION_SECRET);
   // Rights, decryption (never under a missing or short KEY_ENCRYPTION_SECRET: 500 MISCONFIGURED) and
   // the audit entry happen in the key's serialized operation, on the key as it is (KeyAuthority.reveal).
-  const actor = actorOf(c.var.caller, c.var.requestId, await meteringBoundOf(db(c.env.DB), c.var.caller));
+  const actor = actorOf(c.var.caller, c.var.requestId, await meteringBoundOf(databaseFor(c.env, orgId), c.var.caller));
   const { key } = await askKeyOfOrg(c.env, orgId, keyId, (a) => a.reveal(keyId, orgId, actor));
   return c.json({ id: keyId, key }, 200);
 };

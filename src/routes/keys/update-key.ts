@@ -4,7 +4,7 @@ import type { AppEnv } from "../../context";
 import { askAuthority, type KeyChange } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { accessOf, loadKeyRow, loadPolicy } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { noSuchKey } from "./key-directory";
@@ -98,7 +98,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
   const body = c.req.valid("json");
   const caller = c.get("caller");
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
 
   const row = await loadKeyRow(database, keyId, orgId);
   if (!row || row.revokedAt !== null) throw await noSuchKey(c.env, keyId, row);

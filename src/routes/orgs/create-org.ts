@@ -5,7 +5,7 @@ import { timingSafeEqual } from "../../domain/crypto";
 import { requireBootstrapSecret } from "../../domain/secrets";
 import { NO_POLICY } from "../../domain/policy";
 import { unauthorized } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { chooseShard } from "../../storage/db";
 import { policyRecordName } from "../../storage/key-record";
 import { createOrgWithAdminKey, toKeyObject } from "../../storage/keys";
 import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
@@ -51,8 +51,9 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     throw unauthorized("The bootstrap secret is wrong.", "NOT_FOUND");
   }
   const { name } = c.req.valid("json");
-  // One D1 batch: the org, its policy row, its admin key and the audit entries, or nothing.
-  const { org, row, key } = await createOrgWithAdminKey(db(c.env.DB), c.env, name, c.get("requestId"));
+  // One D1 batch, in the database the org will live in (one of those open to new orgs, at random;
+  // src/storage/db.ts): the org, its policy row, its admin key and the audit entries, or nothing.
+  const { org, row, key } = await createOrgWithAdminKey(c.env, chooseShard(c.env), name, c.get("requestId"));
   // After the commit nothing may fail the call, or the admin key would exist and never be shown.
   // The policy record only saves the verifier a D1 read (a missing record falls back to D1), so
   // seeding it is best-effort.

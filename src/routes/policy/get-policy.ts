@@ -3,7 +3,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { NO_POLICY } from "../../domain/policy";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
 import { errorResponses, json, OrgIdParam } from "../schemas";
 import { PolicyObject } from "./policy-object";
@@ -23,7 +23,7 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
-  const policy = await loadPolicy(db(c.env.DB), orgId);
+  const policy = await loadPolicy(databaseFor(c.env, orgId), orgId);
   return c.json({ ...NO_POLICY, ...policy }, 200);
 };
 

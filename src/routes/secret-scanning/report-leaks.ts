@@ -10,7 +10,7 @@ import { askAuthority, type Actor } from "../../durable-objects/key-authority";
 import { ApiError } from "../../errors";
 import { auditEntry } from "../../storage/audit";
 import { changeStatements, publishSoon } from "../../storage/events";
-import { db } from "../../storage/db";
+import { databaseFor, hasDatabaseFor, HOME_SHARD_ID } from "../../storage/db";
 import { loadPolicy } from "../../storage/key-record";
 import { auditLog, secretScanReports } from "../../storage/schema";
 import { assertNotBlocked, clientIp, recordFailure } from "../../verification/abuse-limit";
@@ -119,12 +119,15 @@ async function actOn(env: Env, report: Reported, requestId: string): Promise<boo
   const parsed = parseKey(report.token);
   if (!parsed || !(await hasValidTag(report.token, env.KEY_TAG_SECRET))) return false;
   const { keyId } = parsed;
+  // A key of a database this deployment no longer has (a tag of ours, an id of no shard here) is not one it holds.
+  if (!hasDatabaseFor(env, keyId)) return false;
   const hash = await hashKey(report.token);
   const record = await askAuthority(env, keyId, (a) => a.check(keyId, hash));
   if (record.status === "unknown") return false;
   const actor: Actor = { actorKeyId: null, requestId, grants: null, expiresAt: null };
   const found = { url: report.url, source: report.source, type: report.type, ...(record.status === "active" && record.rotatingUntil !== undefined ? { previousSecret: true } : {}) };
-  const database = db(env.DB);
+  // The key's org's database: a report names keys of many orgs, each in its own.
+  const database = databaseFor(env, record.orgId);
   const note = (outcome: string) => database.batch(changeStatements(database, auditEntry(record.orgId, actor, "key.leaked", keyId, { ...found, outcome })));
   // "Already revoked" (or disabled) is true everywhere only once the leases on the state before it have
   // ended: a revoke may still be waiting them out.
@@ -134,7 +137,7 @@ async function actOn(env: Env, report: Reported, requestId: string): Promise<boo
     await note("already revoked");
     return true;
   }
-  const { leakedKeyAction } = await loadPolicy(db(env.DB), record.orgId);
+  const { leakedKeyAction } = await loadPolicy(database, record.orgId);
   if (leakedKeyAction === "disable") {
     if (record.disabled) await settled().then(() => note("already disabled"));
     else await askAuthority(env, keyId, (a) => a.setDisabled(keyId, record.orgId, actor, true, { force: true, audit: { action: "key.leaked", details: { ...found, outcome: "disabled" } } }));
@@ -149,7 +152,8 @@ const hex = (bytes: ArrayBuffer) => [...new Uint8Array(bytes)].map((b) => b.toSt
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const reports = c.req.valid("json");
   const bodyHash = hex(await crypto.subtle.digest("SHA-256", await c.req.arrayBuffer()));
-  const database = db(c.env.DB);
+  // Reports are the deployment's, not an org's: they are remembered in shard 0's database.
+  const database = databaseFor(c.env, HOME_SHARD_ID);
   const seen = await database.select({ at: secretScanReports.receivedAt }).from(secretScanReports).where(eq(secretScanReports.bodyHash, bodyHash)).get();
   if (seen) throw new ApiError("CONFLICT", "This report was already received and acted on.", { reason: "REPLAYED" });
 
@@ -165,7 +169,8 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
     .insert(secretScanReports)
     .values({ bodyHash, keyIdentifier: c.req.header(KEY_ID_HEADER) ?? "", tokens: reports.length, receivedAt: Date.now() })
     .onConflictDoNothing();
-  publishSoon(c.env, (p) => c.executionCtx.waitUntil(p));
+  // Every database: the leaked keys' events wait in the outboxes of their orgs' databases.
+  publishSoon(c.env, null, (p) => c.executionCtx.waitUntil(p));
   c.set("outcome", `${labels.filter(Boolean).length} of ${reports.length} ours`);
   return c.json(
     await Promise.all(

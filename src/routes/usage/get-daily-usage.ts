@@ -2,7 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { DAY_MS, USAGE_RETENTION_DAYS, dailyTotals } from "../../storage/usage";
 import { errorResponses, Id, iso, json, OrgIdParam, Timestamp } from "../schemas";
 
@@ -83,7 +83,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { keyIds, days } = c.req.valid("query");
   const to = (Math.floor(Date.now() / DAY_MS) + 1) * DAY_MS;
   const from = to - days * DAY_MS;
-  const rows = await dailyTotals(db(c.env.DB), orgId, keyIds, from, to);
+  const rows = await dailyTotals(databaseFor(c.env, orgId), orgId, keyIds, from, to);
   const series = new Map<string, { total: number; refused: number }[]>();
   for (const r of rows) {
     const totals = series.get(r.keyId) ?? Array.from({ length: days }, () => ({ total: 0, refused: 0 }));

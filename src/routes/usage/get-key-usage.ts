@@ -3,7 +3,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { loadKeyRow } from "../../storage/key-record";
 import { usageSeries } from "../../storage/usage";
 import { VERIFY_CODES } from "../../verification/verify-key";
@@ -70,7 +70,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, keyId } = c.req.valid("param");
   const query = c.req.valid("query");
   const { from, to, size } = rangeOf(query, query.granularity);
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const row = await loadKeyRow(database, keyId, orgId);
   if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
   const rows = await usageSeries(database, keyId, from, to, size);

@@ -2,7 +2,7 @@ import { createRoute, z, type RouteHandler } from "@hono/zod-openapi";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { topKeys } from "../../storage/usage";
 import { errorResponses, iso, json, OrgIdParam, Timestamp } from "../schemas";
 import { rangeOf, RangeQuery } from "./usage-range";
@@ -68,7 +68,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId } = c.req.valid("param");
   const query = c.req.valid("query");
   const { from, to } = rangeOf(query, "day");
-  const rows = await topKeys(db(c.env.DB), orgId, from, to, query.by, query.limit);
+  const rows = await topKeys(databaseFor(c.env, orgId), orgId, from, to, query.by, query.limit);
   return c.json(
     {
       from: iso(from)!,

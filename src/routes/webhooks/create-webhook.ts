@@ -3,11 +3,11 @@ import { count, eq } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { encryptSecret } from "../../domain/crypto";
-import { newId } from "../../domain/key-format";
+import { newId, shardOf } from "../../domain/key-format";
 import { ApiError, invalidFields } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { auditEntry } from "../../storage/audit";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { changeStatements } from "../../storage/events";
 import { webhookEndpoints } from "../../storage/schema";
 import { allowsInsecureUrls, endpointUrlIssue, WEBHOOK_URL_MAX_LENGTH } from "../../webhooks/endpoint-url";
@@ -78,13 +78,13 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { url, eventTypes, description } = c.req.valid("json");
   const issue = endpointUrlIssue(url, allowsInsecureUrls(c.env));
   if (issue) throw invalidFields([{ field: "url", ...issue }]);
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const existing = await database.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.orgId, orgId)).get();
   if ((existing?.n ?? 0) >= MAX_WEBHOOKS_PER_ORG) {
     throw new ApiError("CONFLICT", `An organization has at most ${MAX_WEBHOOKS_PER_ORG} webhook endpoints: delete one first.`);
   }
   const now = Date.now();
-  const id = newId(now);
+  const id = newId(now, shardOf(orgId));
   const secret = newSigningSecret();
   const row = {
     id,

@@ -5,7 +5,7 @@ import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { auditEntry } from "../../storage/audit";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { changeStatements } from "../../storage/events";
 import { webhookDeliveries, webhookEndpoints } from "../../storage/schema";
 import { errorResponses, noContent } from "../schemas";
@@ -31,7 +31,7 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, webhookId } = c.req.valid("param");
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const mine = and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.orgId, orgId));
   const row = await database.select().from(webhookEndpoints).where(mine).get();
   if (!row) throw new ApiError("NOT_FOUND", "No such webhook endpoint.");

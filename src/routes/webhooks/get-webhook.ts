@@ -4,7 +4,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { webhookEndpoints } from "../../storage/schema";
 import { errorResponses, json } from "../schemas";
 import { toWebhookObject, WebhookIdParams, WebhookObject } from "./webhook-object";
@@ -27,7 +27,7 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, webhookId } = c.req.valid("param");
-  const row = await db(c.env.DB)
+  const row = await databaseFor(c.env, orgId)
     .select()
     .from(webhookEndpoints)
     .where(and(eq(webhookEndpoints.id, webhookId), eq(webhookEndpoints.orgId, orgId)))

@@ -4,7 +4,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { events, webhookDeliveries, webhookEndpoints } from "../../storage/schema";
 import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, json } from "../schemas";
@@ -40,7 +40,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, webhookId } = c.req.valid("param");
   const { limit, cursor } = c.req.valid("query");
   const beforeId = cursor === undefined ? undefined : decodeCursor(cursor, DELIVERY_ID_PATTERN);
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const endpoint = await database
     .select({ id: webhookEndpoints.id })
     .from(webhookEndpoints)

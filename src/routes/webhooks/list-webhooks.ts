@@ -3,7 +3,7 @@ import { and, desc, eq, lt } from "drizzle-orm";
 import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import { webhookEndpoints } from "../../storage/schema";
 import { decodeCursor, pageOf, PageQuery } from "../pagination";
 import { errorResponses, json, OrgIdParam } from "../schemas";
@@ -52,7 +52,7 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { limit, cursor } = c.req.valid("query");
   const beforeId = cursor === undefined ? undefined : decodeCursor(cursor);
   // Walks the `webhook_endpoints_org` index (org, id).
-  const rows = await db(c.env.DB)
+  const rows = await databaseFor(c.env, orgId)
     .select()
     .from(webhookEndpoints)
     .where(and(eq(webhookEndpoints.orgId, orgId), beforeId ? lt(webhookEndpoints.id, beforeId) : undefined))

@@ -4,7 +4,7 @@ import type { App } from "../../app";
 import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
-import { db } from "../../storage/db";
+import { databaseFor } from "../../storage/db";
 import type { QueueMessage } from "../../storage/events";
 import { events, webhookDeliveries } from "../../storage/schema";
 import { errorResponses, json } from "../schemas";
@@ -32,7 +32,7 @@ const route = createRoute({
 
 const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   const { orgId, webhookId, deliveryId } = c.req.valid("param");
-  const database = db(c.env.DB);
+  const database = databaseFor(c.env, orgId);
   const now = Date.now();
   const d = webhookDeliveries;
   const row = await database
