@@ -8,6 +8,7 @@ interface __BaseEnv_Env {
 	LEASE_MS: "2000";
 	AUTH_FAILURE_LIMIT: "30";
 	USAGE_FLUSH_MS: "10000";
+	USAGE_ROLLUP_MS: "3600000";
 	SECRET_SCANNING_KEYS_URL: "https://api.github.com/meta/public_keys/secret_scanning";
 	BOOTSTRAP_SECRET: string;
 	KEY_ENCRYPTION_SECRET: string;
@@ -30,7 +31,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "LEASE_MS" | "AUTH_FAILURE_LIMIT" | "USAGE_FLUSH_MS" | "SECRET_SCANNING_KEYS_URL" | "BOOTSTRAP_SECRET" | "KEY_ENCRYPTION_SECRET" | "KEY_TAG_SECRET" | "SECRET_SCANNING_PUBLIC_KEYS" | "WEBHOOKS_ALLOW_INSECURE_URLS">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "LEASE_MS" | "AUTH_FAILURE_LIMIT" | "USAGE_FLUSH_MS" | "USAGE_ROLLUP_MS" | "SECRET_SCANNING_KEYS_URL" | "BOOTSTRAP_SECRET" | "KEY_ENCRYPTION_SECRET" | "KEY_TAG_SECRET" | "SECRET_SCANNING_PUBLIC_KEYS" | "WEBHOOKS_ALLOW_INSECURE_URLS">> {}
 }
 declare module "*.txt" {
 	const value: string;

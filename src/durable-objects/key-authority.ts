@@ -28,6 +28,8 @@ import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
 import { ask, AUTHORITY_TIMEOUT_MS, ForeignRefusal, SerializedObject, type Outcome } from "./serialized-object";
 import { CreditLedger, type Balance } from "./key-metering";
+import { UsageLedger, usageRollupMs, type UsageReport } from "./key-usage";
+import { putDailyUsage } from "../storage/usage";
 
 export { type Outcome };
 
@@ -148,6 +150,11 @@ export class KeyAuthority extends SerializedObject {
   private get ledger(): CreditLedger {
     return (this.credits ??= new CreditLedger(this.ctx.storage));
   }
+  /** The key's usage counts per hour, in the object's own storage; D1 gets daily roll-ups. */
+  private counts: UsageLedger | undefined;
+  private get usage(): UsageLedger {
+    return (this.counts ??= new UsageLedger(this.ctx.storage));
+  }
   /** Slice ids are unique to this instance and count up: stored slices of earlier instances never collide. */
   private readonly sliceEpoch = crypto.randomUUID().slice(0, 8);
   private sliceCount = 0;
@@ -161,6 +168,7 @@ export class KeyAuthority extends SerializedObject {
     this.row = undefined;
     this.policy = undefined;
     this.credits?.forget();
+    this.counts?.forget();
   }
 
   private async load(keyId: string, orgId?: string): Promise<KeyRow | null> {
@@ -307,10 +315,64 @@ export class KeyAuthority extends SerializedObject {
    * the balance (at most once a minute, {@link takeCredits}). Set again for whatever is not due yet.
    */
   override async alarm(): Promise<void> {
-    await this.flushLastUsed();
-    const flushed = await this.serialized(() => this.flushCredits());
-    const next = this.ledger.flushDue();
-    if (next !== null) await this.ctx.storage.setAlarm(flushed.ok ? next : Date.now() + 1_000);
+    // The alarm is shared: when it rings for the balance or the usage roll-up, a pending use waits for
+    // its own minute (the once-a-minute bound); when nothing else is due, it rang for the use.
+    const now = Date.now();
+    const othersDue = (this.ledger.flushDue() ?? Infinity) <= now || (this.usage.rollupDue(this.rollupMs) ?? Infinity) <= now;
+    const useDue = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
+    if (now >= useDue || !othersDue) await this.flushLastUsed();
+    const flushed = await this.serialized(async () => {
+      await this.flushCredits();
+      await this.rollUpUsage();
+    });
+    const usePending = this.lastUsed > this.lastUsedFlushed || this.previousUsed > this.previousUsedFlushed;
+    const due = [this.ledger.flushDue(), this.usage.rollupDue(this.rollupMs), usePending ? useDue : null].filter((d): d is number => d !== null);
+    if (due.length) await this.ctx.storage.setAlarm(flushed.ok ? Math.min(...due) : Date.now() + 1_000);
+  }
+
+  /** How often D1 gets this key's usage roll-up (`USAGE_ROLLUP_MS`). */
+  private get rollupMs(): number {
+    return usageRollupMs(this.own.USAGE_ROLLUP_MS);
+  }
+
+  /** Writes the key's daily roll-ups to D1 when one is due (one statement), then prunes old detail here. */
+  private async rollUpUsage(): Promise<void> {
+    const now = Date.now();
+    const owed = this.usage.toRollUp(now, this.rollupMs);
+    if (!owed) return;
+    await putDailyUsage(this.writes.database, owed.keyId, owed.orgId, owed.days);
+    this.usage.rolledUp(now);
+  }
+
+  /** Adds the counts isolates sent (each report once), and makes sure a roll-up to D1 follows. */
+  private async addUsage(keyId: string, reports: readonly UsageReport[] | undefined): Promise<void> {
+    if (!reports?.length) return;
+    try {
+      if (!this.usage.add(keyId, reports, Date.now())) return;
+    } catch (err) {
+      throw new StorageUnavailableError("authority", err);
+    }
+    await this.alarmBy(Math.max(Date.now(), this.usage.rollupDue(this.rollupMs) ?? 0));
+  }
+
+  /**
+   * Counts an isolate sends on their own: for a key it holds counts of and has no lease renewal due
+   * to carry them (within `USAGE_FLUSH_MS`). Each report is applied once, so a resend is harmless.
+   */
+  report(keyId: string, reports: UsageReport[]): Promise<Outcome<true>> {
+    return this.serialized(async () => {
+      await this.addUsage(keyId, reports);
+      return true as const;
+    });
+  }
+
+  /** The key's counts per bucket and outcome in [from, to), from the hourly detail kept here. */
+  usageSeries(keyId: string, orgId: string, from: number, to: number, bucketMs: number): Promise<Outcome<{ bucket: number; outcome: string; count: number }[]>> {
+    return this.serialized(async () => {
+      const row = await this.currentRow(keyId);
+      if (!row || row.orgId !== orgId || row.revokedAt !== null) throw noSuchKey();
+      return this.usage.series(from, to, bucketMs);
+    });
   }
 
   /** Copies the balance to D1 when a copy is due (D1's figure is for listing; the balance is here). */
@@ -336,8 +398,10 @@ export class KeyAuthority extends SerializedObject {
    * and a change waits out that lease; an unknown or revoked hash can never become valid again, so its
    * answer needs no lease to be waited out.
    */
-  lease(keyId: string, hash: string): Promise<Outcome<KeyLease>> {
+  lease(keyId: string, hash: string, usage?: UsageReport[]): Promise<Outcome<KeyLease>> {
     return this.serialized(async () => {
+      // The isolate's counts of the key ride its renewal: no request of their own.
+      await this.addUsage(keyId, usage);
       const record = await this.recordFor(keyId, hash);
       return { record, ms: record.status === "active" ? await this.grantLease() : 0 };
     });

@@ -235,7 +235,10 @@ export const keyUsage = sqliteTable(
   {
     keyId: text("key_id").notNull(),
     orgId: text("org_id").notNull(),
-    /** Start of the hour (ms, UTC). */
+    /**
+     * Start of the UTC day (ms) of the key's authority's daily roll-up (issue 22); rows written before
+     * held the hour's start. Every reader sums whole days, so both read alike.
+     */
     hour: integer("hour").notNull(),
     /** The verify code: VALID, EXPIRED, REVOKED, INSUFFICIENT_PERMISSIONS, … */
     outcome: text("outcome").notNull(),

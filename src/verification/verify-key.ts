@@ -14,7 +14,7 @@ import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName,
 import { Edge, isolateEdge } from "./edge";
 import { spend } from "./credits";
 import { admit } from "./rate-limit";
-import { countUse } from "./usage";
+import { countUse, giveBack, takeUsage } from "./usage";
 
 export const VERIFY_CODES = [
   "VALID",
@@ -202,7 +202,15 @@ async function askOnce<T extends { until: number }>(edge: Edge, name: string, ca
 async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number, waitUntil: VerifyOptions["waitUntil"]): Promise<KeyRecord> {
   const call = async () => {
     const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
-    const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+    // The key's counts ride the renewal (no request of their own); back to the isolate if it fails.
+    const usage = takeUsage(edge, keyId);
+    let lease;
+    try {
+      lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash, usage), VERIFY_AUTHORITY_TIMEOUT_MS);
+    } catch (err) {
+      giveBack(edge, keyId, usage);
+      throw err;
+    }
     const ms = lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS;
     edge.holdKey(hash, keyId, lease.record, started + ms, ms);
     return { record: lease.record, until: started + ms };
