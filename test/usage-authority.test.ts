@@ -1,8 +1,8 @@
-import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { authorityFor, type KeyAuthority } from "../src/durable-objects/key-authority";
-import { HOUR_MS } from "../src/storage/usage";
+import { DAY_MS, HOUR_MS } from "../src/storage/usage";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
@@ -129,5 +129,18 @@ describe("D1 gets daily roll-ups, at a rate set by the keys in use", () => {
     const [one, ten] = runs;
     expect(ten!.verified, JSON.stringify(runs)).toBeGreaterThan(3 * one!.verified);
     expect(ten!.rollups, JSON.stringify(runs)).toBeLessThanOrEqual(Math.ceil(one!.rollups * 1.2) + 1);
+  });
+});
+
+describe("bounded growth (issue 22 point 2)", () => {
+  it("the authority keeps a key's hourly detail 90 days and drops older hours, even with no new counts", async () => {
+    const key = await newKey("old hours");
+    const stub = authorityFor(env, key.id) as DurableObjectStub<KeyAuthority>;
+    const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+    const counts: [number, string, number][] = [91, 89, 0].map((daysAgo) => [hour - daysAgo * DAY_MS, "VALID", 1]);
+    expect((await stub.report(key.id, [{ id: "old-1", orgId: org.orgId, counts }])).ok).toBe(true);
+    await runDurableObjectAlarm(stub);
+    const kept = await stub.usageSeries(key.id, org.orgId, 0, hour + HOUR_MS, DAY_MS);
+    expect(kept.ok && kept.value.map((r) => (Math.floor(hour / DAY_MS) * DAY_MS - r.bucket) / DAY_MS).sort((a, b) => a - b)).toEqual([0, 89]);
   });
 });

@@ -324,9 +324,13 @@ export class KeyAuthority extends SerializedObject {
     const flushed = await this.serialized(async () => {
       await this.flushCredits();
       await this.rollUpUsage();
+      this.usage.prune(Date.now());
     });
     const usePending = this.lastUsed > this.lastUsedFlushed || this.previousUsed > this.previousUsedFlushed;
-    const due = [this.ledger.flushDue(), this.usage.rollupDue(this.rollupMs), usePending ? useDue : null].filter((d): d is number => d !== null);
+    // A key gone quiet still drops its hourly detail when it passes its 90 days.
+    const due = [this.ledger.flushDue(), this.usage.rollupDue(this.rollupMs), usePending ? useDue : null, this.usage.pruneDue()].filter(
+      (d): d is number => d !== null,
+    );
     if (due.length) await this.ctx.storage.setAlarm(flushed.ok ? Math.min(...due) : Date.now() + 1_000);
   }
 

@@ -20,8 +20,12 @@ export interface UsageReport {
   counts: [hour: number, outcome: string, count: number][];
 }
 
-/** A report id is remembered this long: a resend comes with the isolate's next report, well within it. */
-const REPORT_ID_MEMORY_MS = 10 * 60_000;
+/**
+ * A report id is remembered this long. An id is needed again only when a report was applied but its
+ * answer lost; the isolate sends it again with its next renewal or flush, within 1.5 × USAGE_FLUSH_MS
+ * (15 s). Two minutes keep ~80 ids per isolate serving the key (a renewal each ~T).
+ */
+const REPORT_ID_MEMORY_MS = 2 * 60_000;
 /** The most (hour, outcome) pairs one report may carry: an isolate's counts of one key over minutes. */
 const MAX_REPORT_COUNTS = 500;
 
@@ -53,8 +57,10 @@ export class UsageLedger {
 
   constructor(private readonly storage: DurableObjectStorage) {
     this.sql = storage.sql;
-    this.sql.exec("create table if not exists usage_hours (hour integer not null, outcome text not null, count integer not null, primary key (hour, outcome))");
-    this.sql.exec("create table if not exists usage_reports (id text primary key, at integer not null)");
+    // WITHOUT ROWID: the key is the row (one b-tree, not a table and an index): ~30 B a row.
+    this.sql.exec("create table if not exists usage_hours (hour integer not null, outcome text not null, count integer not null, primary key (hour, outcome)) without rowid");
+    this.sql.exec("create table if not exists usage_reports (id text primary key, at integer not null) without rowid");
+    this.sql.exec("create index if not exists usage_reports_at on usage_reports (at)");
     this.sql.exec(`create table if not exists usage_state (
       id integer primary key check (id = 1), key_id text not null, org_id text not null,
       rolled_at integer not null default 0, dirty_from integer)`);
@@ -81,6 +87,7 @@ export class UsageLedger {
     if (!valid.length) return false;
     let earliest: number | null = null;
     this.storage.transactionSync(() => {
+      this.sql.exec("delete from usage_reports where at < ?", now - REPORT_ID_MEMORY_MS);
       for (const report of valid) {
         if (this.sql.exec("insert into usage_reports (id, at) values (?, ?) on conflict do nothing", report.id, now).rowsWritten === 0) continue;
         for (const [hour, outcome, count] of report.counts.filter(validCount)) {
@@ -124,10 +131,21 @@ export class UsageLedger {
   rolledUp(at: number): void {
     this.storage.transactionSync(() => {
       this.sql.exec("update usage_state set rolled_at = ?, dirty_from = null", at);
-      this.sql.exec("delete from usage_hours where hour < ?", at - USAGE_RETENTION_DAYS * DAY_MS);
-      this.sql.exec("delete from usage_reports where at < ?", at - REPORT_ID_MEMORY_MS);
+      this.prune(at);
     });
     if (this.state) this.state = { ...this.state, rolledAt: at, dirtyFrom: null };
+  }
+
+  /** Drops the hours past `USAGE_RETENTION_DAYS` (the usage API's promise) and the report ids past their use. */
+  prune(now: number): void {
+    this.sql.exec("delete from usage_hours where hour < ?", now - USAGE_RETENTION_DAYS * DAY_MS);
+    this.sql.exec("delete from usage_reports where at < ?", now - REPORT_ID_MEMORY_MS);
+  }
+
+  /** When the oldest hour kept here passes its keeping (null: none kept): a key gone quiet is pruned then. */
+  pruneDue(): number | null {
+    const oldest = this.sql.exec<{ hour: number | null }>("select min(hour) as hour from usage_hours").one().hour;
+    return oldest === null ? null : oldest + USAGE_RETENTION_DAYS * DAY_MS + HOUR_MS;
   }
 
   /** The key's counts per bucket (`bucketMs`: an hour or a day) and outcome in [from, to). */

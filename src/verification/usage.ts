@@ -82,7 +82,7 @@ export function takeUsage(edge: Edge, keyId: string): UsageReport[] | undefined 
       const [hour, outcome] = name.split(" ");
       counts.push([Number(hour), outcome!, count]);
     }
-    reports.push({ id: `${edge.id}-${++edge.reports}`, orgId: pending.orgId, counts });
+    reports.push({ id: `${edge.id.slice(0, 13)}-${++edge.reports}`, orgId: pending.orgId, counts });
   }
   return reports.length ? reports : undefined;
 }
