@@ -260,7 +260,7 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /**
-   * Notes a use an edge reports. D1 hears of it at most once a minute: at once when the last write is
+   * Notes a use an edge reports with its counts (src/verification/usage.ts). D1 hears of it at most once a minute: at once when the last write is
    * a minute old, otherwise by the object's alarm at the end of that minute.
    */
   private async noteUse(keyId: string, usedAt: number, previousHash: string | undefined): Promise<void> {
@@ -348,9 +348,18 @@ export class KeyAuthority extends SerializedObject {
     this.usage.rolledUp(now);
   }
 
-  /** Adds the counts isolates sent (each report once), and makes sure a roll-up to D1 follows. */
+  /**
+   * Adds the counts isolates sent (each report once), and makes sure a roll-up to D1 follows; notes the
+   * latest uses they carry for `lastUsedAt` (written to D1 at most once a minute, see {@link noteUse}).
+   */
   private async addUsage(keyId: string, reports: readonly UsageReport[] | undefined): Promise<void> {
-    if (!reports?.length) return;
+    if (!Array.isArray(reports) || !reports.length) return;
+    for (const r of reports) {
+      if (Number.isSafeInteger(r?.lastUsed)) await this.noteUse(keyId, r.lastUsed!, undefined).catch(() => undefined);
+      if (typeof r?.previous?.hash === "string" && Number.isSafeInteger(r.previous.at)) {
+        await this.noteUse(keyId, r.previous.at, r.previous.hash).catch(() => undefined);
+      }
+    }
     try {
       if (!this.usage.add(keyId, reports, Date.now())) return;
     } catch (err) {
@@ -485,14 +494,6 @@ export class KeyAuthority extends SerializedObject {
       if (!row || row.orgId !== orgId || row.revokedAt !== null) throw noSuchKey();
       return { credits: row.credits, refilledAt: row.creditsRefilledAt, asOf: Date.now() };
     });
-  }
-
-  /**
-   * A use an edge reports (at most once a minute per key, secret and isolate), for `lastUsedAt`; with
-   * `previousHash`, a use of the previous secret during a rotation, for `previousLastUsedAt` too.
-   */
-  async touch(keyId: string, usedAt: number, previousHash?: string): Promise<void> {
-    await this.noteUse(keyId, usedAt, previousHash).catch(() => undefined);
   }
 
   /**

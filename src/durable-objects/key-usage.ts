@@ -18,6 +18,10 @@ export interface UsageReport {
   id: string;
   orgId: string;
   counts: [hour: number, outcome: string, count: number][];
+  /** The latest allowed use of the key in the isolate since its last report, for `lastUsedAt`. */
+  lastUsed?: number;
+  /** The same for a rotation's previous secret, with that secret's hash, for `previousLastUsedAt`. */
+  previous?: { hash: string; at: number };
 }
 
 /**

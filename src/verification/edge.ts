@@ -24,8 +24,6 @@ export class Edge {
   readonly appOrgs = new Map<string, { orgId: string | null; until: number }>();
   /** keyId → orgId: never changes, so the org's lease can be renewed alongside the key's. */
   readonly orgOfKey = new Map<string, string>();
-  /** keyId → when this isolate last reported a use of it to the key's authority. */
-  readonly usesReported = new Map<string, number>();
   /** keyId → its verifications counted and not yet sent to its authority (src/verification/usage.ts). */
   readonly usage = new Map<string, PendingUsage>();
   /** The pending flush of `usage`, if one is scheduled. */

@@ -24,11 +24,16 @@ export function usageFlushMs(value: string | undefined): number {
   return Number.isFinite(ms) && ms >= 10 && ms <= 25_000 ? ms : 10_000;
 }
 
-/** One key's counts in this isolate: by `hour outcome`, since when (the oldest), and reports to send again. */
+/**
+ * One key's counts in this isolate: by `hour outcome`, since when (the oldest), the latest allowed use
+ * (and of a rotation's previous secret), and reports to send again.
+ */
 export interface PendingUsage {
   orgId: string;
   counts: Map<string, number>;
   since: number;
+  lastUsed?: number;
+  previous?: { hash: string; at: number };
   unsent: UsageReport[];
 }
 
@@ -44,10 +49,43 @@ export function countUse(
   now: number,
   waitUntil: ((promise: Promise<unknown>) => void) | undefined,
 ): void {
-  let pending = edge.usage.get(keyId);
-  if (!pending) Edge.remember(edge.usage, keyId, (pending = { orgId, counts: new Map(), since: Date.now(), unsent: [] }));
+  const pending = pendingOf(edge, keyId, orgId);
   const name = `${now - (now % HOUR_MS)} ${outcome}`;
   pending.counts.set(name, (pending.counts.get(name) ?? 0) + 1);
+  scheduleFlush(env, edge, waitUntil);
+}
+
+/**
+ * Notes an allowed use of `keyId` (with `previousHash`, of a rotation's previous secret) for its
+ * `lastUsedAt`: it travels with the key's counts, to the key's authority, which writes D1 at most once
+ * a minute per key. Unmetered uses (management calls, console sessions) are noted too, not counted.
+ */
+export function noteUse(
+  env: Pick<Env, "KEY_AUTHORITY" | "USAGE_FLUSH_MS">,
+  edge: Edge,
+  keyId: string,
+  orgId: string,
+  previousHash: string | undefined,
+  now: number,
+  waitUntil: ((promise: Promise<unknown>) => void) | undefined,
+): void {
+  const pending = pendingOf(edge, keyId, orgId);
+  if (previousHash === undefined) pending.lastUsed = Math.max(pending.lastUsed ?? 0, now);
+  else pending.previous = { hash: previousHash, at: Math.max(pending.previous?.hash === previousHash ? pending.previous.at : 0, now) };
+  scheduleFlush(env, edge, waitUntil);
+}
+
+function pendingOf(edge: Edge, keyId: string, orgId: string): PendingUsage {
+  let pending = edge.usage.get(keyId);
+  if (!pending) Edge.remember(edge.usage, keyId, (pending = { orgId, counts: new Map(), since: Date.now(), unsent: [] }));
+  return pending;
+}
+
+/**
+ * Schedules the flush, through the `waitUntil` of the request that finds none pending (only that
+ * request's: a promise of one request never waits in another's context, which workerd refuses).
+ */
+function scheduleFlush(env: Pick<Env, "KEY_AUTHORITY" | "USAGE_FLUSH_MS">, edge: Edge, waitUntil: ((promise: Promise<unknown>) => void) | undefined): void {
   if (edge.usageFlush || !waitUntil) return;
   edge.usageFlush = flushSoon(env, edge, usageFlushMs(env.USAGE_FLUSH_MS));
   waitUntil(edge.usageFlush);
@@ -76,13 +114,16 @@ export function takeUsage(edge: Edge, keyId: string): UsageReport[] | undefined 
   if (!pending) return undefined;
   edge.usage.delete(keyId);
   const reports = [...pending.unsent];
-  if (pending.counts.size) {
+  if (pending.counts.size || pending.lastUsed !== undefined || pending.previous !== undefined) {
     const counts: UsageReport["counts"] = [];
     for (const [name, count] of pending.counts) {
       const [hour, outcome] = name.split(" ");
       counts.push([Number(hour), outcome!, count]);
     }
-    reports.push({ id: `${edge.id.slice(0, 13)}-${++edge.reports}`, orgId: pending.orgId, counts });
+    const report: UsageReport = { id: `${edge.id.slice(0, 13)}-${++edge.reports}`, orgId: pending.orgId, counts };
+    if (pending.lastUsed !== undefined) report.lastUsed = pending.lastUsed;
+    if (pending.previous !== undefined) report.previous = pending.previous;
+    reports.push(report);
   }
   return reports.length ? reports : undefined;
 }
