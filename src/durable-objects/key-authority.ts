@@ -100,6 +100,8 @@ export interface KeyLease {
   record: KeyRecord;
   /** How long the edge may hold it (0 for an answer that must not be held). */
   ms: number;
+  /** False when the usage the request carried could not be stored: the isolate keeps it and sends it again. */
+  counted?: false;
 }
 
 /** A slice of a key's rate-limit budget, and where each of its windows stands after it. */
@@ -413,10 +415,16 @@ export class KeyAuthority extends SerializedObject {
    */
   lease(keyId: string, hash: string, usage?: UsageReport[]): Promise<Outcome<KeyLease>> {
     return this.serialized(async () => {
-      // The isolate's counts of the key ride its renewal: no request of their own.
-      await this.addUsage(keyId, usage);
+      // The isolate's counts of the key ride its renewal: no request of their own. A fault storing them
+      // never fails the lease (verification does not depend on counting): they go back to the isolate.
+      const counted = await this.addUsage(keyId, usage).then(
+        () => true,
+        () => false,
+      );
       const record = await this.recordFor(keyId, hash);
-      return { record, ms: record.status === "active" ? await this.grantLease() : 0 };
+      const lease: KeyLease = { record, ms: record.status === "active" ? await this.grantLease() : 0 };
+      if (!counted) lease.counted = false;
+      return lease;
     });
   }
 

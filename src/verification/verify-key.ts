@@ -209,6 +209,7 @@ async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now:
       giveBack(edge, keyId, usage);
       throw err;
     }
+    if (lease.counted === false) giveBack(edge, keyId, usage);
     const ms = lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS;
     edge.holdKey(hash, keyId, lease.record, started + ms, ms);
     return { record: lease.record, until: started + ms };
