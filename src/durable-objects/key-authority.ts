@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, isNull, lt, or } from "drizzle-orm";
+import { and, eq, isNull, lt, or } from "drizzle-orm";
 import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domain/crypto";
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
@@ -29,7 +29,6 @@ import { leaseMs } from "../domain/lease";
 import { ask, AUTHORITY_TIMEOUT_MS, ForeignRefusal, SerializedObject, type Outcome } from "./serialized-object";
 import { CreditLedger, type Balance } from "./key-metering";
 import { UsageLedger, usageRollupMs, type UsageReport } from "./key-usage";
-import { putDailyUsage } from "../storage/usage";
 
 export { type Outcome };
 
@@ -342,12 +341,8 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /** Writes the key's daily roll-ups to D1 when one is due (one statement), then prunes old detail here. */
-  private async rollUpUsage(): Promise<void> {
-    const now = Date.now();
-    const owed = this.usage.toRollUp(now, this.rollupMs);
-    if (!owed) return;
-    await putDailyUsage(this.writes.database, owed.keyId, owed.orgId, owed.days);
-    this.usage.rolledUp(now);
+  private rollUpUsage(): Promise<void> {
+    return this.usage.rollUp(this.writes.database, Date.now(), this.rollupMs);
   }
 
   /**
@@ -391,15 +386,8 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /** Copies the balance to D1 when a copy is due (D1's figure is for listing; the balance is here). */
-  private async flushCredits(): Promise<void> {
-    const now = Date.now();
-    const copy = this.ledger.toFlush(now);
-    if (!copy) return;
-    await this.writes.database
-      .update(apiKeys)
-      .set({ credits: copy.credits, creditsRefilledAt: copy.refilledAt, creditsAsOf: now })
-      .where(and(eq(apiKeys.id, copy.keyId), isNotNull(apiKeys.credits)));
-    this.ledger.flushed(copy, now);
+  private flushCredits(): Promise<void> {
+    return this.ledger.copyTo(this.writes.database, Date.now());
   }
 
   /** Makes the alarm ring by `at` (an earlier one set stays). */

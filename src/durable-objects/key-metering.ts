@@ -1,3 +1,6 @@
+import { and, eq, isNotNull } from "drizzle-orm";
+import type { Db } from "../storage/db";
+import { apiKeys } from "../storage/schema";
 import { balanceAt, creditsGranted, MAX_OUTSTANDING_SLICES, SLICE_RETURN_WINDOW_MS, type CreditRefill, type SliceReturn } from "../domain/credits";
 
 /**
@@ -151,6 +154,17 @@ export class CreditLedger {
     const due = this.flushDue();
     if (due === null || now < due) return null;
     return { keyId: this.balance!.keyId, credits: this.balance!.credits, refilledAt: this.balance!.refilledAt };
+  }
+
+  /** Copies the balance to D1 (`api_keys.credits`, with `credits_as_of`) when a copy is due at `now`. */
+  async copyTo(database: Db, now: number): Promise<void> {
+    const copy = this.toFlush(now);
+    if (!copy) return;
+    await database
+      .update(apiKeys)
+      .set({ credits: copy.credits, creditsRefilledAt: copy.refilledAt, creditsAsOf: now })
+      .where(and(eq(apiKeys.id, copy.keyId), isNotNull(apiKeys.credits)));
+    this.flushed(copy, now);
   }
 
   flushed(copied: Balance, at: number): void {

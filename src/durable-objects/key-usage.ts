@@ -1,4 +1,5 @@
-import { DAY_MS, HOUR_MS, USAGE_RETENTION_DAYS } from "../storage/usage";
+import type { Db } from "../storage/db";
+import { DAY_MS, HOUR_MS, putDailyUsage, USAGE_RETENTION_DAYS } from "../storage/usage";
 
 /**
  * A key's usage counts in its authority's own storage (SQLite-backed: local and transactional). The
@@ -129,6 +130,14 @@ export class UsageLedger {
       .toArray()
       .map((r) => ({ day: r.day, outcome: r.outcome, count: r.count }));
     return { keyId: this.state!.keyId, orgId: this.state!.orgId, days };
+  }
+
+  /** Writes the key's daily roll-ups to D1 (one statement) when one is due at `now`, then prunes here. */
+  async rollUp(database: Db, now: number, intervalMs: number): Promise<void> {
+    const owed = this.toRollUp(now, intervalMs);
+    if (!owed) return;
+    await putDailyUsage(database, owed.keyId, owed.orgId, owed.days);
+    this.rolledUp(now);
   }
 
   /** Records that D1 holds the roll-up made at `at`, and drops what is past its keeping. */
