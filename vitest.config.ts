@@ -59,6 +59,8 @@ export default defineConfig(async () => {
             LEASE_MS: "200",
             // Usage counts reach D1 50 ms after a verification, not 10 s (src/verification/usage.ts).
             USAGE_FLUSH_MS: "50",
+            // The authorities' usage roll-ups reach D1 at most every 100 ms per key, not every hour (src/durable-objects/key-usage.ts).
+            USAGE_ROLLUP_MS: "100",
             KEY_ENCRYPTION_SECRET: "test-encryption-secret-0123456789abcdef",
             KEY_TAG_SECRET: "test-key-tag-secret-0123456789abcdef",
             SECRET_SCANNING_PUBLIC_KEYS: reporterKeys,

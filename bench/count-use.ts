@@ -2,14 +2,15 @@
  * What usage counting adds to a verification, printed in ns per call (run by bench/run.ts in a process
  * of its own; type-checked with the worker's code, whose modules it runs). `countUse`
  * (src/verification/usage.ts) is the only work a lease hit does for usage analytics: a map update; the
- * flush is one D1 statement per isolate per `USAGE_FLUSH_MS`, off the response path. Timed on V8, as in
+ * counts ride the key's lease renewals (or one authority call per key within `USAGE_FLUSH_MS`), off the
+ * response path. Timed on V8, as in
  * workerd, over 100 keys like the `lease-hit` row's pool: the median of 5 rounds of a million calls.
  */
 import { Edge } from "../src/verification/edge";
 import { countUse } from "../src/verification/usage";
 
 const edge = new Edge();
-const env = { DB: {} as D1Database, USAGE_FLUSH_MS: "10000" as const };
+const env = { KEY_AUTHORITY: {} as Env["KEY_AUTHORITY"], USAGE_FLUSH_MS: "10000" as const };
 const keys = Array.from({ length: 100 }, (_, i) => `bench${String(i).padStart(15, "0")}`);
 const orgId = "bench000000000000000";
 const start = Date.now();

@@ -51,7 +51,8 @@ export async function startLocalWorker(options: LocalWorkerOptions) {
           bindings: { LEASE_MS: "2000", NEW_ORG_SHARDS: "0", ...options.bindings, AUTH_FAILURE_LIMIT: String(options.authFailureLimit ?? 30) },
           d1Databases: { DB: "keygate-local", DB_1: "keygate-local-1" },
           kvNamespaces: { KEYS_KV: "keygate-local-kv" },
-          durableObjects: { KEY_AUTHORITY: "KeyAuthority", ORG_AUTHORITY: "OrgAuthority" },
+          // SQLite-backed, as wrangler.toml's migrations declare them: the key's authority keeps its credits and usage in SQL.
+          durableObjects: { KEY_AUTHORITY: { className: "KeyAuthority", useSQLite: true }, ORG_AUTHORITY: { className: "OrgAuthority", useSQLite: true } },
           serviceBindings: { DEMO_UPSTREAM: "keygate-demo-upstream" },
           ratelimits: { AUTH_FAILURES: { namespace_id: "1001", simple: { limit: options.authFailureLimit ?? 30, period: 60 } } },
         },

@@ -82,7 +82,7 @@ export function unreachableAuthorities(): Env["KEY_AUTHORITY"] {
 /**
  * The key authorities with one RPC method of each stub replaced by `replace(stub)` (to count, delay or
  * refuse its calls); every other member is the stub's own.
- * @example const KEY_AUTHORITY = keyAuthoritiesWith("touch", (stub) => (...args) => (count++, stub.touch(...args)));
+ * @example const KEY_AUTHORITY = keyAuthoritiesWith("report", (stub) => (...args) => (count++, stub.report(...args)));
  */
 export function keyAuthoritiesWith(method: string, replace: (stub: any) => (...args: any[]) => unknown): Env["KEY_AUTHORITY"] {
   return new Proxy(env.KEY_AUTHORITY, {

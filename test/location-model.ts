@@ -103,7 +103,7 @@ export function modelKv(location: string, store: KvStore, cacheTtlMs: number): K
   return { get, put, delete: del, list: unmodelled, getWithMetadata: unmodelled, cache } as unknown as KVNamespace & { cache: Map<string, Cached> };
 }
 
-/** Calls a location made to one authority namespace, by method (`lease`, `check`, `fill`, `touch`, ...). */
+/** Calls a location made to one authority namespace, by method (`lease`, `check`, `fill`, `report`, ...). */
 export type CallCounts = Record<string, number>;
 
 /**
@@ -118,7 +118,7 @@ function remoteNamespace<N extends DurableObjectNamespace<any>>(namespace: N, co
         if (typeof prop !== "string" || typeof value !== "function" || prop === "then") return value;
         return async (...args: unknown[]) => {
           counts[prop] = (counts[prop] ?? 0) + 1;
-          if (prop === "touch" && !reportUses) return undefined;
+          if (prop === "report" && !reportUses) return { ok: true, value: true };
           const answer = await target[prop](...args);
           const ms = delay();
           if (ms > 0) await new Promise((r) => setTimeout(r, ms));
@@ -163,8 +163,8 @@ export interface ModelOptions {
   /** Extra delay (ms) on each authority answer, per call: the trip back from the object's location. */
   authorityDelay?: (location: string) => number;
   /**
-   * Whether uses reported for `lastUsedAt` (`touch`) reach the key's authority (default true). A test
-   * that does not look at `lastUsedAt` may count them without delivering them: fewer calls to run.
+   * Whether the isolates' usage reports (`report`: counts and `lastUsedAt`) reach the key's authority
+   * (default true). A test that looks at neither may count them without delivering them: fewer calls to run.
    */
   reportUses?: boolean;
 }

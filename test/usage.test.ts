@@ -4,7 +4,7 @@ import { runDaily } from "../src/lifecycle/daily";
 import { HOUR_MS } from "../src/storage/usage";
 import { Edge } from "../src/verification/edge";
 import { countUse, flushUsage } from "../src/verification/usage";
-import { faultyD1 } from "./fault-bindings";
+import { unreachableAuthorities } from "./fault-bindings";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { createKeyAs, seedApp } from "./key-fixtures";
 
@@ -101,9 +101,11 @@ describe("counting", () => {
     isolates.forEach((edge, i) => {
       for (let n = 0; n <= i; n++) countUse(env, edge, key.id, org.orgId, "VALID", now, undefined); // 1 + 2 + … + 5 = 15
     });
-    // One isolate's D1 is down: its counts stay in memory, and the next flush writes them.
-    await flushUsage({ DB: faultyD1("throw") }, isolates[4]!);
-    expect([...isolates[4]!.usage.values()]).toEqual([5]);
+    // One isolate cannot reach the key's authority (issue 22: counts go there, not to D1): its counts
+    // stay in memory, and the next flush sends them.
+    await flushUsage({ KEY_AUTHORITY: unreachableAuthorities() }, isolates[4]!);
+    const held = [...isolates[4]!.usage.values()].flatMap((p) => [...p.counts.values(), ...p.unsent.flatMap((r) => r.counts.map((c) => c[2]))]);
+    expect(held.reduce((a, b) => a + b, 0)).toBe(5);
     await Promise.all(isolates.map((edge) => flushUsage(env, edge)));
     expect(isolates.every((edge) => edge.usage.size === 0)).toBe(true);
     const usage = await usageOnce(key.id, 15);

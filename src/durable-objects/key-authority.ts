@@ -3,14 +3,7 @@ import { decryptSecret, encryptSecret, hashKey, timingSafeEqual } from "../domai
 import { displayPrefix, mintKey } from "../domain/key-format";
 import { networksWithin } from "../domain/allowed-networks";
 import type { Metadata } from "../domain/metadata";
-import {
-  balanceAt,
-  creditsGranted,
-  MAX_OUTSTANDING_SLICES,
-  SLICE_RETURN_WINDOW_MS,
-  type CreditRefill,
-  type SliceReturn,
-} from "../domain/credits";
+import type { CreditRefill, SliceReturn } from "../domain/credits";
 import { sliceGranted, windowOf, type RateLimit } from "../domain/rate-limit";
 import { meteringShortfall, type MeteringBound } from "../domain/metering";
 import { missingToManage, type Grant } from "../domain/permissions";
@@ -34,6 +27,8 @@ import { changeStatements } from "../storage/events";
 import { apiKeys, auditLog, keyAppRoles } from "../storage/schema";
 import { leaseMs } from "../domain/lease";
 import { ask, AUTHORITY_TIMEOUT_MS, ForeignRefusal, SerializedObject, type Outcome } from "./serialized-object";
+import { CreditLedger, type Balance } from "./key-metering";
+import { UsageLedger, usageRollupMs, type UsageReport } from "./key-usage";
 
 export { type Outcome };
 
@@ -104,6 +99,8 @@ export interface KeyLease {
   record: KeyRecord;
   /** How long the edge may hold it (0 for an answer that must not be held). */
   ms: number;
+  /** False when the usage the request carried could not be stored: the isolate keeps it and sends it again. */
+  counted?: false;
 }
 
 /** A slice of a key's rate-limit budget, and where each of its windows stands after it. */
@@ -147,12 +144,19 @@ export class KeyAuthority extends SerializedObject {
   private rate: Map<number, { start: number; used: number }> | undefined;
 
   /**
-   * The credit slices handed out and not yet given back: id → size and lease end. Only these are
-   * taken back; setting the balance forgets them all (what they held no longer exists). In memory: a
-   * restart forgets them too, and their unspent parts count as spent.
+   * The key's credits: the balance and the slices handed out and not yet given back, in the object's
+   * own storage (src/durable-objects/key-metering.ts); D1 gets a copy at most once a minute.
    */
-  private slices = new Map<string, { amount: number; until: number }>();
-  /** Slice ids are unique to this instance: a return to a restarted object names nothing it granted. */
+  private credits: CreditLedger | undefined;
+  private get ledger(): CreditLedger {
+    return (this.credits ??= new CreditLedger(this.ctx.storage));
+  }
+  /** The key's usage counts per hour, in the object's own storage; D1 gets daily roll-ups. */
+  private counts: UsageLedger | undefined;
+  private get usage(): UsageLedger {
+    return (this.counts ??= new UsageLedger(this.ctx.storage));
+  }
+  /** Slice ids are unique to this instance and count up: stored slices of earlier instances never collide. */
   private readonly sliceEpoch = crypto.randomUUID().slice(0, 8);
   private sliceCount = 0;
 
@@ -164,12 +168,23 @@ export class KeyAuthority extends SerializedObject {
   protected forget(): void {
     this.row = undefined;
     this.policy = undefined;
+    this.credits?.forget();
+    this.counts?.forget();
   }
 
   private async load(keyId: string, orgId?: string): Promise<KeyRow | null> {
     const row = await loadKeyRow(this.reads, keyId, orgId);
     if (row) this.seen(row);
-    return row;
+    return row && this.withBalance(row);
+  }
+
+  /**
+   * `row` (as D1 has it) with the balance this object holds, as of now: D1's `credits` is a copy at
+   * most a minute old, read only by a fresh object that holds no balance yet.
+   */
+  private withBalance(row: KeyRow): KeyRow {
+    const held = this.ledger.current({ id: row.id, credits: row.credits, refilledAt: row.creditsRefilledAt });
+    return { ...row, credits: held.credits, creditsRefilledAt: held.refilledAt, creditsAsOf: Date.now() };
   }
 
   /** Notes a version read from D1; a read older than what this object committed is not trusted. */
@@ -187,12 +202,11 @@ export class KeyAuthority extends SerializedObject {
     if (this.row !== undefined) return this.row;
     const { row, policy } = await loadKeyRowAndPolicy(this.reads, keyId);
     // Only a row that exists is kept: "no such key" is never cached in memory.
-    if (row) {
-      this.seen(row);
-      this.row = row;
-      this.policy = policy;
-    }
-    return row;
+    if (!row) return null;
+    this.seen(row);
+    this.row = this.withBalance(row);
+    this.policy = policy;
+    return this.row;
   }
 
   /**
@@ -247,7 +261,7 @@ export class KeyAuthority extends SerializedObject {
   }
 
   /**
-   * Notes a use an edge reports. D1 hears of it at most once a minute: at once when the last write is
+   * Notes a use an edge reports with its counts (src/verification/usage.ts). D1 hears of it at most once a minute: at once when the last write is
    * a minute old, otherwise by the object's alarm at the end of that minute.
    */
   private async noteUse(keyId: string, usedAt: number, previousHash: string | undefined): Promise<void> {
@@ -297,9 +311,89 @@ export class KeyAuthority extends SerializedObject {
     ]);
   }
 
-  /** The alarm set by {@link noteUse}: writes the latest reported use. */
+  /**
+   * The object's one alarm, for every copy it owes D1: the latest reported use ({@link noteUse}) and
+   * the balance (at most once a minute, {@link takeCredits}). Set again for whatever is not due yet.
+   */
   override async alarm(): Promise<void> {
-    await this.flushLastUsed();
+    // The alarm is shared: when it rings for the balance or the usage roll-up, a pending use waits for
+    // its own minute (the once-a-minute bound); when nothing else is due, it rang for the use.
+    const now = Date.now();
+    const othersDue = (this.ledger.flushDue() ?? Infinity) <= now || (this.usage.rollupDue(this.rollupMs) ?? Infinity) <= now;
+    const useDue = this.lastUsedWritten + LAST_USED_WRITE_INTERVAL_MS;
+    if (now >= useDue || !othersDue) await this.flushLastUsed();
+    const flushed = await this.serialized(async () => {
+      await this.flushCredits();
+      await this.rollUpUsage();
+      this.usage.prune(Date.now());
+    });
+    const usePending = this.lastUsed > this.lastUsedFlushed || this.previousUsed > this.previousUsedFlushed;
+    // A key gone quiet still drops its hourly detail when it passes its 90 days.
+    const due = [this.ledger.flushDue(), this.usage.rollupDue(this.rollupMs), usePending ? useDue : null, this.usage.pruneDue()].filter(
+      (d): d is number => d !== null,
+    );
+    if (due.length) await this.ctx.storage.setAlarm(flushed.ok ? Math.min(...due) : Date.now() + 1_000);
+  }
+
+  /** How often D1 gets this key's usage roll-up (`USAGE_ROLLUP_MS`). */
+  private get rollupMs(): number {
+    return usageRollupMs(this.own.USAGE_ROLLUP_MS);
+  }
+
+  /** Writes the key's daily roll-ups to D1 when one is due (one statement), then prunes old detail here. */
+  private rollUpUsage(): Promise<void> {
+    return this.usage.rollUp(this.writes.database, Date.now(), this.rollupMs);
+  }
+
+  /**
+   * Adds the counts isolates sent (each report once), and makes sure a roll-up to D1 follows; notes the
+   * latest uses they carry for `lastUsedAt` (written to D1 at most once a minute, see {@link noteUse}).
+   */
+  private async addUsage(keyId: string, reports: readonly UsageReport[] | undefined): Promise<void> {
+    if (!Array.isArray(reports) || !reports.length) return;
+    for (const r of reports) {
+      if (Number.isSafeInteger(r?.lastUsed)) await this.noteUse(keyId, r.lastUsed!, undefined).catch(() => undefined);
+      if (typeof r?.previous?.hash === "string" && Number.isSafeInteger(r.previous.at)) {
+        await this.noteUse(keyId, r.previous.at, r.previous.hash).catch(() => undefined);
+      }
+    }
+    try {
+      if (!this.usage.add(keyId, reports, Date.now())) return;
+    } catch (err) {
+      throw new StorageUnavailableError("authority", err);
+    }
+    await this.alarmBy(Math.max(Date.now(), this.usage.rollupDue(this.rollupMs) ?? 0));
+  }
+
+  /**
+   * Counts an isolate sends on their own: for a key it holds counts of and has no lease renewal due
+   * to carry them (within `USAGE_FLUSH_MS`). Each report is applied once, so a resend is harmless.
+   */
+  report(keyId: string, reports: UsageReport[]): Promise<Outcome<true>> {
+    return this.serialized(async () => {
+      await this.addUsage(keyId, reports);
+      return true as const;
+    });
+  }
+
+  /** The key's counts per bucket and outcome in [from, to), from the hourly detail kept here. */
+  usageSeries(keyId: string, orgId: string, from: number, to: number, bucketMs: number): Promise<Outcome<{ bucket: number; outcome: string; count: number }[]>> {
+    return this.serialized(async () => {
+      const row = await this.currentRow(keyId);
+      if (!row || row.orgId !== orgId || row.revokedAt !== null) throw noSuchKey();
+      return this.usage.series(from, to, bucketMs);
+    });
+  }
+
+  /** Copies the balance to D1 when a copy is due (D1's figure is for listing; the balance is here). */
+  private flushCredits(): Promise<void> {
+    return this.ledger.copyTo(this.writes.database, Date.now());
+  }
+
+  /** Makes the alarm ring by `at` (an earlier one set stays). */
+  private async alarmBy(at: number): Promise<void> {
+    const set = await this.ctx.storage.getAlarm();
+    if (set === null || set > at) await this.ctx.storage.setAlarm(at);
   }
 
   /**
@@ -307,10 +401,18 @@ export class KeyAuthority extends SerializedObject {
    * and a change waits out that lease; an unknown or revoked hash can never become valid again, so its
    * answer needs no lease to be waited out.
    */
-  lease(keyId: string, hash: string): Promise<Outcome<KeyLease>> {
+  lease(keyId: string, hash: string, usage?: UsageReport[]): Promise<Outcome<KeyLease>> {
     return this.serialized(async () => {
+      // The isolate's counts of the key ride its renewal: no request of their own. A fault storing them
+      // never fails the lease (verification does not depend on counting): they go back to the isolate.
+      const counted = await this.addUsage(keyId, usage).then(
+        () => true,
+        () => false,
+      );
       const record = await this.recordFor(keyId, hash);
-      return { record, ms: record.status === "active" ? await this.grantLease() : 0 };
+      const lease: KeyLease = { record, ms: record.status === "active" ? await this.grantLease() : 0 };
+      if (!counted) lease.counted = false;
+      return lease;
     });
   }
 
@@ -351,11 +453,12 @@ export class KeyAuthority extends SerializedObject {
 
   /**
    * A slice of the key's credits for an isolate: at least `need` uses (none when the balance cannot pay
-   * them), up to `wanted`, taken from the balance in D1 before they are handed out, after the refill
-   * due as of `now`. The slice is a lease: the isolate spends from it for `ms` at most, and a change
-   * waits it out. `returned` gives back the unspent part of the isolate's earlier slices, first: a
-   * part of a slice this object did not grant, or granted before the balance was last set, is ignored
-   * (counted as spent). An unmetered key (no credits) is granted what is asked.
+   * them), up to `wanted`, taken from the balance in this object's storage before they are handed out,
+   * after the refill due as of `now`. The slice is a lease: the isolate spends from it for `ms` at most,
+   * and a change waits it out. `returned` gives back the unspent part of the isolate's earlier slices,
+   * first: a part of a slice this object has no record of (never granted, past its return window, or
+   * granted before the balance was last set) is ignored (counted as spent). The slices are recorded in
+   * storage with the balance, so a restart forgets none. An unmetered key is granted what is asked.
    */
   takeCredits(
     keyId: string,
@@ -365,49 +468,28 @@ export class KeyAuthority extends SerializedObject {
     returned: readonly SliceReturn[] = [],
   ): Promise<Outcome<{ granted: number; remaining: number | null; id: string; ms: number }>> {
     return this.serialized(async () => {
-      const back = this.takeBack(returned);
       const row = await this.currentRow(keyId);
       if (!row || row.revokedAt !== null) return { granted: 0, remaining: 0, id: "", ms: 0 };
       if (row.credits === null) return { granted: Math.max(need, wanted), remaining: null, id: "", ms: await this.grantLease() };
-      const balance = balanceAt({ credits: row.credits, refill: row.creditsRefill, refilledAt: row.creditsRefilledAt }, now);
-      // A refill sets the balance to its amount: what was handed out before it does not come back on top.
-      const available = balance.credits + (balance.refilled ? 0 : back);
-      const granted = creditsGranted(need, wanted, available);
-      const credits = available - granted;
-      if (credits !== row.credits || balance.refilled) {
-        this.row = undefined;
-        await this.writes.database.update(apiKeys).set({ credits, creditsRefilledAt: balance.refilledAt }).where(eq(apiKeys.id, keyId));
-        this.row = { ...row, credits, creditsRefilledAt: balance.refilledAt };
+      const plan = this.ledger.plan({ id: keyId, credits: row.credits, refilledAt: row.creditsRefilledAt, creditsRefill: row.creditsRefill }, need, wanted, now, returned);
+      // The lease first: a slice is recorded only once a change is sure to wait it out.
+      const ms = plan.granted > 0 ? await this.grantLease() : 0;
+      const id = plan.granted > 0 ? `${this.sliceEpoch}-${++this.sliceCount}` : "";
+      if (this.ledger.record(plan, plan.granted > 0 ? { id, until: Date.now() + ms } : null)) {
+        this.row = { ...row, credits: plan.credits, creditsRefilledAt: plan.refilledAt, creditsAsOf: Date.now() };
+        await this.alarmBy(this.ledger.flushDue() ?? Date.now());
       }
-      if (granted === 0) return { granted, remaining: credits, id: "", ms: 0 };
-      const ms = await this.grantLease();
-      const id = `${this.sliceEpoch}-${++this.sliceCount}`;
-      if (this.slices.size >= MAX_OUTSTANDING_SLICES) this.slices.delete(this.slices.keys().next().value!);
-      this.slices.set(id, { amount: granted, until: Date.now() + ms });
-      return { granted, remaining: credits, id, ms };
+      return { granted: plan.granted, remaining: plan.credits, id, ms };
     });
   }
 
-  /** The sum of the valid returns among `returned`, each slice taken back once; expired records dropped. */
-  private takeBack(returned: readonly SliceReturn[]): number {
-    let back = 0;
-    const now = Date.now();
-    for (const r of Array.isArray(returned) ? returned.slice(0, MAX_OUTSTANDING_SLICES) : []) {
-      const slice = typeof r?.id === "string" ? this.slices.get(r.id) : undefined;
-      if (!slice) continue;
-      this.slices.delete(r.id);
-      if (Number.isSafeInteger(r.unspent) && r.unspent >= 0 && r.unspent <= slice.amount) back += r.unspent;
-    }
-    for (const [id, slice] of this.slices) if (slice.until + SLICE_RETURN_WINDOW_MS < now) this.slices.delete(id);
-    return back;
-  }
-
-  /**
-   * A use an edge reports (at most once a minute per key, secret and isolate), for `lastUsedAt`; with
-   * `previousHash`, a use of the previous secret during a rotation, for `previousLastUsedAt` too.
-   */
-  async touch(keyId: string, usedAt: number, previousHash?: string): Promise<void> {
-    await this.noteUse(keyId, usedAt, previousHash).catch(() => undefined);
+  /** The key's balance as this object holds it now (the key's GET shows it; lists show D1's copy). */
+  balance(keyId: string, orgId: string): Promise<Outcome<Balance & { asOf: number }>> {
+    return this.serialized(async () => {
+      const row = await this.currentRow(keyId);
+      if (!row || row.orgId !== orgId || row.revokedAt !== null) throw noSuchKey();
+      return { credits: row.credits, refilledAt: row.creditsRefilledAt, asOf: Date.now() };
+    });
   }
 
   /**
@@ -689,6 +771,10 @@ export class KeyAuthority extends SerializedObject {
       if (next.previousExpiresAt !== null && next.expiresAt !== null && next.previousExpiresAt > next.expiresAt) next.previousExpiresAt = next.expiresAt;
       if (next.orgRole === "admin") next.appRoles = {};
       const { database } = this.writes;
+      // The balance is the authority's (src/durable-objects/key-metering.ts): D1's copy is written only
+      // when the edit sets it, so an edit of anything else never puts an older copy back.
+      const setsBalance = change.credits !== undefined || change.creditsRefill !== undefined;
+      const now = Date.now();
       const statements = [
         database
           .update(apiKeys)
@@ -701,9 +787,14 @@ export class KeyAuthority extends SerializedObject {
             allowedNetworks: next.allowedNetworks,
             metadata: next.metadata,
             rateLimits: next.rateLimits,
-            credits: next.credits,
-            creditsRefill: next.credits === null ? null : next.creditsRefill,
-            creditsRefilledAt: next.creditsRefilledAt,
+            ...(setsBalance
+              ? {
+                  credits: next.credits,
+                  creditsRefill: next.credits === null ? null : next.creditsRefill,
+                  creditsRefilledAt: next.creditsRefilledAt,
+                  creditsAsOf: now,
+                }
+              : {}),
             previousExpiresAt: next.previousExpiresAt,
             updatedAt: version,
           })
@@ -721,9 +812,11 @@ export class KeyAuthority extends SerializedObject {
       // A balance set now replaces whatever slices were handed out of the old one: their unspent parts
       // are not added to it (this change waits out their leases: no isolate spends from them after).
       // Forgotten before the write, so a write that fails but may have landed never lets them back.
-      if (change.credits !== undefined) this.slices.clear();
+      const balance = { credits: next.credits, refilledAt: next.creditsRefilledAt };
+      if (setsBalance) this.ledger.set({ id: keyId, credits: row.credits, refilledAt: row.creditsRefilledAt }, balance, change.credits !== undefined);
       try {
         await database.batch([...statements, ...roleStatements]);
+        if (setsBalance) this.ledger.flushed(balance, now);
       } catch (err) {
         // An app deleted between the caller's check and this batch: the batch wrote nothing.
         if (err instanceof Error && /FOREIGN KEY constraint failed/i.test(err.message)) {

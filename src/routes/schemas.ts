@@ -230,7 +230,14 @@ export const KeyObject = z
             "time): one use at first, more as its rate grows (at most 100), so a key used once shows exactly one spent. " +
             "What a slice did not spend comes back when its isolate next asks (within a minute of the slice's end), else it " +
             "counts as spent: `remaining` is low by at most two slices (the one spent from and the next) per isolate that served the key. Setting the balance " +
-            "voids every slice: no use beyond the new balance is admitted once the edit returns.",
+            "voids every slice: no use beyond the new balance is admitted once the edit returns. The balance is held by " +
+            "the key's authority: a key's own GET (and every answer to an edit of it) shows it as of the request; a list " +
+            "shows the copy the authority makes in the database at most once a minute, as of `asOf`.",
+        }),
+        asOf: Timestamp.openapi({
+          description:
+            "When `remaining` was read from the key's authority: the request's own time in a key's GET and in answers " +
+            "to edits; in lists, when the authority last copied it (at most a minute behind while the key is used).",
         }),
         refill: z.object({ amount: z.number().int(), interval: z.enum(["day", "month"]) }).nullable(),
         nextRefillAt: Timestamp.nullable(),

@@ -66,6 +66,7 @@ export async function prepareKey(secrets: KeySecrets, input: NewKey, now = Date.
     credits: input.credits ?? null,
     creditsRefill: input.credits != null ? (input.creditsRefill ?? null) : null,
     creditsRefilledAt: input.credits != null && input.creditsRefill ? now : null,
+    creditsAsOf: input.credits != null ? now : null,
     previousKeyHash: null,
     previousKeyPrefix: null,
     previousExpiresAt: null,
@@ -162,6 +163,7 @@ export function toKeyObject(row: Omit<KeyRow, "keyHash" | "secretCiphertext" | "
         ? null
         : {
             remaining: Math.max(0, row.credits),
+            asOf: iso(row.creditsAsOf ?? row.updatedAt)!,
             refill: row.creditsRefill,
             nextRefillAt: row.creditsRefill ? iso(nextRefill(row.creditsRefill.interval, row.creditsRefilledAt ?? now)) : null,
           },

@@ -66,8 +66,14 @@ export const apiKeys = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Metadata>(),
     /** JSON array of `{ limit, periodSeconds }` (at most 3); null: the org policy's, if any. */
     rateLimits: text("rate_limits", { mode: "json" }).$type<RateLimit[]>(),
-    /** Uses left (null: unmetered). Only the key's authority changes it, in slices it hands the isolates. */
+    /**
+     * Uses left (null: unmetered), as of `creditsAsOf`: a copy for listing. The balance itself lives in
+     * the key's authority's own storage (src/durable-objects/key-metering.ts), which writes it here at
+     * most once a minute, and at once when an edit sets it.
+     */
     credits: integer("credits"),
+    /** When `credits` (and `credits_refilled_at`) were last copied from the key's authority (ms). */
+    creditsAsOf: integer("credits_as_of"),
     /** JSON `{ amount, interval: "day" | "month" }`: `credits` is set back to `amount` when an interval begins. */
     creditsRefill: text("credits_refill", { mode: "json" }).$type<CreditRefill>(),
     /** When `credits` was last refilled (ms): the next refill is at the start of the interval after it. */
@@ -229,7 +235,10 @@ export const keyUsage = sqliteTable(
   {
     keyId: text("key_id").notNull(),
     orgId: text("org_id").notNull(),
-    /** Start of the hour (ms, UTC). */
+    /**
+     * Start of the UTC day (ms) of the key's authority's daily roll-up (issue 22); rows written before
+     * held the hour's start. Every reader sums whole days, so both read alike.
+     */
     hour: integer("hour").notNull(),
     /** The verify code: VALID, EXPIRED, REVOKED, INSUFFICIENT_PERMISSIONS, … */
     outcome: text("outcome").notNull(),

@@ -3,9 +3,11 @@ import type { Db } from "./db";
 import { apiKeys, keyUsage } from "./schema";
 
 /**
- * Usage counts in D1 (`key_usage`): one row per key, hour and verify code. Isolates add their counts
- * in one statement per flush (an upsert that adds), so concurrent flushes from many isolates and
- * locations never lose each other's counts. Kept 90 days (the daily check prunes).
+ * Usage roll-ups in D1 (`key_usage`): one row per key, UTC day and verify code (the `hour` column holds
+ * the day's start; rows written before issue 22 hold hours, and every query here sums whole days, so
+ * both read alike). Each key's authority writes its key's rows (`putDailyUsage`), at most once per
+ * `USAGE_ROLLUP_MS`; the org views (top keys, daily totals) read them. Kept 90 days (the daily check
+ * prunes). The hourly detail lives in the authorities (src/durable-objects/key-usage.ts).
  */
 
 export const HOUR_MS = 3_600_000;
@@ -20,7 +22,7 @@ export interface UsageCount {
   count: number;
 }
 
-/** Adds `counts` to the stored ones, in one statement (the rows as one JSON parameter). */
+/** Adds `counts` to the stored ones, in one statement (the rows as one JSON parameter): rows as isolates wrote them before issue 22 (the tests seed history with it). */
 export async function addUsage(database: Db, counts: UsageCount[]): Promise<void> {
   if (!counts.length) return;
   await database.run(sql`
@@ -29,15 +31,17 @@ export async function addUsage(database: Db, counts: UsageCount[]): Promise<void
     on conflict (key_id, hour, outcome) do update set count = count + excluded.count`);
 }
 
-/** A key's counts per bucket (`hour` or `day`, UTC) and outcome in [from, to). */
-export async function usageSeries(database: Db, keyId: string, from: number, to: number, bucketMs: number) {
-  return database
-    // `%` makes SQLite treat both sides as integers (a bound number may arrive as a real, and `/` would not truncate).
-    .select({ bucket: sql<number>`${keyUsage.hour} - ${keyUsage.hour} % ${bucketMs}`, outcome: keyUsage.outcome, count: sql<number>`sum(${keyUsage.count})` })
-    .from(keyUsage)
-    .where(and(eq(keyUsage.keyId, keyId), gte(keyUsage.hour, from), lt(keyUsage.hour, to)))
-    .groupBy(sql`1`, keyUsage.outcome)
-    .all();
+/**
+ * Writes a key's daily roll-ups (the `hour` column holds the day's start): absolute figures from the
+ * key's authority, which holds every count of the key, so a roll-up written twice changes nothing. One
+ * statement (the rows as one JSON parameter), at most once per `USAGE_ROLLUP_MS` per key.
+ */
+export async function putDailyUsage(database: Db, keyId: string, orgId: string, days: { day: number; outcome: string; count: number }[]): Promise<void> {
+  if (!days.length) return;
+  await database.run(sql`
+    insert into ${keyUsage} (key_id, org_id, hour, outcome, count)
+    select ${keyId}, ${orgId}, value->>'day', value->>'outcome', value->>'count' from json_each(${JSON.stringify(days)}) where true
+    on conflict (key_id, hour, outcome) do update set count = excluded.count`);
 }
 
 /** The refused verifications among a group's counts: every outcome but VALID. */

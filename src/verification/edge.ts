@@ -2,6 +2,7 @@ import type { OrgPolicy } from "../domain/policy";
 import type { KeyRecord } from "../storage/key-record";
 import type { CreditSlice } from "./credits";
 import type { Slice } from "./rate-limit";
+import type { PendingUsage } from "./usage";
 
 /**
  * How long (ms) a request waits for a call another request began before it asks itself: longer than
@@ -29,12 +30,16 @@ export class Edge {
   readonly appOrgs = new Map<string, { orgId: string | null; until: number }>();
   /** keyId → orgId: never changes, so the org's lease can be renewed alongside the key's. */
   readonly orgOfKey = new Map<string, string>();
-  /** keyId → when this isolate last reported a use of it to the key's authority. */
-  readonly usesReported = new Map<string, number>();
-  /** `keyId orgId hour outcome` → verifications counted since the last flush (src/verification/usage.ts). */
-  readonly usage = new Map<string, number>();
+  /** keyId → its verifications counted and not yet sent to its authority (src/verification/usage.ts). */
+  readonly usage = new Map<string, PendingUsage>();
   /** The pending flush of `usage`, if one is scheduled. */
   usageFlush: Promise<void> | null = null;
+  /** This isolate's name in the ids of its usage reports (made on first use: no random values at startup), and how many it made. */
+  private name: string | undefined;
+  get id(): string {
+    return (this.name ??= crypto.randomUUID());
+  }
+  reports = 0;
   /** keyId → this isolate's slice of the key's rate-limit budget (src/verification/rate-limit.ts). */
   readonly rateSlices = new Map<string, Slice>();
   /** keyId → this isolate's slice of a metered key's credits (src/verification/credits.ts). */

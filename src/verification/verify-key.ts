@@ -6,7 +6,7 @@ import type { VerifyMode } from "../domain/lease";
 import type { Metadata } from "../domain/metadata";
 import { allows, grantsOf, needsAppOrg, type Grant, type KeyAccess } from "../domain/permissions";
 import { policyViolation, type OrgPolicy } from "../domain/policy";
-import { askAuthority, authorityFor, type KeyAuthority } from "../durable-objects/key-authority";
+import { askAuthority } from "../durable-objects/key-authority";
 import { askOrgAuthority } from "../durable-objects/org-authority";
 import { StorageUnavailableError } from "../errors";
 import { databaseFor, hasDatabaseFor } from "../storage/db";
@@ -14,7 +14,7 @@ import { appRecordName, keyRecordName, loadAppOrg, loadPolicy, policyRecordName,
 import { Edge, isolateEdge } from "./edge";
 import { spend } from "./credits";
 import { admit } from "./rate-limit";
-import { countUse } from "./usage";
+import { countUse, giveBack, noteUse, takeUsage } from "./usage";
 
 export const VERIFY_CODES = [
   "VALID",
@@ -110,8 +110,6 @@ const VERIFY_AUTHORITY_TIMEOUT_MS = 5_000;
 const LEASE_CLOCK_GUARD_MS = 20;
 /** An unknown or revoked hash never becomes valid: its answer is held this long (not a lease: nothing waits on it). */
 const NEGATIVE_HOLD_MS = 60_000;
-/** A use is reported to the key's authority at most once a minute per key and isolate (it writes D1 at most as often). */
-const USE_REPORT_INTERVAL_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // The cached mode: KV records, up to KV's propagation delay behind a change
@@ -203,7 +201,16 @@ async function askOnce<T extends { until: number }>(edge: Edge, name: string, ca
 async function leasedKey(env: Env, edge: Edge, keyId: string, hash: string, now: number, waitUntil: VerifyOptions["waitUntil"]): Promise<KeyRecord> {
   const call = async () => {
     const started = Date.now(); // before asking: the edge's lease ends no later than the authority's
-    const lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash), VERIFY_AUTHORITY_TIMEOUT_MS);
+    // The key's counts ride the renewal (no request of their own); back to the isolate if it fails.
+    const usage = takeUsage(edge, keyId);
+    let lease;
+    try {
+      lease = await askAuthority(env, keyId, (a) => a.lease(keyId, hash, usage), VERIFY_AUTHORITY_TIMEOUT_MS);
+    } catch (err) {
+      giveBack(edge, keyId, usage);
+      throw err;
+    }
+    if (lease.counted === false) giveBack(edge, keyId, usage);
     const ms = lease.record.status === "active" ? lease.ms - LEASE_CLOCK_GUARD_MS : NEGATIVE_HOLD_MS;
     edge.holdKey(hash, keyId, lease.record, started + ms, ms);
     return { record: lease.record, until: started + ms };
@@ -243,20 +250,6 @@ async function leasedOrg(
     return { policy: org.policy, ownsApp: app?.owns };
   }
   return askOnce(edge, name, call);
-}
-
-/**
- * Reports a use to the key's authority, off the response path, at most once a minute per key and
- * isolate: the authority writes `lastUsedAt` to D1 at most once a minute per key, from all of them.
- */
-function reportUse(env: Env, edge: Edge, keyId: string, previousHash: string | undefined, now: number, waitUntil: VerifyOptions["waitUntil"]): void {
-  // A rotation's previous secret is reported apart: its last use tells when every client has switched.
-  const name = previousHash === undefined ? keyId : `${keyId}:previous`;
-  const last = edge.usesReported.get(name);
-  if (last !== undefined && now - last < USE_REPORT_INTERVAL_MS) return;
-  Edge.remember(edge.usesReported, name, now);
-  const report = (authorityFor(env, keyId) as DurableObjectStub<KeyAuthority>).touch(keyId, now, previousHash).catch(() => edge.usesReported.delete(name));
-  waitUntil?.(report);
 }
 
 const modeOf = (options: VerifyOptions): VerifyMode => options.mode ?? (options.strict ? "strict" : "lease");
@@ -412,6 +405,7 @@ async function judge(
   if (record.metered && !options.unmetered && !(await spend(env, edge, key.keyId, options.cost ?? 1, now, options.waitUntil))) {
     return { valid: false, code: "USAGE_EXCEEDED", message: "The key has no credits left for this use.", key };
   }
-  reportUse(env, edge, key.keyId, rotating ? hash : undefined, now, options.waitUntil);
+  // For lastUsedAt: travels with the key's counts to its authority (which writes D1 at most once a minute).
+  noteUse(env, edge, key.keyId, key.orgId, rotating ? hash : undefined, now, options.waitUntil);
   return { valid: true, code: "VALID", key };
 }

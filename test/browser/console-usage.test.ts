@@ -43,7 +43,8 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) expect(await verify(busy.key, "project:deploy")).toBe("INSUFFICIENT_PERMISSIONS");
   for (let i = 0; i < 5; i++) expect(await verify(noisy.key, "project:deploy")).toBe("INSUFFICIENT_PERMISSIONS");
   expect(await verify(noisy.key)).toBe("VALID");
-  // The bundle flushes counts to D1 10 s after the first (USAGE_FLUSH_MS's default): wait for both keys.
+  // The bundle sends counts to the keys' authorities 100 ms after the first (USAGE_FLUSH_MS, set by the
+  // harness), which roll them up into D1 (every second here, USAGE_ROLLUP_MS): wait for both keys.
   const deadline = Date.now() + 40_000;
   for (;;) {
     const top = await api(world, "GET", `/v1/orgs/${orgId}/usage?by=requests&limit=100`, adminKey);

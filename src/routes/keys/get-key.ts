@@ -4,6 +4,7 @@ import type { AppEnv } from "../../context";
 import { ApiError } from "../../errors";
 import { authenticate } from "../../middleware/authenticate";
 import { databaseFor } from "../../storage/db";
+import { askAuthority } from "../../durable-objects/key-authority";
 import { loadKeyRow } from "../../storage/key-record";
 import { toKeyObject } from "../../storage/keys";
 import { errorResponses, json, KeyIdParams, KeyObject } from "../schemas";
@@ -31,7 +32,11 @@ const handler: RouteHandler<typeof route, AppEnv> = async (c) => {
   // The org is part of the lookup, so another org's key is exactly as absent as a key that never existed.
   const row = await loadKeyRow(databaseFor(c.env, orgId), keyId, orgId);
   if (!row || row.revokedAt !== null) throw new ApiError("NOT_FOUND", "No such key.");
-  return c.json(toKeyObject(row), 200);
+  // The balance lives in the key's authority (one call, answered from its own storage); D1's copy
+  // may be up to a minute old. Lists show that copy, marked with its `asOf`.
+  if (row.credits === null) return c.json(toKeyObject(row), 200);
+  const balance = await askAuthority(c.env, keyId, (a) => a.balance(keyId, orgId));
+  return c.json(toKeyObject({ ...row, credits: balance.credits, creditsRefilledAt: balance.refilledAt, creditsAsOf: balance.asOf }), 200);
 };
 
 export const registerGetKey = (app: App) => app.openapi(route, handler);

@@ -84,6 +84,7 @@ const LIST_COLUMNS = {
   credits: apiKeys.credits,
   creditsRefill: apiKeys.creditsRefill,
   creditsRefilledAt: apiKeys.creditsRefilledAt,
+  creditsAsOf: apiKeys.creditsAsOf,
   previousKeyPrefix: apiKeys.previousKeyPrefix,
   previousExpiresAt: apiKeys.previousExpiresAt,
   previousLastUsedAt: apiKeys.previousLastUsedAt,

@@ -1,0 +1,1 @@
+ALTER TABLE `api_keys` ADD `credits_as_of` integer;
