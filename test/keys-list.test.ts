@@ -121,7 +121,7 @@ describe("GET /v1/orgs/{orgId}/keys — happy paths", () => {
     expectStatus(res, 200);
     expect(res.body.keys).toHaveLength(50);
     expect(res.body.nextCursor).toEqual(expect.any(String));
-  });
+  }, 20_000); // creates 51 keys one after another: slow on a busy machine, never wrong
 
   it("shows when a key was last used", async () => {
     const before = await call("GET", listPath(org.orgId, "kind=scoped"), { key: org.adminKey });

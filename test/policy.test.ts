@@ -61,7 +61,7 @@ describe("GET and PUT /v1/orgs/{orgId}/policy", () => {
 
     expectStatus(await put({ requireExpiration: false, maxLifetimeDays: null }, policyAdmin.key, fresh.orgId), 200);
     expect((await verifyKey(env, never[0]!.key)).code).toBe("VALID");
-  });
+  }, 20_000); // 20 keys made and verified around two policy changes: slow on a busy machine, never wrong
 
   it("caps the lifetime: a 365-day key breaks a 90-day cap, and new keys must fit it", async () => {
     const fresh = await createOrg("Cap");

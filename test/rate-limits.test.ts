@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { hashKey } from "../src/domain/crypto";
 import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { keyAuthoritiesWith, unreachableAuthorities } from "./fault-bindings";
@@ -209,6 +210,8 @@ describe("across locations", () => {
     const key = await limited([{ limit: 500, periodSeconds: 3600 }], "cut off");
     const edge = new Edge();
     expect((await verifyKey(env, key.key, { edge })).code).toBe("VALID"); // the key's lease is held; a slice too
+    // Held for the whole test: with T = 200 ms a busy machine would let it end, and a renewal cannot reach the authority.
+    edge.keyLeases.get(await hashKey(key.key))!.until = Date.now() + 60_000;
     const slice = edge.rateSlices.get(key.id)!;
     slice.left = 0; // spent: the next admission must ask the authority
     const cutOff = { ...env, KEY_AUTHORITY: unreachableAuthorities() };
