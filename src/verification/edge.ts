@@ -73,6 +73,8 @@ export class Edge {
     const own = new Promise<T>((resolve, reject) => {
       timer = setTimeout(() => ask().then(resolve, reject), COALESCE_PATIENCE_MS);
     });
+    // The losing side of the race must not become an unhandled rejection.
+    own.catch(() => undefined);
     return Promise.race([running.finally(() => clearTimeout(timer)), own]);
   }
 

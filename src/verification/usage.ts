@@ -87,8 +87,15 @@ function pendingOf(edge: Edge, keyId: string, orgId: string): PendingUsage {
  */
 function scheduleFlush(env: Pick<Env, "KEY_AUTHORITY" | "USAGE_FLUSH_MS">, edge: Edge, waitUntil: ((promise: Promise<unknown>) => void) | undefined): void {
   if (edge.usageFlush || !waitUntil) return;
-  edge.usageFlush = flushSoon(env, edge, usageFlushMs(env.USAGE_FLUSH_MS));
-  waitUntil(edge.usageFlush);
+  // A flush that fails (its request cancelled mid-way, say) never stops the next one from being
+  // scheduled, and never becomes an unhandled rejection: what it did not send stays counted.
+  const flush: Promise<void> = flushSoon(env, edge, usageFlushMs(env.USAGE_FLUSH_MS))
+    .catch(() => undefined)
+    .finally(() => {
+      if (edge.usageFlush === flush) edge.usageFlush = null;
+    });
+  edge.usageFlush = flush;
+  waitUntil(flush);
 }
 
 /**
