@@ -7,7 +7,7 @@ import { Edge, isolateEdge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus, prng } from "./helpers";
 import { createKeyAs, writeCounts } from "./key-fixtures";
-import { keyAuthoritiesWith } from "./fault-bindings";
+import { keyAuthoritiesWith, recordingD1 } from "./fault-bindings";
 import { makeLocations } from "./location-model";
 
 /**
@@ -210,16 +210,6 @@ describe("refills and edits", () => {
   });
 });
 
-/** A D1 binding that records the SQL of every statement prepared on it (reads and writes, batches too). */
-function recordingD1(statements: string[]): D1Database {
-  return new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop === "prepare") return (sql: string) => (statements.push(sql), value.call(target, sql));
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 const copiesBalance = (sql: string) => /^update "api_keys" set "credits" = /.test(sql);
 
 describe("the balance lives in the key's authority (issue 22 points 1 and 5)", () => {

@@ -98,3 +98,14 @@ export function keyAuthoritiesWith(method: string, replace: (stub: any) => (...a
     },
   });
 }
+
+/** A D1 binding that records the SQL of every statement prepared on it (reads and writes, batches too). */
+export function recordingD1(statements: string[]): D1Database {
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (prop === "prepare") return (sql: string) => (statements.push(sql), value.call(target, sql));
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}

@@ -7,6 +7,7 @@ import { Edge } from "../src/verification/edge";
 import { verifyKey } from "../src/verification/verify-key";
 import { call, createOrg, expectStatus, sleep } from "./helpers";
 import { createKeyAs } from "./key-fixtures";
+import { recordingD1 } from "./fault-bindings";
 import { keyAuthoritiesWith } from "./fault-bindings";
 
 /**
@@ -29,16 +30,6 @@ async function hourTotal(keyId: string): Promise<number> {
   return res.body.buckets.at(-1).total;
 }
 
-/** A D1 binding that records the SQL of every statement prepared on it. */
-function recordingD1(statements: string[]): D1Database {
-  return new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (prop === "prepare") return (sql: string) => (statements.push(sql), value.call(target, sql));
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
-}
 
 /** Verifies `key` from `isolates` isolates, `perRound` at once each, for `ms`; answers how many were verified. */
 async function traffic(runEnv: Env, key: string, isolates: Edge[], ms: number, perRound = 5) {
